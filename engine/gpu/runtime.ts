@@ -163,7 +163,7 @@ export class Runtime {
   /** CPU → GPU write, ordered after everything recorded so far. */
   write(buf: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
     if (this.encoder) this.flush();
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     if (bytes.byteLength % 4 === 0) {
       this.device.queue.writeBuffer(buf, byteOffset, bytes);
     } else {
