@@ -1,0 +1,134 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join, relative, sep } from 'node:path';
+import type { Doc, DocFormat } from '../types.ts';
+import { normalizeText, sha256 } from '../util.ts';
+import { removeCrossDocBoilerplate } from './boilerplate.ts';
+import { htmlToMarkdown } from './html.ts';
+import { logToMarkdown } from './logs.ts';
+import { pdfToMarkdown } from './pdf.ts';
+import { textToMarkdown } from './text.ts';
+import { parseMediaWikiXml, wikitextToMarkdown } from './wiki.ts';
+
+export { htmlToMarkdown, tableToMarkdown } from './html.ts';
+export { logToMarkdown, parseLog, parseLogLine } from './logs.ts';
+export { pdfToMarkdown } from './pdf.ts';
+export { textToMarkdown } from './text.ts';
+export { parseMediaWikiXml, wikitextToMarkdown } from './wiki.ts';
+export { removeRepeatedPageLines, removeCrossDocBoilerplate } from './boilerplate.ts';
+
+export interface IngestSkip {
+  source: string;
+  reason: string;
+}
+export interface IngestResult {
+  docs: Doc[];
+  skipped: IngestSkip[];
+  boilerplateRemoved: Record<string, number>;
+  byFormat: Record<string, number>;
+}
+
+export function detectFormat(path: string, head: string): DocFormat | null {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.md' || ext === '.markdown') return 'markdown';
+  if (ext === '.html' || ext === '.htm' || ext === '.xhtml') return 'html';
+  if (ext === '.pdf') return 'pdf';
+  if (ext === '.log' || /\.log\.\d+$/.test(path)) return 'log';
+  if (ext === '.wiki' || ext === '.mediawiki' || ext === '.wikitext') return 'wiki';
+  if (ext === '.xml') return /<mediawiki[\s>]/.test(head) ? 'wiki' : null;
+  if (ext === '.txt' || ext === '.text' || ext === '') return 'text';
+  return null;
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => a.name.localeCompare(b.name));
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+function titleOf(markdown: string, fallback: string): string {
+  return /^#\s+(.+)$/m.exec(markdown)?.[1]?.trim() ?? fallback;
+}
+
+/** Ingest one file into zero or more documents (a MediaWiki export holds many pages). */
+export async function ingestFile(path: string, rel: string, opts: { logYear?: number } = {}): Promise<Doc[]> {
+  const buf = await readFile(path);
+  const head = buf.subarray(0, 2048).toString('utf8');
+  const format = detectFormat(path, head);
+  if (!format) throw new Error(`unsupported file type ${extname(path) || '(none)'}`);
+  const base = rel.split(sep).join('/');
+  const mk = (source: string, title: string, markdown: string, meta: Record<string, unknown> = {}): Doc => {
+    const md = normalizeText(markdown);
+    return { id: sha256(`${source}\n${md}`).slice(0, 16), source, format, title: title.trim() || source, markdown: md, meta };
+  };
+  switch (format) {
+    case 'markdown': {
+      const md = buf.toString('utf8').replace(/^---\n[\s\S]*?\n---\n/, ''); // front matter
+      return [mk(base, titleOf(md, base), md)];
+    }
+    case 'text': {
+      const { markdown, removed } = textToMarkdown(buf.toString('utf8'));
+      return [mk(base, titleOf(markdown, base), markdown, { removedBoilerplate: removed })];
+    }
+    case 'html': {
+      const { title, markdown } = htmlToMarkdown(buf.toString('utf8'));
+      return [mk(base, title, markdown)];
+    }
+    case 'log': {
+      const name = base.split('/').pop() ?? base;
+      const { title, markdown, meta } = logToMarkdown(name, buf.toString('utf8'), { year: opts.logYear });
+      return [mk(base, title, markdown, meta)];
+    }
+    case 'pdf': {
+      const { title, markdown, meta } = await pdfToMarkdown(new Uint8Array(buf));
+      return [mk(base, title, markdown, meta)];
+    }
+    case 'wiki': {
+      const text = buf.toString('utf8');
+      const pages = /<mediawiki[\s>]/.test(head) ? parseMediaWikiXml(text) : [{ title: base, text }];
+      return pages.map((p) => {
+        const { markdown, categories } = wikitextToMarkdown(p.text);
+        const md = /^#\s/m.test(markdown) ? markdown : `# ${p.title}\n\n${markdown}`;
+        return mk(pages.length > 1 ? `${base}#${p.title}` : base, p.title, md, { categories });
+      });
+    }
+  }
+}
+
+export async function ingestDir(
+  dir: string,
+  opts: { logYear?: number; onProgress?: (done: number, total: number, file: string) => void } = {},
+): Promise<IngestResult> {
+  const st = await stat(dir);
+  const files = st.isDirectory() ? await walk(dir) : [dir];
+  const docs: Doc[] = [];
+  const skipped: IngestSkip[] = [];
+  const byFormat: Record<string, number> = {};
+  let i = 0;
+  for (const f of files) {
+    const rel = st.isDirectory() ? relative(dir, f) : f.split(sep).pop() ?? f;
+    try {
+      const ds = await ingestFile(f, rel, opts);
+      for (const d of ds) {
+        if (!d.markdown.replace(/^#.*$/gm, '').trim()) {
+          skipped.push({ source: d.source, reason: 'empty after cleaning' });
+          continue;
+        }
+        docs.push(d);
+        byFormat[d.format] = (byFormat[d.format] ?? 0) + 1;
+      }
+    } catch (e) {
+      skipped.push({ source: rel, reason: (e as Error).message });
+    }
+    opts.onProgress?.(++i, files.length, rel);
+  }
+  const { removed } = removeCrossDocBoilerplate(docs);
+  for (const d of docs) d.markdown = normalizeText(d.markdown);
+  return { docs, skipped, boilerplateRemoved: Object.fromEntries(removed), byFormat };
+}

@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/** Text normalisation shared by every ingester: Unicode NFKC, no control chars, unified newlines, no trailing spaces, at most one blank line. */
+export function normalizeText(s: string): string {
+  let t = s.normalize('NFKC');
+  t = t.replace(/\r\n?/g, '\n');
+  // eslint-disable-next-line no-control-regex
+  t = t.replace(/\u001b\[[0-9;]*[A-Za-z]/g, ''); // ANSI escapes
+  // eslint-disable-next-line no-control-regex
+  t = t.replace(/[\u0000-\u0008\u000b\u000e-\u001f\u007f\u200b-\u200d\ufeff]/g, '');
+  t = t.replace(/\u00a0/g, ' ').replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, '"');
+  t = t.replace(/\t/g, '    ');
+  t = t
+    .split('\n')
+    .map((l) => l.replace(/[ ]+$/g, ''))
+    .join('\n');
+  t = t.replace(/\n{3,}/g, '\n\n');
+  return t.trim() + '\n';
+}
+
+/** Aggressive normalisation used for exact-duplicate hashing: case, punctuation and whitespace do not count. */
+export function normalizeForHash(s: string): string {
+  return s
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
+}
+
+export async function writeJsonl(path: string, rows: unknown[]): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
+}
+
+export async function readJsonl<T = unknown>(path: string): Promise<T[]> {
+  const text = await readFile(path, 'utf8');
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as T);
+}
+
+/** Write-then-rename so a killed process never leaves a half-written file behind. */
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+/** Deterministic PRNG (mulberry32) so every stage is reproducible from a seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function pick<T>(r: () => number, xs: readonly T[]): T {
+  if (xs.length === 0) throw new Error('pick from empty list');
+  return xs[Math.floor(r() * xs.length)] as T;
+}
+
+export function shuffle<T>(r: () => number, xs: T[]): T[] {
+  const a = xs.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [a[i], a[j]] = [a[j] as T, a[i] as T];
+  }
+  return a;
+}
+
+/** Stable 32-bit string hash (FNV-1a) — used for split assignment and seeds. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
