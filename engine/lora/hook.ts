@@ -1,0 +1,44 @@
+// The contract between the forward pass and the multi-LoRA runtime.
+// The forward pass knows nothing about adapters except this interface: once per step it asks
+// for a plan (which adapter each token row uses), then after each base projection it calls
+// apply(), which adds  scale_a · (x · A_aᵀ) · B_aᵀ  into the projection's output rows
+// (SGMV over contiguous segments of rows that share an adapter — prefill; BGMV with one adapter
+// index per row — decode). Rows whose adapter is null, or whose adapter does not target the
+// (layer, module), are left untouched and cost nothing.
+
+export type LoraModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+export const LORA_MODULES: readonly LoraModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/** Opaque per-step state created by planStep (uploaded index buffers, pinned adapters). */
+export interface LoraStepPlan {
+  readonly rows: number;
+  /** True when no row of this step uses an adapter: apply() is then a no-op. */
+  readonly empty: boolean;
+}
+
+export interface LoraApplyOptions {
+  /** Rows of x / out in this step (= the plan's rows). */
+  rows: number;
+  /** Input features of the projection (x row length = inDim unless xRowStride is given). */
+  inDim: number;
+  /** Output features of the projection (the slice of out written). */
+  outDim: number;
+  xRowStride?: number;
+  /** Row stride of `out` in floats (a fused qkv / gate|up buffer is wider than outDim). */
+  outRowStride?: number;
+  /** Column where this projection's slice starts inside an `out` row. */
+  outColOffset?: number;
+}
+
+export interface LoraRuntime {
+  /**
+   * Called once per step with the adapter name (or null = base model) of every token row of
+   * the step, in row order. Throws if an adapter is unknown. Pins the adapters used so the
+   * pool cannot evict them while the step runs.
+   */
+  planStep(tokenAdapters: ReadonlyArray<string | null>): Promise<LoraStepPlan>;
+  /** out[r, outColOffset + j] += scale · (x[r] · Aᵀ) · Bᵀ [j] for each row r with an adapter targeting (layer, module). */
+  apply(plan: LoraStepPlan, layer: number, module: LoraModule, x: GPUBuffer, out: GPUBuffer, opts: LoraApplyOptions): void;
+  /** Releases the plan's scratch buffers and unpins its adapters (after the step's work is recorded). */
+  endStep(plan: LoraStepPlan): void;
+}

@@ -1,0 +1,42 @@
+// The contract between the continuous-batching scheduler and the model runner.
+// Each step the scheduler picks a set of sequences and, for each, a segment of tokens to
+// run: a (chunk of a) prompt for sequences in prefill, or the one last sampled token for
+// sequences in decode. Segments of different sequences, adapters and sampling settings share
+// one forward pass (one GPU step).
+
+import type { SampleParams } from '../../shaders/sample.ts';
+
+export interface StepSegment {
+  seqId: number;
+  /** Token ids to run this step (prefill chunk, or [lastToken] in decode). */
+  tokens: number[];
+  /** Absolute position of tokens[0] in the sequence (= tokens already in the KV cache). */
+  startPos: number;
+  /** Adapter name, or null for the base model. */
+  adapter: string | null;
+  /** Sampling for the token after this segment; null for a prefill chunk that is not the last. */
+  sample: SampleParams | null;
+  /** Every token of the sequence so far (prompt + generated), for the repetition penalty. */
+  history: ReadonlyArray<number>;
+  /** Return the float32 logits of this segment's last position (tests, logprobs). */
+  wantLogits?: boolean;
+}
+
+export interface StepBatch {
+  segments: StepSegment[];
+}
+
+export interface SegmentResult {
+  seqId: number;
+  /** Sampled token id when the segment had `sample`, else null. */
+  token: number | null;
+  logits?: Float32Array;
+}
+
+/**
+ * Runs one step. Before calling, the scheduler has reserved KV pages for every segment's
+ * tokens in the paged cache (startPos .. startPos + tokens.length - 1).
+ */
+export interface StepRunner {
+  runStep(batch: StepBatch): Promise<SegmentResult[]>;
+}
