@@ -166,7 +166,18 @@ export function parseLog(text: string, opts: { year?: number; gapMinutes?: numbe
     }
   }
   for (const g of groups) g.kind = g.records.some((r) => (RANK[r.level] ?? 2) >= 3) ? 'incident' : 'session';
-  return { groups, dropped };
+  // quiet activity (no WARN or worse) close in time forms one session instead of many one-request groups
+  const t0 = (g: LogGroup) => g.records[0]?.ts?.getTime() ?? 0;
+  const t1 = (g: LogGroup) => g.records[g.records.length - 1]?.ts?.getTime() ?? 0;
+  const merged: LogGroup[] = [];
+  for (const g of groups.sort((a, b) => t0(a) - t0(b))) {
+    const prev = merged[merged.length - 1];
+    if (prev && prev.kind === 'session' && g.kind === 'session' && t0(g) - t1(prev) <= gapMs) {
+      prev.records.push(...g.records);
+      if (prev.key !== g.key) prev.key = null;
+    } else merged.push(g);
+  }
+  return { groups: merged, dropped };
 }
 
 function iso(d: Date | null): string {
@@ -182,7 +193,7 @@ export function logToMarkdown(name: string, text: string, opts: { year?: number 
     const recs = g.records;
     const worst = recs.reduce((a, r) => ((RANK[r.level] ?? 2) > (RANK[a] ?? 2) ? r.level : a), 'INFO');
     const services = [...new Set(recs.map((r) => r.service).filter(Boolean))];
-    const codes = [...new Set(recs.flatMap((r) => r.message.match(/\b[A-Z]{2,5}-\d{3,5}\b/g) ?? []))];
+    const codes = [...new Set(recs.flatMap((r) => r.message.match(/\b[A-Z]{2,4}-\d{4}\b/g) ?? []))];
     const first = recs[0]?.ts ?? null;
     const last = recs[recs.length - 1]?.ts ?? null;
     const label = g.kind === 'incident' ? 'Incident' : 'Session';

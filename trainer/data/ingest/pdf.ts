@@ -14,6 +14,7 @@ interface Item {
   size: number;
 }
 interface Line {
+  items: Item[];
   text: string;
   x: number;
   y: number;
@@ -37,7 +38,7 @@ function groupLines(items: Item[]): Line[] {
       text += it.str;
       end = it.x + it.w;
     }
-    return { text: text.replace(/\s+/g, ' ').trim(), x: its[0]?.x ?? 0, y: l.y, size: Math.max(...its.map((i) => i.size)) };
+    return { items: its, text: text.replace(/\s+/g, ' ').trim(), x: its[0]?.x ?? 0, y: l.y, size: Math.max(...its.map((i) => i.size)) };
   });
 }
 
@@ -64,7 +65,7 @@ function orderPage(items: Item[], pageWidth: number): Line[] {
 export async function pdfToMarkdown(data: Uint8Array): Promise<{ title: string; markdown: string; meta: Record<string, unknown> }> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
   const doc = await pdfjs.getDocument({ data, useSystemFonts: false, disableFontFace: true, verbosity: 0 }).promise;
-  const pages: Line[][] = [];
+  const pageItems: { items: Item[]; width: number }[] = [];
   for (let p = 1; p <= doc.numPages; p++) {
     const page = await doc.getPage(p);
     const vp = page.getViewport({ scale: 1 });
@@ -75,7 +76,7 @@ export async function pdfToMarkdown(data: Uint8Array): Promise<{ title: string; 
       const t = raw.transform as number[];
       items.push({ str: raw.str, x: t[4] ?? 0, y: t[5] ?? 0, w: raw.width, size: Math.hypot(t[2] ?? 0, t[3] ?? 0) || (raw.height ?? 10) });
     }
-    pages.push(orderPage(items, vp.width));
+    pageItems.push({ items, width: vp.width });
   }
   let title = '';
   try {
@@ -87,19 +88,20 @@ export async function pdfToMarkdown(data: Uint8Array): Promise<{ title: string; 
   }
   await doc.destroy();
 
-  // drop running headers/footers
-  const texts = pages.map((p) => p.map((l) => l.text));
-  const { pages: cleaned, removed } = removeRepeatedPageLines(texts, 2);
-  const kept: Line[][] = pages.map((p, i) => {
+  // drop running headers/footers: judged on plain top-to-bottom lines, before any column re-ordering
+  const yLines = pageItems.map((p) => groupLines(p.items));
+  const { pages: cleaned, removed } = removeRepeatedPageLines(yLines.map((p) => p.map((l) => l.text)), 2);
+  const kept: Line[][] = pageItems.map((p, i) => {
     const keep = new Set(cleaned[i]);
-    return p.filter((l) => keep.has(l.text));
+    const dropped = new Set((yLines[i] ?? []).filter((l) => !keep.has(l.text)).flatMap((l) => l.items));
+    return orderPage(p.items.filter((it) => !dropped.has(it)), p.width);
   });
 
   // body size = size carrying most characters
   const bySize = new Map<number, number>();
   for (const l of kept.flat()) bySize.set(Math.round(l.size), (bySize.get(Math.round(l.size)) ?? 0) + l.text.length);
   const body = [...bySize].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 10;
-  const headingSizes = [...new Set(kept.flat().map((l) => Math.round(l.size)).filter((s) => s >= body * 1.2))].sort((a, b) => b - a);
+  const headingSizes = [...new Set(kept.flat().map((l) => Math.round(l.size)).filter((s) => s >= body * 1.15))].sort((a, b) => b - a);
 
   const out: string[] = [];
   for (const p of kept) {
@@ -129,5 +131,5 @@ export async function pdfToMarkdown(data: Uint8Array): Promise<{ title: string; 
   }
   const markdown = out.join('\n').replace(/-\n(?=[a-z])/g, '').replace(/\n{3,}/g, '\n\n').trim() + '\n';
   if (!title) title = /^#\s+(.+)$/m.exec(markdown)?.[1] ?? '';
-  return { title, markdown, meta: { pages: pages.length, removedBoilerplate: removed } };
+  return { title, markdown, meta: { pages: pageItems.length, removedBoilerplate: removed } };
 }
