@@ -1,0 +1,69 @@
+// Starts a Vite dev server for the repo on loopback and headless Chromium with WebGPU
+// (SwiftShader on machines without a GPU) for the browser test suites.
+import { createServer, type ViteDevServer } from 'vite';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface BrowserEnv {
+  server: ViteDevServer;
+  browser: Browser;
+  page: Page;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+export async function openBrowserPage(path: string): Promise<BrowserEnv> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: run 'apt-get install -y chromium' (or set CHROMIUM_PATH).`);
+  }
+  const server = await createServer({
+    root: REPO_ROOT,
+    configFile: false,
+    logLevel: 'error',
+    // Test pages may fetch the shared test models (../shared) through /@fs/.
+    server: { host: '127.0.0.1', port: 0, strictPort: false, fs: { allow: [join(REPO_ROOT, '..')] }, hmr: false },
+    optimizeDeps: { noDiscovery: true, include: [] },
+  });
+  await server.listen();
+  const addr = server.httpServer!.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--enable-features=Vulkan',
+      '--use-angle=swiftshader',
+      '--use-webgpu-adapter=swiftshader',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  await page.goto(`${baseUrl}${path}`);
+  return {
+    server,
+    browser,
+    page,
+    baseUrl,
+    async close() {
+      await browser.close();
+      await server.close();
+    },
+  };
+}
