@@ -1,0 +1,195 @@
+// Multi-LoRA SGMV / BGMV (host side). WGSL: shaders/lora.{common,shrink,expand}.wgsl ·
+// reference: shaders/lora.ref.ts · checks: shaders/lora.check.ts · pool/layout: engine/lora/pool.ts.
+//
+//   out[row, outOff + j] += scale_a · Σ_k (x[row] · A_a[k]) · B_a[j, k]   for rows with adapter a
+//
+// A step's rows come as segments (start, len, slot) of consecutive rows sharing an adapter slot;
+// rows in no segment (base model) are never touched. Segments of ≥ SGMV_MIN_ROWS rows run as SGMV
+// (tiles of up to 4 rows that share every A / B load), shorter ones (decode: 1 row) as BGMV
+// (one (row, slot) item per row). Empty segments produce no work.
+import { WGSL } from './wgsl.gen.ts';
+import { defineParams } from '../engine/gpu/params.ts';
+import type { Kernel, Runtime } from '../engine/gpu/runtime.ts';
+
+export const LoraParams = defineParams('LoraParams', {
+  nItems: 'u32',
+  inDim: 'u32',
+  xStride: 'u32',
+  /** A row stride in vec4 (inP / 4). */
+  inP4: 'u32',
+  outDim: 'u32',
+  outStride: 'u32',
+  outOff: 'u32',
+  /** Bt row stride in vec4 (outP / 4). */
+  outP4: 'u32',
+  rMax: 'u32',
+  slotStride: 'u32',
+  layer: 'u32',
+  moduleBit: 'u32',
+});
+type F = (typeof LoraParams.fields)[number][0];
+
+const mk = (stage: 'shrink' | 'expand', entryPoint: 'bgmv' | 'sgmv'): Kernel<F> => ({
+  name: `lora_${stage}_${entryPoint}`,
+  code: LoraParams.wgsl + WGSL['lora.common'] + WGSL[`lora.${stage}`],
+  entryPoint,
+  params: LoraParams,
+});
+const K = {
+  shrinkB: mk('shrink', 'bgmv'),
+  shrinkS: mk('shrink', 'sgmv'),
+  expandB: mk('expand', 'bgmv'),
+  expandS: mk('expand', 'sgmv'),
+};
+
+/** Segments at least this long run as SGMV tiles; shorter ones as BGMV rows. */
+export const SGMV_MIN_ROWS = 2;
+/** Rows per SGMV tile (register tile height in the kernels). */
+export const SGMV_TILE = 4;
+
+export const ceil4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+export interface LoraSegment {
+  start: number;
+  len: number;
+  /** Slot in the adapter tables (pages / slotInfo). */
+  slot: number;
+}
+
+/** Host-side work lists for one step (uploaded once per step, reused by every (layer, module)). */
+export interface LoraItemLists {
+  /** (row, slot) pairs. */
+  bgmv: Uint32Array;
+  /** (rowStart, nRows, slot, 0) quads. */
+  sgmv: Uint32Array;
+}
+
+export function buildItems(segments: readonly LoraSegment[], rows: number, sgmvMinRows = SGMV_MIN_ROWS): LoraItemLists {
+  const b: number[] = [];
+  const s: number[] = [];
+  const seen = new Uint8Array(rows);
+  for (const seg of segments) {
+    if (seg.len < 0 || seg.start < 0 || seg.start + seg.len > rows) throw new Error(`lora: segment [${seg.start}, +${seg.len}) outside ${rows} rows`);
+    for (let r = seg.start; r < seg.start + seg.len; r++) {
+      if (seen[r]) throw new Error(`lora: row ${r} is in two segments`);
+      seen[r] = 1;
+    }
+    if (seg.len === 0) continue;
+    if (seg.len >= sgmvMinRows) {
+      for (let r = seg.start; r < seg.start + seg.len; r += SGMV_TILE) s.push(r, Math.min(SGMV_TILE, seg.start + seg.len - r), seg.slot, 0);
+    } else {
+      for (let r = seg.start; r < seg.start + seg.len; r++) b.push(r, seg.slot);
+    }
+  }
+  return { bgmv: Uint32Array.from(b), sgmv: Uint32Array.from(s) };
+}
+
+/** Consecutive rows with the same non-negative slot → segments (slot < 0 = no adapter). */
+export function segmentsFromRowSlots(rowSlots: ArrayLike<number>): LoraSegment[] {
+  const segs: LoraSegment[] = [];
+  for (let r = 0; r < rowSlots.length; ) {
+    const s = rowSlots[r];
+    let e = r + 1;
+    while (e < rowSlots.length && rowSlots[e] === s) e++;
+    if (s >= 0) segs.push({ start: r, len: e - r, slot: s });
+    r = e;
+  }
+  return segs;
+}
+
+/** GPU storage of one (layer, module) for all resident adapters: pages of rank rows. */
+export interface LoraBank {
+  /** [pages, ceil4(inDim)] f32 */
+  A: GPUBuffer;
+  /** [pages, ceil4(outDim)] f32 (Bᵀ rows) */
+  Bt: GPUBuffer;
+  inDim: number;
+  outDim: number;
+}
+
+/** Per-slot tables shared by every bank. */
+export interface LoraTables {
+  /** [slots, rMax] u32 */
+  pages: GPUBuffer;
+  /** [slots, 2 + layers] u32: rank, f32 bits of scale, per-layer module mask */
+  slotInfo: GPUBuffer;
+  rMax: number;
+  slotStride: number;
+}
+
+/** Uploaded item lists + the shrink scratch of one step. */
+export interface LoraStepBuffers {
+  bgmv: { buffer: GPUBuffer; count: number } | null;
+  sgmv: { buffer: GPUBuffer; count: number } | null;
+  /** [rows, rMax] f32 scratch for the shrink result. */
+  t: GPUBuffer;
+  rows: number;
+}
+
+export function uploadItems(rt: Runtime, items: LoraItemLists, rows: number, rMax: number): LoraStepBuffers {
+  const up = (a: Uint32Array, per: number) => {
+    if (!a.length) return null;
+    const buffer = rt.acquire(a.byteLength, undefined, 'lora-items');
+    rt.write(buffer, a);
+    return { buffer, count: a.length / per };
+  };
+  return { bgmv: up(items.bgmv, 2), sgmv: up(items.sgmv, 4), t: rt.acquire(Math.max(1, rows * rMax) * 4, undefined, 'lora-t'), rows };
+}
+
+export function releaseItems(rt: Runtime, s: LoraStepBuffers): void {
+  if (s.bgmv) rt.release(s.bgmv.buffer);
+  if (s.sgmv) rt.release(s.sgmv.buffer);
+  rt.release(s.t);
+}
+
+export interface LoraApplyArgs {
+  x: GPUBuffer;
+  out: GPUBuffer;
+  bank: LoraBank;
+  tables: LoraTables;
+  step: LoraStepBuffers;
+  layer: number;
+  /** Bit of this module in the slotInfo layer masks. */
+  moduleBit: number;
+  xStride?: number;
+  outStride?: number;
+  outOff?: number;
+}
+
+/** Records shrink + expand (BGMV and/or SGMV) for one projection. */
+export function loraApply(rt: Runtime, a: LoraApplyArgs): void {
+  const { bank, tables, step } = a;
+  const inDim = bank.inDim;
+  const outDim = bank.outDim;
+  const xStride = a.xStride ?? inDim;
+  const outStride = a.outStride ?? outDim;
+  const outOff = a.outOff ?? 0;
+  if (xStride < inDim) throw new Error(`lora: xStride ${xStride} < inDim ${inDim}`);
+  if (outOff + outDim > outStride) throw new Error(`lora: outColOffset ${outOff} + outDim ${outDim} exceeds out row stride ${outStride}`);
+  if (a.x.size < step.rows * xStride * 4 - (xStride - inDim) * 4) throw new Error(`lora: x buffer (${a.x.size} B) smaller than ${step.rows} rows × stride ${xStride}`);
+  if (a.out.size < ((step.rows - 1) * outStride + outOff + outDim) * 4) throw new Error(`lora: out buffer (${a.out.size} B) smaller than ${step.rows} rows × stride ${outStride}`);
+  const base = {
+    inDim,
+    xStride,
+    inP4: ceil4(inDim) / 4,
+    outDim,
+    outStride,
+    outOff,
+    outP4: ceil4(outDim) / 4,
+    rMax: tables.rMax,
+    slotStride: tables.slotStride,
+    layer: a.layer,
+    moduleBit: a.moduleBit,
+  };
+  const common = [tables.pages, tables.slotInfo];
+  const lists: Array<[{ buffer: GPUBuffer; count: number } | null, Kernel<F>, Kernel<F>]> = [
+    [step.bgmv, K.shrinkB, K.expandB],
+    [step.sgmv, K.shrinkS, K.expandS],
+  ];
+  for (const [list, shrink, expand] of lists) {
+    if (!list) continue;
+    const params = { ...base, nItems: list.count };
+    rt.dispatch(shrink, { params, buffers: [a.x, bank.A, ...common, list.buffer, step.t], workgroups: rt.grid(Math.ceil((list.count * tables.rMax) / 64)) });
+    rt.dispatch(expand, { params, buffers: [step.t, bank.Bt, ...common, list.buffer, a.out], workgroups: rt.grid(Math.ceil((list.count * base.outP4) / 64)) });
+  }
+}
