@@ -266,33 +266,62 @@ export interface TensorToWrite {
  * to a multiple of 8 bytes, like the Python writer, so F32 data is 4-byte aligned).
  * A Uint8Array `data` is taken as raw bytes; any other array-like as values.
  */
-export function writeSafetensors(tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+export interface TensorSpec {
+  name: string;
+  dtype: SupportedDtype;
+  shape: number[];
+}
+
+/**
+ * The first bytes of a safetensors file for tensors laid out back to back in the given order:
+ * 8-byte length + JSON padded with spaces to a multiple of 8 (like the Python writer, so F32
+ * data stays 4-byte aligned). Lets a writer stream tensor data after it.
+ */
+export function encodeSafetensorsHeader(specs: TensorSpec[], metadata?: Record<string, string>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
-  const chunks: Uint8Array[] = [];
   let off = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    if (!(t.dtype in DTYPE_BYTES)) throw new Error(`writeSafetensors: tensor "${name}": unsupported dtype ${t.dtype}`);
-    const numel = t.shape.reduce((a, d) => a * d, 1);
-    const bytes = t.data instanceof Uint8Array ? t.data : float32ToBytes(t.data, t.dtype);
-    if (bytes.byteLength !== numel * DTYPE_BYTES[t.dtype]) {
-      throw new Error(`writeSafetensors: tensor "${name}": shape [${t.shape.join(', ')}] × ${t.dtype} needs ${numel * DTYPE_BYTES[t.dtype]} bytes, data has ${bytes.byteLength}`);
-    }
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + bytes.byteLength] };
-    chunks.push(bytes);
-    off += bytes.byteLength;
+  for (const t of specs) {
+    if (!(t.dtype in DTYPE_BYTES)) throw new Error(`writeSafetensors: tensor "${t.name}": unsupported dtype ${t.dtype}`);
+    if (t.name === '__metadata__' || Object.hasOwn(header, t.name)) throw new Error(`writeSafetensors: duplicate or reserved tensor name "${t.name}"`);
+    const n = t.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
+    off += n;
   }
-  let hjson = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(hjson.byteLength / 8) * 8;
-  if (padded !== hjson.byteLength) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(hjson);
-    hjson = p;
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.byteLength / 8) * 8;
+  const out = new Uint8Array(8 + padded).fill(0x20);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  return out;
+}
+
+/** Bytes of one tensor in its dtype (a Uint8Array is taken as raw bytes), checked against its shape. */
+export function encodeTensorData(name: string, t: TensorToWrite): Uint8Array {
+  const numel = t.shape.reduce((a, d) => a * d, 1);
+  const bytes = t.data instanceof Uint8Array ? t.data : float32ToBytes(t.data, t.dtype);
+  if (bytes.byteLength !== numel * DTYPE_BYTES[t.dtype]) {
+    throw new Error(
+      `writeSafetensors: tensor "${name}": shape [${t.shape.join(', ')}] × ${t.dtype} needs ${numel * DTYPE_BYTES[t.dtype]} bytes, data has ${bytes.byteLength}`,
+    );
   }
-  const out = new Uint8Array(8 + hjson.byteLength + off);
-  new DataView(out.buffer).setBigUint64(0, BigInt(hjson.byteLength), true);
-  out.set(hjson, 8);
-  let pos = 8 + hjson.byteLength;
+  return bytes;
+}
+
+/**
+ * Serialise tensors to a safetensors file (insertion order). A Uint8Array `data` is taken
+ * as raw bytes in `dtype`; any other array-like as values (rounded to nearest even).
+ */
+export function writeSafetensors(tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+  const entries = Object.entries(tensors);
+  const head = encodeSafetensorsHeader(
+    entries.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
+    metadata,
+  );
+  const chunks = entries.map(([name, t]) => encodeTensorData(name, t));
+  const out = new Uint8Array(head.byteLength + chunks.reduce((a, c) => a + c.byteLength, 0));
+  out.set(head, 0);
+  let pos = head.byteLength;
   for (const c of chunks) {
     out.set(c, pos);
     pos += c.byteLength;

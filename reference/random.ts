@@ -1,0 +1,75 @@
+// Small deterministic PRNG for tests and random models: mulberry32 + Box–Muller.
+// Same seed → same numbers on every platform (only 32-bit integer ops and Math.log/cos/sqrt
+// on doubles; Math.* results may differ in the last ulp across JS engines, uniform() never does).
+
+/** mulberry32: 32-bit state, period 2^32. Returns uint32s. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+export class Rng {
+  private next: () => number;
+  private spare: number | null = null;
+  constructor(seed = 1) {
+    this.next = mulberry32(seed);
+  }
+  /** uint32 */
+  u32(): number {
+    return this.next();
+  }
+  /** Uniform in [0, 1), 32 bits of randomness. */
+  uniform(): number {
+    return this.next() / 4294967296;
+  }
+  /** Uniform in [lo, hi). */
+  range(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.uniform();
+  }
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.uniform() * n);
+  }
+  /** Standard normal × std + mean (Box–Muller, both values used). */
+  normal(mean = 0, std = 1): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return mean + std * s;
+    }
+    let u = 0;
+    while (u === 0) u = this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return mean + std * r * Math.cos(2 * Math.PI * v);
+  }
+  /** n normals as Float32Array (values rounded to f32). */
+  normalF32(n: number, std = 1, mean = 0): Float32Array {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = this.normal(mean, std);
+    return a;
+  }
+  /** n normals as Float64Array. */
+  normalF64(n: number, std = 1, mean = 0): Float64Array {
+    const a = new Float64Array(n);
+    for (let i = 0; i < n; i++) a[i] = this.normal(mean, std);
+    return a;
+  }
+  /** n uniforms in [lo, hi) as Float32Array. */
+  uniformF32(n: number, lo = -1, hi = 1): Float32Array {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = this.range(lo, hi);
+    return a;
+  }
+  /** n integers in [0, max) */
+  ints(n: number, max: number): number[] {
+    return Array.from({ length: n }, () => this.int(max));
+  }
+}
