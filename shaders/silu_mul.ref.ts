@@ -1,0 +1,16 @@
+// float64 reference for shaders/silu_mul.wgsl
+const silu = (g: number) => g / (1 + Math.exp(-g));
+
+export function siluMulRef(gate: ArrayLike<number>, up: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(gate.length);
+  for (let i = 0; i < gate.length; i++) out[i] = silu(gate[i]) * up[i];
+  return out;
+}
+
+/** Fused layout: gu is [rows, 2*inter] = gate | up per row. */
+export function siluMulFusedRef(gu: ArrayLike<number>, rows: number, inter: number): Float64Array {
+  const out = new Float64Array(rows * inter);
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < inter; j++) out[r * inter + j] = silu(gu[r * 2 * inter + j]) * gu[r * 2 * inter + inter + j];
+  return out;
+}
