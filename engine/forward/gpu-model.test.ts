@@ -1,0 +1,153 @@
+// GPU forward vs the float64 reference (reference/llama.ts): full-sequence logits, prefill +
+// decode through the paged KV cache, and a mixed batch of several sequences in one step.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { Runtime } from '../gpu/runtime.ts';
+import { PagedKvCache } from '../kv/paged-cache.ts';
+import { LocalDirSource, MemorySource } from '../model/source.ts';
+import { GpuModel } from './gpu-model.ts';
+import { GpuStepRunner } from './runner.ts';
+import { forward as refForward, type RefWeights } from '../../reference/llama.ts';
+import { loadReferenceModel } from '../../reference/load.ts';
+import { presetConfig, randomModelFiles, randomRefWeights, type PresetName } from '../../reference/random-model.ts';
+import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { SampleParams } from '../../shaders/sample.ts';
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await Runtime.create();
+});
+afterAll(() => rt?.destroyAll());
+
+/** max |gpu - ref| / max |ref| over a whole tensor. */
+function relErr(gpu: ArrayLike<number>, ref: ArrayLike<number>): number {
+  expect(gpu.length).toBe(ref.length);
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(gpu[i]! - ref[i]!);
+    if (!(e <= d)) d = Number.isNaN(e) ? Infinity : e;
+    m = Math.max(m, Math.abs(ref[i]!));
+  }
+  return d / Math.max(m, 1e-30);
+}
+
+function tokensFor(n: number, vocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % vocab;
+  });
+}
+
+const GREEDY: SampleParams = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0, step: 0 };
+
+function setup(model: GpuModel, numBlocks = 64, blockSize = 4) {
+  const c = model.config;
+  const cache = PagedKvCache.create(rt, { numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, numBlocks, blockSize });
+  return { cache, runner: new GpuStepRunner(model, cache) };
+}
+
+async function checkModel(model: GpuModel, weights: RefWeights, config: ModelConfig, T: number, seed: number, bound = 1e-4) {
+  const V = config.vocabSize;
+  const toks = tokensFor(T, V, seed);
+  const ref = refForward(weights, config, toks).data;
+  const { cache, runner } = setup(model);
+  try {
+    // (1) the whole sequence in one step, logits at every position
+    cache.allocateOrThrow(1, T);
+    const [r] = await runner.runStep({ segments: [{ seqId: 1, tokens: toks, startPos: 0, adapter: null, sample: null, history: toks }] }, { allLogits: true });
+    expect(r!.logits!.length).toBe(T * V);
+    const e1 = relErr(r!.logits!, ref);
+    expect(e1, `full-sequence logits rel err ${e1}`).toBeLessThan(bound);
+
+    // (2) prefill a prefix in two chunks, then decode one token at a time (the KV cache path),
+    //     and sequence 3 prefilled in the same steps as sequence 2's decodes
+    const P = Math.max(3, T - 4);
+    cache.allocateOrThrow(2, 2);
+    await runner.runStep({ segments: [{ seqId: 2, tokens: toks.slice(0, 2), startPos: 0, adapter: null, sample: null, history: toks }] });
+    cache.allocateOrThrow(2, P - 2);
+    const [pre] = await runner.runStep({ segments: [{ seqId: 2, tokens: toks.slice(2, P), startPos: 2, adapter: null, sample: GREEDY, history: toks.slice(0, P), wantLogits: true }] });
+    expect(relErr(pre!.logits!, ref.subarray((P - 1) * V, P * V))).toBeLessThan(bound);
+    for (let p = P; p < T; p++) {
+      cache.allocateOrThrow(2, 1);
+      const segs = [{ seqId: 2, tokens: [toks[p]!], startPos: p, adapter: null, sample: GREEDY, history: toks.slice(0, p + 1), wantLogits: true }];
+      const other = p === P ? [{ seqId: 3, tokens: toks.slice(0, 3), startPos: 0, adapter: null, sample: GREEDY, history: toks.slice(0, 3), wantLogits: true }] : [];
+      if (other.length) cache.allocateOrThrow(3, 3);
+      const res = await runner.runStep({ segments: [...other, ...segs] });
+      const mine = res.find((x) => x.seqId === 2)!;
+      const e = relErr(mine.logits!, ref.subarray(p * V, (p + 1) * V));
+      expect(e, `decode at position ${p}: rel err ${e}`).toBeLessThan(bound);
+      // greedy sampling = argmax of the logits
+      let best = 0;
+      for (let i = 1; i < V; i++) if (mine.logits![i]! > mine.logits![best]!) best = i;
+      expect(mine.token).toBe(best);
+      if (other.length) {
+        const o = res.find((x) => x.seqId === 3)!;
+        expect(relErr(o.logits!, ref.subarray(2 * V, 3 * V))).toBeLessThan(bound);
+      }
+    }
+  } finally {
+    cache.destroy();
+  }
+}
+
+describe('GPU forward vs float64 reference', () => {
+  it('stories260K: logits, and greedy tokens = llama2.c', async () => {
+    const model = await GpuModel.load(rt, new LocalDirSource(STORIES_DIR));
+    try {
+      const { config, weights } = await loadReferenceModel(STORIES_DIR);
+      await checkModel(model, weights, config, 12, 7);
+      // greedy decode through the runner
+      const { cache, runner } = setup(model);
+      try {
+        const seq = [...STORIES_PROMPT];
+        const out: number[] = [];
+        cache.allocateOrThrow(9, seq.length);
+        let [r] = await runner.runStep({ segments: [{ seqId: 9, tokens: seq, startPos: 0, adapter: null, sample: GREEDY, history: seq }] });
+        while (out.length < STORIES_FIRST_11.length) {
+          const t = r!.token!;
+          out.push(t);
+          seq.push(t);
+          cache.allocateOrThrow(9, 1);
+          [r] = await runner.runStep({ segments: [{ seqId: 9, tokens: [t], startPos: seq.length - 1, adapter: null, sample: { ...GREEDY, step: out.length }, history: seq }] });
+        }
+        expect(out).toEqual(STORIES_FIRST_11);
+      } finally {
+        cache.destroy();
+      }
+    } finally {
+      model.destroy();
+    }
+  });
+
+  const presets: Array<[PresetName, string]> = [
+    ['tiny-llama', 'GQA 2, tied'],
+    ['tiny-llama-mha', 'GQA 1 (MHA), untied head'],
+    ['tiny-llama3', 'GQA 4, untied, Llama-3 rope scaling'],
+    ['tiny-qwen2', 'Qwen2 q/k/v bias, rope_theta 1e6'],
+    ['tiny-mistral', 'sliding window 4, GQA 4'],
+  ];
+  for (const [name, what] of presets) {
+    it(`${name} (${what})`, async () => {
+      const config = presetConfig(name);
+      const model = await GpuModel.load(rt, new MemorySource(randomModelFiles(config, { seed: 5 }), name));
+      try {
+        await checkModel(model, randomRefWeights(config, { seed: 5 }), config, 11, 3);
+      } finally {
+        model.destroy();
+      }
+    });
+  }
+
+  it('weights split into several parts give the same logits', async () => {
+    const config = presetConfig('tiny-qwen2');
+    const model = await GpuModel.load(rt, new MemorySource(randomModelFiles(config, { seed: 2 })), { maxPartBytes: 4096 });
+    try {
+      expect(model.embed.parts.length).toBeGreaterThan(1);
+      await checkModel(model, randomRefWeights(config, { seed: 2 }), config, 6, 1);
+    } finally {
+      model.destroy();
+    }
+  });
+});
