@@ -51,3 +51,7 @@ fn red_argmax(v: f32, idx: u32) -> vec2<u32> {
   workgroupBarrier();
   return vec2<u32>(bitcast<u32>(bv), bi);
 }
+
+// -inf as a runtime value (a constant -inf is a WGSL shader-creation error).
+var<private> red_neg_inf_bits: u32 = 0xff800000u;
+fn red_neg_inf() -> f32 { return bitcast<f32>(red_neg_inf_bits); }
