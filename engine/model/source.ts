@@ -356,9 +356,16 @@ export class HubSource implements ModelSource {
 
   async exists(file: string): Promise<boolean> {
     const cache = await this.cachePromise;
+    // A 404 is remembered in the cache too (an empty "{file}.404" marker), so optional files
+    // (chat_template.jinja, an index for a single-file model, …) do not need the network offline.
+    const missingKey = `${this.key(file)}.404`;
     if (cache && (await cache.size(this.key(file))) !== null) return true;
+    if (cache && (await cache.size(missingKey)) !== null) return false;
     const res = await this.doFetch(file, { method: 'HEAD' });
-    if (res.status === 404) return false;
+    if (res.status === 404) {
+      if (cache) await cache.write(missingKey, (async function* () {})());
+      return false;
+    }
     if (!res.ok) throw new ModelSourceError(`${this.url(file)}: HTTP ${res.status} ${res.statusText}`);
     return true;
   }

@@ -9,6 +9,13 @@ import { expectedTensors, loadModelConfig, loadModelWeights } from './weights.ts
 import { presetConfig, randomModelFiles, randomRefWeights, TINY_PRESETS, writeRandomModel } from '../../reference/random-model.ts';
 import { STORIES_DIR } from '../../reference/stories-fixture.ts';
 
+/** Index of the first differing element (-1: equal). Fast; deep-equal of long arrays is slow. */
+function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}
+
 const files = (preset: (typeof TINY_PRESETS)[number], opts = {}) => randomModelFiles(presetConfig(preset), { seed: 7, ...opts });
 
 /** Rebuild model.safetensors with an edit to the tensor set. */
@@ -46,7 +53,7 @@ describe('loadModelWeights', () => {
       expect(config).toEqual(cfg);
       const w = await loadModelWeights(src, config);
       const ref = randomRefWeights(cfg, { seed: 7 });
-      for await (const t of w.iterate()) expect(Array.from(t.f32!)).toEqual(Array.from(ref.get(t.name)!.data));
+      for await (const t of w.iterate()) expect(firstDiff(t.f32!, ref.get(t.name)!.data), t.name).toBe(-1);
     });
   }
 
@@ -57,7 +64,7 @@ describe('loadModelWeights', () => {
     for await (const t of w.iterate({ as: 'both' })) {
       expect(t.dtype).toBe('F16');
       expect(t.raw!.byteLength).toBe(t.f32!.length * 2);
-      expect(Array.from(t.f32!)).toEqual(Array.from(ref.get(t.name)!.data));
+      expect(firstDiff(t.f32!, ref.get(t.name)!.data), t.name).toBe(-1);
     }
     await expect(loadModelWeights(new MemorySource(files('tiny-qwen2', { dtype: 'F16' })), cfg, { dtypes: ['F32'] })).rejects.toThrow(
       /memory\/model\.safetensors: tensor "model\.embed_tokens\.weight" has dtype F16; accepted: F32/,
@@ -70,7 +77,7 @@ describe('loadModelWeights', () => {
     expect(Object.keys(f).filter((n) => n.endsWith('.safetensors')).length).toBeGreaterThan(2);
     const w = await loadModelWeights(new MemorySource(f), cfg);
     const ref = randomRefWeights(cfg, { seed: 7 });
-    for await (const t of w.iterate()) expect(Array.from(t.f32!)).toEqual(Array.from(ref.get(t.name)!.data));
+    for await (const t of w.iterate()) expect(firstDiff(t.f32!, ref.get(t.name)!.data), t.name).toBe(-1);
   });
 
   it('errors name the file and tensor', async () => {
@@ -112,7 +119,7 @@ describe('loadModelWeights', () => {
       const cfg = await loadModelConfig(src);
       const w = await loadModelWeights(src, cfg);
       const ref = randomRefWeights(cfg, { seed: 3, dtype: 'BF16' });
-      for await (const t of w.iterate()) expect(Array.from(t.f32!)).toEqual(Array.from(ref.get(t.name)!.data));
+      for await (const t of w.iterate()) expect(firstDiff(t.f32!, ref.get(t.name)!.data), t.name).toBe(-1);
       expect(parseModelConfig(await src.readJson('config.json'))).toEqual(presetConfig('tiny-llama'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
