@@ -25,7 +25,8 @@ import { uploadWeight, destroyWeight, type GpuWeight, type WeightFormat } from '
 import { matmul } from '../../shaders/matmul.ts';
 import { rmsnorm } from '../../shaders/rmsnorm.ts';
 import { rope, ropeInvFreq } from '../../shaders/rope.ts';
-import { interimArgmax, interimSiluMulFused } from './interim-kernels.ts';
+import { siluMul } from '../../shaders/silu_mul.ts';
+import { argmax } from '../../shaders/argmax.ts';
 import { embedding } from '../../shaders/embedding.ts';
 import type { SampleParams } from '../../shaders/sample.ts';
 import { kvWrite } from '../../shaders/kv_write.ts';
@@ -353,7 +354,7 @@ export class GpuModel {
         loraApply(l, 'gate_proj', h, gu, Hd, I, 2 * I, 0);
         loraApply(l, 'up_proj', h, gu, Hd, I, 2 * I, I);
         // a = act_fn(g) * u                                              act [T, I]
-        interimSiluMulFused(rt, gu, act, T, I);
+        siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I });
         // x = x + self.down_proj(a)                                      x [T, Hd]
         matmul(rt, act, L.down, x, T, { accumulate: true });
         loraApply(l, 'down_proj', act, x, I, Hd);
@@ -432,8 +433,9 @@ export class GpuModel {
   /** GPU sampling: ids[r] for every logits row r that is the last row of a sampling segment. */
   private sampleRows(logits: GPUBuffer, R: number, rowsOf: Array<{ first: number; count: number }>, segs: ReadonlyArray<ForwardSegment>, ids: GPUBuffer): void {
     void rowsOf;
-    void segs;
-    interimArgmax(this.rt, logits, ids, R, this.config.vocabSize);
+    if (segs.some((s) => s.sample && s.sample.temperature > 0)) throw new Error('forward: sampling with temperature > 0 needs shaders/sample.ts (not landed yet)');
+    // greedy: next = argmax(logits[r])
+    argmax(this.rt, logits, R, this.config.vocabSize, ids);
   }
 
   destroy(): void {

@@ -1,0 +1,207 @@
+// The engine front end on stories260K (real weights, real tokenizer): the CLI's --json output,
+// OpenAI-shaped chat completions (plain and streamed), stop strings, EOS, seeded sampling, and
+// request validation errors.
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Runtime } from '../gpu/runtime.ts';
+import { MemorySource } from '../model/source.ts';
+import { createEngine, InvalidRequestError, type Engine, type ChatCompletion, type ChatCompletionChunk } from './engine.ts';
+import { generateCli } from '../cli/generate.ts';
+import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
+import { presetConfig, randomModelFiles } from '../../reference/random-model.ts';
+
+let rt: Runtime;
+let engine: Engine;
+beforeAll(async () => {
+  rt = await Runtime.create();
+  engine = await createEngine({ model: STORIES_DIR, device: rt, kvBlocks: 64 });
+});
+afterAll(async () => {
+  await engine?.destroy();
+  rt?.destroyAll();
+});
+
+const user = (content: string) => [{ role: 'user' as const, content }];
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe('lorafleet generate --json', () => {
+  it('reproduces the stories260K reference ids (in-process CLI)', async () => {
+    let out = '';
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      out += typeof chunk === 'string' ? chunk : new TextDecoder().decode(chunk);
+      return true;
+    });
+    let code: number;
+    try {
+      code = await generateCli(['--model', STORIES_DIR, '--prompt', 'Once upon a time', '--temperature', '0', '--max-tokens', '11', '--json']);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(code).toBe(0);
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(1); // exactly one JSON object
+    const j = JSON.parse(lines[0]!);
+    expect(j.prompt_ids).toEqual(STORIES_PROMPT);
+    expect(j.completion_ids).toEqual(STORIES_FIRST_11);
+    expect(j.text).toBe(', there was a little girl named Lily.');
+    expect(j.full_text).toBe('Once upon a time, there was a little girl named Lily.');
+  });
+
+  it('rejects bad arguments with exit code 2', async () => {
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await generateCli(['--prompt', 'x'])).toBe(2);
+      expect(await generateCli(['--model', STORIES_DIR, '--prompt', 'x', '--max-tokens', 'many'])).toBe(2);
+      expect(await generateCli(['--model', STORIES_DIR, '--prompt', 'x', '--bogus'])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe('engine.generate', () => {
+  it('streams tokens and text; text = decode(completion)', async () => {
+    const g = engine.generate('Once upon a time', { temperature: 0, max_tokens: 11 });
+    const items = await collect(g);
+    const s = await g.done;
+    expect(items.filter((t) => t.token >= 0).map((t) => t.token)).toEqual(STORIES_FIRST_11);
+    expect(items.map((t) => t.text).join('')).toBe(s.text);
+    expect(s.text).toBe(', there was a little girl named Lily.');
+    expect(s.finishReason).toBe('length');
+    expect(s.usage).toEqual({ prompt_tokens: 5, completion_tokens: 11, total_tokens: 16 });
+  });
+
+  it('runs concurrent requests through the scheduler with the same greedy result', async () => {
+    const gens = [0, 1, 2].map(() => engine.generate({ prompt_ids: STORIES_PROMPT }, { temperature: 0, max_tokens: 11 }));
+    const outs = await Promise.all(gens.map(async (g) => (await collect(g), (await g.done).completionIds)));
+    for (const o of outs) expect(o).toEqual(STORIES_FIRST_11);
+  });
+
+  it('stops on an EOS id (finish_reason stop, EOS not in the text)', async () => {
+    // A random tiny model whose config says EOS = the token it greedily generates third.
+    const cfg = presetConfig('tiny-llama');
+    const tok = {
+      'tokenizer.json': new Uint8Array(readFileSync(join(STORIES_DIR, 'tokenizer.json'))),
+      'tokenizer_config.json': new Uint8Array(readFileSync(join(STORIES_DIR, 'tokenizer_config.json'))),
+    };
+    const e1 = await createEngine({ model: new MemorySource({ ...randomModelFiles(cfg, { seed: 3 }), ...tok }), device: rt, kvBlocks: 16 });
+    let ids: number[];
+    try {
+      const g = e1.generate('Once upon a time', { temperature: 0, max_tokens: 6 });
+      await collect(g);
+      ids = (await g.done).completionIds;
+    } finally {
+      await e1.destroy();
+    }
+    const eos = ids[2]!;
+    const firstEos = ids.indexOf(eos);
+    const e2 = await createEngine({ model: new MemorySource({ ...randomModelFiles({ ...cfg, eosTokenIds: [eos] }, { seed: 3 }), ...tok }), device: rt, kvBlocks: 16 });
+    try {
+      const g = e2.generate('Once upon a time', { temperature: 0, max_tokens: 6 });
+      await collect(g);
+      const s = await g.done;
+      expect(s.completionIds).toEqual(ids.slice(0, firstEos));
+      expect(s.finishReason).toBe('stop');
+      expect(s.usage.completion_tokens).toBe(firstEos + 1); // the EOS counts as generated (OpenAI)
+    } finally {
+      await e2.destroy();
+    }
+  });
+});
+
+describe('chat.completions.create', () => {
+  it('returns an OpenAI-shaped chat.completion', async () => {
+    const r = (await engine.chat.completions.create({ model: engine.modelName, messages: user('Once upon a time'), temperature: 0, max_tokens: 11 })) as ChatCompletion;
+    expect(r.object).toBe('chat.completion');
+    expect(typeof r.id).toBe('string');
+    expect(r.id.startsWith('chatcmpl-')).toBe(true);
+    expect(Number.isInteger(r.created)).toBe(true);
+    expect(r.model).toBe(engine.modelName);
+    expect(r.choices).toHaveLength(1);
+    expect(r.choices[0]!.index).toBe(0);
+    expect(r.choices[0]!.message).toEqual({ role: 'assistant', content: ', there was a little girl named Lily.' });
+    expect(r.choices[0]!.finish_reason).toBe('length');
+    // base model without a chat template: the message content is the prompt (BOS + text)
+    expect(r.usage).toEqual({ prompt_tokens: 5, completion_tokens: 11, total_tokens: 16 });
+  });
+
+  it('streams chat.completion.chunk objects: role first, content deltas, finish_reason, usage', async () => {
+    const stream = await engine.chat.completions.create({
+      model: engine.modelName,
+      messages: user('Once upon a time'),
+      temperature: 0,
+      max_tokens: 11,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks = (await collect(stream as AsyncIterable<ChatCompletionChunk>)) as ChatCompletionChunk[];
+    expect(chunks.length).toBeGreaterThan(3);
+    const ids = new Set(chunks.map((c) => c.id));
+    expect(ids.size).toBe(1);
+    for (const c of chunks) expect(c.object).toBe('chat.completion.chunk');
+    expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+    const usageChunk = chunks[chunks.length - 1]!;
+    expect(usageChunk.choices).toEqual([]);
+    expect(usageChunk.usage).toEqual({ prompt_tokens: 5, completion_tokens: 11, total_tokens: 16 });
+    const finish = chunks[chunks.length - 2]!;
+    expect(finish.choices[0]!.finish_reason).toBe('length');
+    expect(finish.choices[0]!.delta).toEqual({});
+    const body = chunks.slice(0, -2);
+    for (const c of body) expect(c.choices[0]!.finish_reason).toBeNull();
+    expect(body.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(', there was a little girl named Lily.');
+  });
+
+  it('stop strings end the completion (not included), also when streaming', async () => {
+    const base = { model: engine.modelName, messages: user('Once upon a time'), temperature: 0, max_tokens: 30, stop: ['named Lily', 'xyz'] };
+    const r = (await engine.chat.completions.create(base)) as ChatCompletion;
+    expect(r.choices[0]!.message.content).toBe(', there was a little girl ');
+    expect(r.choices[0]!.finish_reason).toBe('stop');
+    const chunks = (await collect((await engine.chat.completions.create({ ...base, stream: true })) as AsyncIterable<ChatCompletionChunk>)) as ChatCompletionChunk[];
+    const deltas = chunks.map((c) => c.choices[0]?.delta.content ?? '');
+    expect(deltas.join('')).toBe(', there was a little girl ');
+    // held back while it could still be the stop string: no delta ever carries part of it
+    expect(deltas.some((d) => d.includes('named'))).toBe(false);
+    expect(chunks[chunks.length - 1]!.choices[0]!.finish_reason).toBe('stop');
+    // a single-string stop works too
+    const r2 = (await engine.chat.completions.create({ ...base, stop: '.' })) as ChatCompletion;
+    expect(r2.choices[0]!.message.content).toBe(', there was a little girl named Lily');
+  });
+
+  it('frees the KV pages of finished and stopped requests', async () => {
+    expect(engine.cache.freeBlocks()).toBe(engine.cache.numBlocks);
+  });
+});
+
+describe('request validation', () => {
+  const ok = { model: 'stories260K', messages: user('hi'), max_tokens: 2 };
+  const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['empty messages', { ...ok, messages: [] }, /messages/],
+    ['missing messages', { model: 'x' }, /messages/],
+    ['bad role', { ...ok, messages: [{ role: 'wizard', content: 'x' }] }, /messages\.0\.role/],
+    ['temperature < 0', { ...ok, temperature: -1 }, /temperature/],
+    ['top_p > 1', { ...ok, top_p: 1.5 }, /top_p/],
+    ['max_tokens 0', { ...ok, max_tokens: 0 }, /max_tokens/],
+    ['max_tokens not an integer', { ...ok, max_tokens: 2.5 }, /max_tokens/],
+    ['n > 1', { ...ok, n: 2 }, /\bn\b/],
+    ['missing model', { messages: user('hi') }, /model/],
+    ['unknown model', { ...ok, model: 'gpt-17' }, /unknown model 'gpt-17'/],
+  ];
+  for (const [name, body, re] of bad) {
+    it(`rejects ${name}`, async () => {
+      const p = engine.chat.completions.create(body as never);
+      await expect(p).rejects.toThrow(InvalidRequestError);
+      await expect(p).rejects.toThrow(re);
+    });
+  }
+  it('generate() rejects bad prompt ids and options', () => {
+    expect(() => engine.generate({ prompt_ids: [1, 99999] })).toThrow(/prompt_ids/);
+    expect(() => engine.generate('hi', { temperature: 'hot' as unknown as number })).toThrow(/temperature/);
+    expect(() => engine.generate({ prompt_ids: [] })).toThrow(/empty/);
+  });
+});

@@ -1,0 +1,78 @@
+// Request validation for the OpenAI-style facade and engine.generate (zod), with errors that
+// name the field: `invalid request: messages.0.role: Invalid enum value ...`.
+import { z } from 'zod';
+
+export class InvalidRequestError extends Error {
+  constructor(
+    message: string,
+    readonly param?: string,
+  ) {
+    super(message);
+    this.name = 'InvalidRequestError';
+  }
+}
+
+const messageSchema = z
+  .object({
+    role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
+    content: z.union([
+      z.string(),
+      z.array(z.object({ type: z.literal('text'), text: z.string() }).passthrough()),
+    ]),
+    name: z.string().optional(),
+  })
+  .passthrough();
+
+const stopSchema = z.union([z.string(), z.array(z.string()).max(16)]).nullable().optional();
+
+/** Sampling knobs shared by generate() and chat.completions.create(). */
+const samplingShape = {
+  max_tokens: z.number().int().positive().nullable().optional(),
+  max_completion_tokens: z.number().int().positive().nullable().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().gt(0).max(1).nullable().optional(),
+  top_k: z.number().int().min(0).nullable().optional(),
+  repetition_penalty: z.number().gt(0).nullable().optional(),
+  seed: z.number().int().nullable().optional(),
+  stop: stopSchema,
+};
+
+export const chatCompletionRequestSchema = z
+  .object({
+    model: z.string().min(1),
+    messages: z.array(messageSchema).min(1, 'messages must contain at least one message'),
+    stream: z.boolean().nullable().optional(),
+    stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
+    n: z.literal(1).nullable().optional(),
+    ...samplingShape,
+  })
+  .passthrough();
+
+export type ChatMessage = z.infer<typeof messageSchema>;
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema> & { signal?: AbortSignal };
+
+export const generateOptionsSchema = z
+  .object({
+    model: z.string().nullable().optional(),
+    ...samplingShape,
+  })
+  .passthrough();
+
+export type GenerateOptionsInput = z.infer<typeof generateOptionsSchema>;
+
+/** Validates with a schema; throws InvalidRequestError naming the first bad field. */
+export function validate<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issues = r.error.issues.slice(0, 3).map((i) => {
+    const path = i.path.join('.');
+    return path ? `${path}: ${i.message}` : i.message;
+  });
+  const first = r.error.issues[0];
+  throw new InvalidRequestError(`invalid ${what}: ${issues.join('; ')}`, first?.path.join('.') || undefined);
+}
+
+/** Message content as plain text (array content parts are concatenated). */
+export function contentText(c: ChatMessage['content']): string {
+  return typeof c === 'string' ? c : c.map((p) => p.text).join('');
+}
