@@ -41,7 +41,7 @@ export function detectFormat(path: string, head: string): DocFormat | null {
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
-  const entries = await readdir(dir, { withFileTypes: true });
+  const entries = (await readdir(dir, { withFileTypes: true })).filter((e) => e.name !== 'domain.json');
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
     if (e.name.startsWith('.')) continue;

@@ -202,6 +202,8 @@ export function logToMarkdown(name: string, text: string, opts: { year?: number 
     out.push(`- Highest level: ${worst}`);
     if (services.length) out.push(`- Services: ${services.join(', ')}`);
     if (codes.length) out.push(`- Error codes: ${codes.join(', ')}`);
+    const firstBad = recs.find((r) => (RANK[r.level] ?? 2) >= 4) ?? recs.find((r) => (RANK[r.level] ?? 2) >= 3);
+    if (firstBad) out.push(`- First ${firstBad.level === 'WARN' ? 'warning' : 'error'}: ${firstBad.message.split('\n')[0]}`);
     out.push('', '```log');
     for (const r of recs) {
       out.push(`${iso(r.ts)} ${r.level.padEnd(5)} ${r.service ? `[${r.service}] ` : ''}${r.message}${r.repeat > 1 ? ` (x${r.repeat})` : ''}`);
