@@ -50,17 +50,36 @@ export class Rng {
     this.spare = r * Math.sin(2 * Math.PI * v);
     return mean + std * r * Math.cos(2 * Math.PI * v);
   }
+  /** Fill `a` with normals: the same sequence as calling normal(mean, std) a.length times. */
+  fillNormal<T extends Float32Array | Float64Array>(a: T, std = 1, mean = 0): T {
+    const n = a.length;
+    let i = 0;
+    if (n > 0 && this.spare !== null) {
+      a[i++] = mean + std * this.spare;
+      this.spare = null;
+    }
+    const next = this.next;
+    const TWO_PI = 2 * Math.PI;
+    for (; i < n; i += 2) {
+      let u = next() / 4294967296;
+      while (u === 0) u = next() / 4294967296;
+      const v = next() / 4294967296;
+      const r = Math.sqrt(-2 * Math.log(u));
+      const th = TWO_PI * v;
+      a[i] = mean + std * r * Math.cos(th);
+      const s = r * Math.sin(th);
+      if (i + 1 < n) a[i + 1] = mean + std * s;
+      else this.spare = s;
+    }
+    return a;
+  }
   /** n normals as Float32Array (values rounded to f32). */
   normalF32(n: number, std = 1, mean = 0): Float32Array {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = this.normal(mean, std);
-    return a;
+    return this.fillNormal(new Float32Array(n), std, mean);
   }
   /** n normals as Float64Array. */
   normalF64(n: number, std = 1, mean = 0): Float64Array {
-    const a = new Float64Array(n);
-    for (let i = 0; i < n; i++) a[i] = this.normal(mean, std);
-    return a;
+    return this.fillNormal(new Float64Array(n), std, mean);
   }
   /** n uniforms in [lo, hi) as Float32Array. */
   uniformF32(n: number, lo = -1, hi = 1): Float32Array {

@@ -65,6 +65,16 @@ export function floatToBf16Bits(x: number): number {
 export type SupportedDtype = 'F32' | 'F16' | 'BF16';
 export const DTYPE_BYTES: Record<SupportedDtype, number> = { F32: 4, F16: 2, BF16: 2 };
 
+let F16_TABLE: Float32Array | null = null;
+/** All 65536 f16 values as f32 (256 KiB, built on first use). */
+function f16Table(): Float32Array {
+  if (!F16_TABLE) {
+    F16_TABLE = new Float32Array(65536);
+    for (let b = 0; b < 65536; b++) F16_TABLE[b] = f16BitsToFloat(b);
+  }
+  return F16_TABLE;
+}
+
 /** Decode little-endian raw bytes of the given dtype into a new Float32Array. */
 export function bytesToFloat32(bytes: Uint8Array, dtype: SupportedDtype): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -81,7 +91,10 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: SupportedDtype): Float3
     const o32 = new Uint32Array(out.buffer);
     for (let i = 0; i < n; i++) o32[i] = dv.getUint16(i * 2, true) << 16;
   } else {
-    for (let i = 0; i < n; i++) out[i] = f16BitsToFloat(dv.getUint16(i * 2, true));
+    const table = f16Table();
+    const src = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : null;
+    if (src) for (let i = 0; i < n; i++) out[i] = table[src[i]!]!;
+    else for (let i = 0; i < n; i++) out[i] = table[dv.getUint16(i * 2, true)]!;
   }
   return out;
 }
