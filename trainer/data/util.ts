@@ -16,9 +16,17 @@ export function normalizeText(s: string): string {
   t = t.replace(/[\u0000-\u0008\u000b\u000e-\u001f\u007f\u200b-\u200d\ufeff]/g, '');
   t = t.replace(/\u00a0/g, ' ').replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, '"');
   t = t.replace(/\t/g, '    ');
+  let inFence = false;
   t = t
     .split('\n')
-    .map((l) => l.replace(/[ ]+$/g, ''))
+    .map((l) => {
+      if (/^\s*(```|~~~)/.test(l)) inFence = !inFence;
+      const trimmed = l.replace(/[ ]+$/g, '');
+      if (inFence) return trimmed;
+      // collapse runs of spaces inside the line; keep the indentation (nested lists)
+      const indent = /^ */.exec(trimmed)?.[0] ?? '';
+      return indent + trimmed.slice(indent.length).replace(/ {2,}/g, ' ');
+    })
     .join('\n');
   t = t.replace(/\n{3,}/g, '\n\n');
   return t.trim() + '\n';

@@ -1,12 +1,16 @@
 /**
  * Boilerplate removal.
- * - Page furniture: lines in the first/last `edge` lines of a page that recur (digits masked, so
+ * - Page furniture: lines in the first/last `edge` lines of a page that recur (page numbers masked, so
  *   "Page 3 of 9" matches "Page 4 of 9") on at least half of the pages are running headers/footers.
  * - Cross-document furniture: short non-structural lines at the top or bottom of documents that recur
  *   in several documents (copyright lines, "Back to top", nav strips) are removed the same way.
  */
+const PAGE_NO = /^(?:.*\bpage\s*\d+(?:\s*(?:of|\/)\s*\d+)?.*|[-\u2013\s]*\d+[-\u2013\s]*|\d+\s*(?:of|\/)\s*\d+)$/i;
+
+/** Key under which a line counts as "the same" across pages: exact text, except that page numbers are masked. */
 export function lineKey(line: string): string {
-  return line.trim().toLowerCase().replace(/\d+/g, '#').replace(/\s+/g, ' ');
+  const t = line.trim().toLowerCase().replace(/\s+/g, ' ');
+  return PAGE_NO.test(t) ? t.replace(/\d+/g, '#') : t;
 }
 
 export function removeRepeatedPageLines(pages: string[][], edge = 3): { pages: string[][]; removed: string[] } {
