@@ -22,6 +22,12 @@ export interface ChunkOptions {
   minTokens?: number;
 }
 
+export interface Piece {
+  text: string;
+  /** separator placed before this piece when it follows another piece in the same chunk */
+  sep: string;
+}
+
 export interface Section {
   path: string[];
   body: string;
@@ -102,76 +108,99 @@ export class Chunker {
     return this.tok.count(s);
   }
 
-  /** Split one oversized block into pieces that each fit the target. */
-  splitBlock(block: string): string[] {
+  /**
+   * Split one block into pieces that each fit the target. A piece remembers the separator that joined it to the
+   * previous one ('\n\n' between blocks, '\n' between lines, ' ' between sentences/words, '' inside a hard split),
+   * so packing can put the text back together exactly and overlap at sentence granularity.
+   */
+  splitBlock(block: string): Piece[] {
     const T = this.opts.targetTokens;
-    if (this.n(block) <= T) return [block];
     const lines = block.split('\n');
+    if (this.n(block) <= T && !this.isProse(lines)) return [{ text: block, sep: '\n\n' }];
     if (/^\s*\|/.test(lines[0] ?? '') && /^\s*\|[\s:|-]+\|\s*$/.test(lines[1] ?? '')) {
       const header = lines.slice(0, 2).join('\n');
       const rows = lines.slice(2);
-      if (this.n(header) < T / 2) return this.group(rows, '\n', T, (g) => `${header}\n${g}`);
+      if (this.n(header) < T / 2) return this.group(rows, T, (g) => `${header}\n${g}`).map((text) => ({ text, sep: '\n\n' }));
     }
     const fence = /^\s*(```|~~~)(.*)$/.exec(lines[0] ?? '');
     if (fence && lines.length > 2 && /^\s*(```|~~~)\s*$/.test(lines[lines.length - 1] ?? '')) {
       const open = lines[0] ?? '```';
       const close = lines[lines.length - 1] ?? '```';
-      if (this.n(`${open}\n${close}`) < T / 2) return this.group(lines.slice(1, -1), '\n', T, (g) => `${open}\n${g}\n${close}`);
+      if (this.n(`${open}\n${close}`) < T / 2) return this.group(lines.slice(1, -1), T, (g) => `${open}\n${g}\n${close}`).map((text) => ({ text, sep: '\n\n' }));
     }
-    return this.recursive(block, ['\n', '. ', ' ']);
+    const units = this.units(block, ['\n', ' ', ''], T);
+    if (units[0]) units[0].sep = '\n\n';
+    return units;
   }
 
-  /** Greedy grouping of units under `T` tokens after wrapping. */
-  private group(units: string[], joiner: string, T: number, wrap: (g: string) => string): string[] {
+  private isProse(lines: string[]): boolean {
+    return !/^\s*(\||```|~~~)/.test(lines[0] ?? '');
+  }
+
+  /** Greedy grouping of table rows / code lines under `T` tokens after wrapping. */
+  private group(units: string[], T: number, wrap: (g: string) => string): string[] {
     const out: string[] = [];
     let cur: string[] = [];
     for (const u of units) {
       const trial = [...cur, u];
-      if (this.n(wrap(trial.join(joiner))) <= T) {
+      if (this.n(wrap(trial.join('\n'))) <= T) {
         cur = trial;
         continue;
       }
-      if (cur.length) out.push(wrap(cur.join(joiner)));
+      if (cur.length) out.push(wrap(cur.join('\n')));
       cur = [u];
       if (this.n(wrap(u)) > T) {
-        // a single unit larger than a chunk: split it as prose inside the wrapper budget
-        const inner = this.recursive(u, ['. ', ' '], T - (this.n(wrap('')) + 2));
-        out.push(...inner.map(wrap));
+        // one row/line larger than a chunk: split it inside the wrapper's remaining budget
+        const budget = Math.max(4, T - this.n(wrap('')) - 2);
+        let acc = '';
+        for (const p of this.units(u, [' ', ''], budget)) {
+          const t = acc ? `${acc}${p.sep}${p.text}` : p.text;
+          if (this.n(wrap(t)) <= T) acc = t;
+          else {
+            if (acc) out.push(wrap(acc));
+            acc = p.text;
+          }
+        }
+        if (acc) out.push(wrap(acc));
         cur = [];
       }
     }
-    if (cur.length) out.push(wrap(cur.join(joiner)));
+    if (cur.length) out.push(wrap(cur.join('\n')));
     return out;
   }
 
-  private recursive(text: string, seps: string[], T = this.opts.targetTokens): string[] {
-    if (this.n(text) <= T) return [text];
+  /** Smallest natural units: lines, then sentences, then words, then characters — only as deep as needed. */
+  private units(text: string, seps: string[], T: number): Piece[] {
     const [sep, ...rest] = seps;
-    if (sep === undefined) return this.hardSplit(text, T);
-    if (!text.includes(sep)) return this.recursive(text, rest, T);
-    const parts = text.split(sep).map((p, i, a) => (i < a.length - 1 && sep !== '\n' ? p + sep.trimEnd() : p)).filter((p) => p.trim());
-    const joiner = sep === '\n' ? '\n' : ' ';
-    const out: string[] = [];
-    let cur = '';
-    for (const p of parts) {
-      const trial = cur ? `${cur}${joiner}${p}` : p;
-      if (this.n(trial) <= T) {
-        cur = trial;
-        continue;
+    if (sep === undefined || sep === '') return this.hardSplit(text, T);
+    let parts: { text: string; sep: string }[];
+    if (sep === ' ') {
+      // sentences first, words only for a sentence that is itself too long
+      const sentences = text.split(/(?<=[.!?;:])\s+/).filter((x) => x);
+      if (sentences.length > 1) {
+        return sentences.flatMap((s, i) => {
+          const sub = this.n(s) <= T ? [{ text: s, sep: ' ' }] : this.units(s, [' ', ''], T).slice();
+          if (sub[0]) sub[0].sep = i === 0 ? '' : ' ';
+          return sub;
+        });
       }
-      if (cur) out.push(cur);
-      if (this.n(p) <= T) cur = p;
+      parts = text.split(' ').filter((x) => x).map((t) => ({ text: t, sep: ' ' }));
+    } else parts = text.split(sep).map((t) => ({ text: t, sep }));
+    const out: Piece[] = [];
+    for (const p of parts) {
+      if (this.n(p.text) <= T || (rest.length === 0 && sep !== ' ')) out.push(p);
       else {
-        out.push(...this.recursive(p, rest, T));
-        cur = '';
+        const sub = this.units(p.text, sep === '\n' ? [' ', ''] : [''], T);
+        if (sub[0]) sub[0].sep = p.sep;
+        out.push(...sub);
       }
     }
-    if (cur) out.push(cur);
-    return out;
+    if (out[0]) out[0].sep = '';
+    return out.filter((p) => p.text.trim());
   }
 
-  private hardSplit(text: string, T: number): string[] {
-    const out: string[] = [];
+  private hardSplit(text: string, T: number): Piece[] {
+    const out: Piece[] = [];
     let rest = text;
     while (rest.length) {
       let lo = 1;
@@ -181,37 +210,36 @@ export class Chunker {
         if (this.n(rest.slice(0, mid)) <= T) lo = mid;
         else hi = mid - 1;
       }
-      out.push(rest.slice(0, lo));
+      out.push({ text: rest.slice(0, lo), sep: '' });
       rest = rest.slice(lo);
     }
     return out;
   }
 
-  /** Pack pieces into chunks ≤ target with tail overlap. */
-  pack(pieces: string[]): string[] {
+  /** Pack pieces into chunks ≤ target; each new chunk starts with the previous chunk's tail (≤ overlap tokens). */
+  pack(pieces: Piece[]): string[] {
     const T = this.opts.targetTokens;
     const O = this.opts.overlapTokens;
     const chunks: string[] = [];
-    let cur: string[] = [];
-    const text = (xs: string[]) => xs.join('\n\n');
+    const join = (xs: Piece[]) => xs.map((p, i) => (i === 0 ? p.text : p.sep + p.text)).join('');
+    let cur: Piece[] = [];
     for (const p of pieces) {
-      if (!cur.length || this.n(text([...cur, p])) <= T) {
+      if (!cur.length || this.n(join([...cur, p])) <= T) {
         cur.push(p);
         continue;
       }
-      chunks.push(text(cur));
-      // overlap: trailing pieces of the finished chunk totalling ≤ O tokens
-      const tail: string[] = [];
-      for (let i = cur.length - 1; i >= 0 && O > 0; i--) {
-        const cand = [cur[i] as string, ...tail];
-        if (this.n(text(cand)) > O) break;
-        tail.unshift(cur[i] as string);
+      chunks.push(join(cur));
+      const tail: Piece[] = [];
+      for (let i = cur.length - 1; i > 0 && O > 0; i--) {
+        const cand = [cur[i] as Piece, ...tail];
+        if (this.n(join(cand)) > O) break;
+        tail.unshift(cur[i] as Piece);
       }
       cur = [...tail, p];
-      while (cur.length > 1 && this.n(text(cur)) > T) cur.shift();
+      while (cur.length > 1 && this.n(join(cur)) > T) cur.shift();
     }
-    if (cur.length) chunks.push(text(cur));
-    return chunks;
+    if (cur.length) chunks.push(join(cur));
+    return chunks.map((c) => c.trim()).filter(Boolean);
   }
 
   chunkDoc(doc: Doc): Chunk[] {
@@ -220,17 +248,18 @@ export class Chunker {
     for (const s of splitSections(doc.markdown)) {
       const pieces = splitBlocks(s.body).flatMap((b) => this.splitBlock(b));
       for (const text of this.pack(pieces)) {
+        const index = out.length;
         const tokens = this.n(text);
         if (tokens < min) continue;
         if (tokens > this.opts.targetTokens) throw new Error(`chunk over budget (${tokens} > ${this.opts.targetTokens}) in ${doc.source}`);
         out.push({
-          id: sha256(`${doc.id}\n${s.path.join('\u001f')}\n${text}`).slice(0, 16),
+          id: sha256(`${doc.id}\n${index}\n${s.path.join('\u001f')}\n${text}`).slice(0, 16),
           docId: doc.id,
           source: doc.source,
           sectionPath: s.path.length ? s.path : [doc.title],
           text,
           tokens,
-          index: out.length,
+          index,
         });
       }
     }
