@@ -34,7 +34,12 @@ describe('parseModelConfig', () => {
     expect(c.qkvBias).toBe(true);
     expect(c.headDim).toBe(64);
     expect(c.slidingWindow).toBeNull();
-    expect(parseModelConfig({ ...q, use_sliding_window: true }).slidingWindow).toBe(32768);
+    expect(parseModelConfig({ ...q, use_sliding_window: true, max_window_layers: 0 }).slidingWindow).toBe(32768);
+    // HF: window only on layers >= max_window_layers (default 28) — none of 24 layers here
+    expect(parseModelConfig({ ...q, use_sliding_window: true }).slidingWindow).toBeNull();
+    expect(() => parseModelConfig({ ...q, use_sliding_window: true, max_window_layers: 21 })).toThrow(
+      /^config\.json: max_window_layers \(21\) < num_hidden_layers \(24\) with use_sliding_window: a per-layer sliding window is not supported$/,
+    );
     const m = parseModelConfig({ ...q, model_type: 'mistral', use_sliding_window: undefined, sliding_window: 4096 });
     expect(m.qkvBias).toBe(false);
     expect(m.slidingWindow).toBe(4096);
@@ -58,6 +63,7 @@ describe('parseModelConfig', () => {
     ['string', { vocab_size: '512' }, /^config\.json: vocab_size: Expected number, received string/],
     ['rope type', { rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope_scaling type "yarn" is not supported/],
     ['llama3 incomplete', { rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling\.low_freq_factor is required/],
+    ['attention_bias', { attention_bias: true }, /^config\.json: attention_bias: true is not supported for llama \(HF then also adds an o_proj bias/],
     ['act', { hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/],
     ['eos range', { eos_token_id: 600 }, /eos_token_id 600 is outside vocab_size 512/],
     ['heads/hidden', { head_dim: undefined, num_attention_heads: 6, num_key_value_heads: 3 }, /num_attention_heads \(6\) must divide hidden_size \(64\)/],

@@ -32,7 +32,10 @@ export interface ModelConfig {
   /** null for plain RoPE (also for `rope_type: "default"`). */
   ropeScaling: RopeScaling | null;
   tieWordEmbeddings: boolean;
-  /** Bias on q/k/v projections (qwen2: always; llama/mistral: `attention_bias`). */
+  /**
+   * Bias on q/k/v projections: qwen2 always. llama/mistral `attention_bias: true` is refused
+   * (HF then biases o_proj too), so it is false for them.
+   */
   qkvBias: boolean;
   bosTokenId: number | null;
   eosTokenIds: number[];
@@ -88,6 +91,7 @@ const baseSchema = z
     eos_token_id: z.union([nonNegInt, z.array(nonNegInt)]).optional().nullable(),
     sliding_window: posInt.optional().nullable(),
     use_sliding_window: z.boolean().optional(),
+    max_window_layers: nonNegInt.optional().nullable(),
   })
   .passthrough();
 
@@ -177,13 +181,27 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
     }
   }
 
+  // qwen2: q/k/v always biased, o_proj never. llama/mistral `attention_bias: true` biases
+  // q, k, v AND o_proj in HF (LlamaAttention: o_proj = nn.Linear(..., bias=config.attention_bias)).
+  // An o_proj bias has no field in ModelConfig and no GPU kernel path, so it is refused here
+  // rather than loaded and silently ignored.
   let qkvBias: boolean;
   if (modelType === 'qwen2') qkvBias = true;
-  else qkvBias = c.attention_bias ?? false;
+  else if (c.attention_bias === true) {
+    return fail('attention_bias', `attention_bias: true is not supported for ${modelType} (HF then also adds an o_proj bias, which this engine does not implement)`);
+  } else qkvBias = false;
 
+  // Mistral: one window for every layer. Qwen2 (HF Qwen2Attention): the window applies only when
+  // use_sliding_window and only to layers >= max_window_layers (HF default 28).
   let slidingWindow: number | null = null;
   if (modelType === 'mistral') slidingWindow = c.sliding_window ?? null;
-  else if (modelType === 'qwen2') slidingWindow = c.use_sliding_window ? (c.sliding_window ?? null) : null;
+  else if (modelType === 'qwen2' && c.use_sliding_window && c.sliding_window != null) {
+    const mwl = c.max_window_layers ?? 28;
+    if (mwl === 0) slidingWindow = c.sliding_window;
+    else if (mwl < c.num_hidden_layers) {
+      fail('max_window_layers', `max_window_layers (${mwl}) < num_hidden_layers (${c.num_hidden_layers}) with use_sliding_window: a per-layer sliding window is not supported`);
+    }
+  }
 
   const eos = c.eos_token_id;
   const eosTokenIds = eos == null ? [] : Array.isArray(eos) ? [...eos] : [eos];
@@ -237,8 +255,10 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
     bos_token_id: cfg.bosTokenId,
     eos_token_id: cfg.eosTokenIds.length === 1 ? cfg.eosTokenIds[0] : cfg.eosTokenIds,
   };
-  if (cfg.modelType !== 'qwen2') out.attention_bias = cfg.qkvBias;
-  else if (!cfg.qkvBias) throw new Error('qwen2 always has q/k/v bias');
+  if (cfg.modelType !== 'qwen2') {
+    if (cfg.qkvBias) throw new Error(`toHfConfigJson: ${cfg.modelType} with q/k/v bias has no HF config form (attention_bias also biases o_proj)`);
+    out.attention_bias = false;
+  } else if (!cfg.qkvBias) throw new Error('toHfConfigJson: qwen2 always has q/k/v bias');
   if (cfg.ropeScaling?.type === 'llama3') {
     out.rope_scaling = {
       rope_type: 'llama3',
@@ -252,7 +272,10 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
   }
   if (cfg.slidingWindow != null) {
     out.sliding_window = cfg.slidingWindow;
-    if (cfg.modelType === 'qwen2') out.use_sliding_window = true;
+    if (cfg.modelType === 'qwen2') {
+      out.use_sliding_window = true;
+      out.max_window_layers = 0;
+    }
   }
   return out;
 }
