@@ -1,8 +1,8 @@
 // Starts a Vite dev server for the repo on loopback and headless Chromium with WebGPU
 // (SwiftShader on machines without a GPU) for the browser test suites.
-import { createServer, type ViteDevServer } from 'vite';
+import { createServer, type Plugin, type ViteDevServer } from 'vite';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync, createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -17,7 +17,44 @@ export interface BrowserEnv {
   close(): Promise<void>;
 }
 
-export async function openBrowserPage(path: string): Promise<BrowserEnv> {
+/**
+ * Serves local model directories in the Hugging Face URL layout, as a hub would:
+ * `/hub/{owner}/{name}/resolve/{revision}/{file}` (GET and HEAD, byte ranges, 404 for missing files).
+ */
+export function hubPlugin(repos: Record<string, string>): Plugin {
+  return {
+    name: 'lorafleet-test-hub',
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        const m = /^\/hub\/([\w.-]+\/[\w.-]+)\/resolve\/[^/]+\/([\w.-]+)$/.exec((req.url ?? '').split('?')[0]);
+        if (!m) return next();
+        const dir = repos[m[1]];
+        const file = dir ? join(dir, m[2]) : '';
+        if (!dir || !existsSync(file)) {
+          res.statusCode = 404;
+          return res.end('Entry not found');
+        }
+        const size = statSync(file).size;
+        let start = 0;
+        let end = size - 1;
+        const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+        if (range) {
+          start = Number(range[1]);
+          end = range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
+          res.statusCode = 206;
+          res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+        }
+        res.setHeader('Accept-Ranges', 'bytes');
+        res.setHeader('Content-Length', String(end - start + 1));
+        res.setHeader('Content-Type', 'application/octet-stream');
+        if (req.method === 'HEAD') return res.end();
+        createReadStream(file, { start, end }).pipe(res);
+      });
+    },
+  };
+}
+
+export async function openBrowserPage(path: string, opts: { hub?: Record<string, string> } = {}): Promise<BrowserEnv> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM}: run 'apt-get install -y chromium' (or set CHROMIUM_PATH).`);
   }
@@ -28,6 +65,7 @@ export async function openBrowserPage(path: string): Promise<BrowserEnv> {
     // Test pages may fetch the shared test models (../shared) through /@fs/.
     server: { host: '127.0.0.1', port: 0, strictPort: false, fs: { allow: [join(REPO_ROOT, '..')] }, hmr: false },
     optimizeDeps: { noDiscovery: true, include: [] },
+    plugins: opts.hub ? [hubPlugin(opts.hub)] : [],
   });
   await server.listen();
   const addr = server.httpServer!.address();
