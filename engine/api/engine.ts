@@ -8,6 +8,7 @@ import { PagedKvCache } from '../kv/paged-cache.ts';
 import { GpuModel, type UploadProgress, type WeightFormat } from '../forward/gpu-model.ts';
 import { GpuStepRunner } from '../forward/runner.ts';
 import { Scheduler, type RequestHandle } from '../scheduler/scheduler.ts';
+import { createLoraSupport, type LoraSupport, type LoraSupportOptions } from '../lora/index.ts';
 import type { SampleParams } from '../../shaders/sample.ts';
 import { StopMatcher } from './stop.ts';
 import {
@@ -44,8 +45,10 @@ export interface CreateEngineOptions {
   maxBatchTokens?: number;
   /** Waiting requests beyond this are refused (default 256). */
   maxQueue?: number;
-  /** LoRA adapters by name: PEFT directory (needs engine/lora). */
-  adapters?: Record<string, string>;
+  /** LoRA adapters by name: PEFT directory (or a ModelSource holding adapter_config.json + adapter_model.safetensors). */
+  adapters?: Record<string, string | ModelSource>;
+  /** Adapter pool options (GPU budget, max rank ...); giving this enables LoRA without initial adapters. */
+  lora?: Omit<LoraSupportOptions, 'adapters'>;
   /** Use this runtime (device) instead of acquiring one. */
   device?: Runtime;
   onProgress?: (p: EngineProgress) => void;
@@ -125,6 +128,8 @@ export interface Engine {
   readonly model: GpuModel;
   readonly cache: PagedKvCache;
   readonly runtime: Runtime;
+  /** The adapter pool + LoRA runtime (register / unload adapters at run time through lora.pool). */
+  readonly lora: LoraSupport | null;
   /** Names accepted as `model` (the base name + adapters). */
   models(): string[];
   generate(input: GenerateInput, opts?: GenerateOptions): Generation;
@@ -175,15 +180,17 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
   });
   const runner = new GpuStepRunner(model, cache);
   const maxBatchTokens = opts.maxBatchTokens ?? 256;
-  const adapterNames = Object.keys(opts.adapters ?? {});
-  if (adapterNames.length) {
-    throw new InvalidRequestError('createEngine: adapters are not wired yet (engine/lora has not landed)');
-  }
+  // Multi-LoRA: attached when adapters are given or opts.lora asks for it (adapters can then be
+  // registered later through engine.lora.pool); without it no adapter pages are allocated.
+  const wantLora = Object.keys(opts.adapters ?? {}).length > 0 || opts.lora !== undefined;
+  const lora = wantLora ? await createLoraSupport(rt, config, { store: null, ...opts.lora, adapters: opts.adapters }) : null;
+  if (lora) model.attachLora(lora.runtime);
+  const adapterNames = () => lora?.pool.names() ?? [];
   const scheduler = new Scheduler(runner, cache, {
     maxBatchTokens,
     maxQueue: opts.maxQueue,
     maxModelLen: config.maxPositions,
-    hasAdapter: (name) => adapterNames.includes(name),
+    hasAdapter: (name) => !!lora?.pool.has(name),
   });
   let loop: Promise<void> | null = null;
   const ensureLoop = () => {
@@ -196,8 +203,8 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
 
   function resolveAdapter(name: string | null | undefined): string | null {
     if (name == null || name === '' || name === modelName || name === 'base') return null;
-    if (adapterNames.includes(name)) return name;
-    throw new InvalidRequestError(`unknown model '${name}': available: ${[modelName, ...adapterNames].join(', ')}`, 'model');
+    if (lora?.pool.has(name)) return name;
+    throw new InvalidRequestError(`unknown model '${name}': available: ${[modelName, ...adapterNames()].join(', ')}`, 'model');
   }
 
   function promptIds(input: GenerateInput): number[] {
@@ -368,7 +375,8 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
     model,
     cache,
     runtime: rt,
-    models: () => [modelName, ...adapterNames],
+    models: () => [modelName, ...adapterNames()],
+    lora,
     generate,
     chat: { completions: { create: chatCreate as Engine['chat']['completions']['create'] } },
     async destroy() {
@@ -376,6 +384,8 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
       scheduler.stop();
       await loop;
       await rt.sync();
+      model.attachLora(null);
+      lora?.destroy();
       cache.destroy();
       model.destroy();
       if (ownsRuntime) rt.destroyAll();
