@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { HubSource, LocalDirSource, openModelSource, type ModelSource } from './source.ts';
+import { HubSource, LocalDirSource, openModelSource, type FileCache, type ModelSource } from './source.ts';
 import { loadModelConfig, loadModelWeights } from './weights.ts';
 import { loadTokenizer } from './tokenizer.ts';
 import { STORIES_DIR, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
@@ -127,5 +127,39 @@ describe('HubSource without cache: Range requests', () => {
     expect((s as HubSource).url('config.json')).toBe(`${endpoint}/org/model/resolve/v1/config.json`);
     expect(openModelSource(STORIES_DIR)).toBeInstanceOf(LocalDirSource);
     expect(() => (s as HubSource).url('../etc/passwd')).toThrow(/bad model file name/);
+  });
+});
+
+describe('HubSource with a custom FileCache (the path the browser IndexedDB cache takes)', () => {
+  const h = hub(STORIES_DIR, 'a/b', 'main');
+  let endpoint = '';
+  beforeAll(async () => { endpoint = await h.start(); });
+  afterAll(async () => { if (h.server.listening) await h.stop(); });
+
+  it('downloads each file once into the cache, concurrent readers share the download', async () => {
+    const store = new Map<string, Uint8Array>();
+    let writes = 0;
+    const cache: FileCache = {
+      async size(k) { return store.get(k)?.byteLength ?? null; },
+      async read(k, s, e) { return store.get(k)!.slice(s, e); },
+      async write(k, chunks) {
+        writes++;
+        const parts: Uint8Array[] = [];
+        for await (const c of chunks) parts.push(c);
+        store.set(k, new Uint8Array(Buffer.concat(parts)));
+      },
+    };
+    const src = new HubSource({ repo: 'a/b', endpoint, cache });
+    const [x, y] = await Promise.all([src.readBytes('model.safetensors', 0, 8), src.readBytes('model.safetensors', 100, 200)]);
+    expect(x.byteLength).toBe(8);
+    expect(y.byteLength).toBe(100);
+    expect(writes).toBe(1);
+    expect(await src.exists('chat_template.jinja')).toBe(false); // 404 remembered
+    await loadAll(src);
+    expect(writes).toBe(5 + 1); // 5 files, each once, + the 404 marker for chat_template.jinja
+    await h.stop();
+    const off = new HubSource({ repo: 'a/b', endpoint, cache, fetch: () => { throw new Error('offline'); } });
+    const st = await loadAll(off);
+    expect(st.prompt).toEqual(STORIES_PROMPT);
   });
 });
