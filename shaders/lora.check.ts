@@ -1,7 +1,7 @@
 import type { KernelCheck, CheckResult } from './check.ts';
 import { randomArray, result } from './check.ts';
-import { buildItems, ceil4, loraApply, releaseItems, segmentsFromRowSlots, uploadItems, type LoraSegment } from './lora.ts';
-import { loraRef, type RefRowAdapter } from './lora.ref.ts';
+import { buildItems, ceil4, loraApply, loraMerge, releaseItems, segmentsFromRowSlots, uploadItems, type LoraSegment } from './lora.ts';
+import { loraMergeRef, loraRef, type RefRowAdapter } from './lora.ref.ts';
 import type { Runtime } from '../engine/gpu/runtime.ts';
 
 interface Case {
@@ -126,4 +126,38 @@ const cases: Case[] = [
   },
 ];
 
-export const checks: KernelCheck[] = cases.map((c, i) => ({ name: c.name, run: (rt) => runCase(rt, c, 1000 * (i + 1)) }));
+/** Merge of one rank-5 adapter (slot 1, shuffled pages) into a fused weight split in two row parts. */
+async function mergeCase(rt: Runtime): Promise<CheckResult> {
+  const K = 63, outDim = 130, N = 200, rowOff = 17, r = 5, rMax = 8, split = 100;
+  const inP = ceil4(K), outP = ceil4(outDim), nPages = 12;
+  const pg = [9, 2, 7, 0, 11];
+  const A = randomArray(r * K, 51), B = randomArray(outDim * r, 52), W = randomArray(N * K, 53);
+  const Ab = new Float32Array(nPages * inP), Bb = new Float32Array(nPages * outP);
+  for (let q = 0; q < r; q++) {
+    Ab.set(A.subarray(q * K, (q + 1) * K), pg[q] * inP);
+    for (let j = 0; j < outDim; j++) Bb[pg[q] * outP + j] = B[j * r + q];
+  }
+  const pages = new Uint32Array(2 * rMax);
+  pages.set(pg, rMax);
+  const bank = { A: rt.upload(Ab), Bt: rt.upload(Bb), inDim: K, outDim };
+  const tables = { pages: rt.upload(pages), slotInfo: rt.upload(new Uint32Array(4)), rMax, slotStride: 2 };
+  const parts = [rt.upload(W.subarray(0, split * K)), rt.upload(W.subarray(split * K))];
+  const scale = 1.75;
+  loraMerge(rt, { W: parts[0], partRowStart: 0, partRows: split, bank, tables, slot: 1, rank: r, scale, rowOff });
+  loraMerge(rt, { W: parts[1], partRowStart: split, partRows: N - split, bank, tables, slot: 1, rank: r, scale, rowOff });
+  const got = new Float32Array(N * K);
+  got.set(await rt.readF32(parts[0], split * K), 0);
+  got.set(await rt.readF32(parts[1], (N - split) * K), split * K);
+  for (const b of [...parts, bank.A, bank.Bt, tables.pages, tables.slotInfo]) rt.destroy(b);
+  const ref = loraMergeRef(W, N, K, A, B, r, outDim, rowOff, scale);
+  for (let i = 0; i < N * K; i++) {
+    const row = Math.floor(i / K);
+    if ((row < rowOff || row >= rowOff + outDim) && !Object.is(got[i], W[i])) return { maxRelErr: Infinity, bound: 1e-5, detail: `row ${row} outside the module changed` };
+  }
+  return result(got.map((v, i) => v - W[i]), ref.map((v, i) => v - W[i]), 1e-5);
+}
+
+export const checks: KernelCheck[] = [
+  ...cases.map((c, i) => ({ name: c.name, run: (rt: Runtime) => runCase(rt, c, 1000 * (i + 1)) })),
+  { name: 'lora merge W += s·B·A, K 63, module rows 17..147 of a 200-row weight in 2 parts', run: mergeCase },
+];

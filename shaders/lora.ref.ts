@@ -34,3 +34,17 @@ export function loraRef(
   });
   return res;
 }
+
+/** float64 W' = W + scale · B·A on rows rowOff .. rowOff + outDim of W [N, K] (B [outDim, r], A [r, K]). */
+export function loraMergeRef(W: ArrayLike<number>, N: number, K: number, A: ArrayLike<number>, B: ArrayLike<number>, r: number, outDim: number, rowOff: number, scale: number): Float64Array {
+  const out = Float64Array.from(W);
+  if (rowOff + outDim > N) throw new Error('loraMergeRef: rows out of range');
+  for (let j = 0; j < outDim; j++) {
+    for (let k = 0; k < K; k++) {
+      let s = 0;
+      for (let q = 0; q < r; q++) s += B[j * r + q] * A[q * K + k];
+      out[(rowOff + j) * K + k] += scale * s;
+    }
+  }
+  return out;
+}

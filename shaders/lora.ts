@@ -193,3 +193,52 @@ export function loraApply(rt: Runtime, a: LoraApplyArgs): void {
     rt.dispatch(expand, { params, buffers: [step.t, bank.Bt, ...common, list.buffer, a.out], workgroups: rt.grid(Math.ceil((list.count * base.outP4) / 64)) });
   }
 }
+
+// ---------------------------------------------------------------- merge (W += s·B·A)
+
+export const LoraMergeParams = defineParams('LoraMergeParams', {
+  K: 'u32',
+  outDim: 'u32',
+  rowOff: 'u32',
+  partRowStart: 'u32',
+  partRows: 'u32',
+  inP: 'u32',
+  outP: 'u32',
+  rMax: 'u32',
+  slot: 'u32',
+  rank: 'u32',
+  scale: 'f32',
+});
+type MF = (typeof LoraMergeParams.fields)[number][0];
+const mergeKernel: Kernel<MF> = { name: 'lora_merge', code: LoraMergeParams.wgsl + WGSL['lora.merge'], params: LoraMergeParams };
+
+export interface LoraMergeArgs {
+  /** f32 weight part [partRows, K]. */
+  W: GPUBuffer;
+  partRowStart: number;
+  partRows: number;
+  bank: LoraBank;
+  tables: LoraTables;
+  slot: number;
+  rank: number;
+  /** scale = +scaling to merge, −scaling to unmerge (not bit-exact; keep a copy of W for exact restore). */
+  scale: number;
+  /** First row of this module inside the (possibly fused) weight. */
+  rowOff: number;
+}
+
+/** W[rows of this module in this part] += scale · B·A (f32 weights only). */
+export function loraMerge(rt: Runtime, a: LoraMergeArgs): void {
+  const K = a.bank.inDim;
+  const outDim = a.bank.outDim;
+  if (a.W.size < a.partRows * K * 4) throw new Error(`loraMerge: W (${a.W.size} B) smaller than ${a.partRows}×${K} f32`);
+  if (a.rank > a.tables.rMax) throw new Error(`loraMerge: rank ${a.rank} > rMax ${a.tables.rMax}`);
+  rt.dispatch(mergeKernel, {
+    params: {
+      K, outDim, rowOff: a.rowOff, partRowStart: a.partRowStart, partRows: a.partRows,
+      inP: ceil4(K), outP: ceil4(outDim), rMax: a.tables.rMax, slot: a.slot, rank: a.rank, scale: a.scale,
+    },
+    buffers: [a.W, a.bank.A, a.bank.Bt, a.tables.pages],
+    workgroups: rt.grid(Math.ceil((outDim * Math.ceil(K / 4)) / 64)),
+  });
+}
