@@ -1,6 +1,6 @@
 import type { KernelCheck } from './check.ts';
 import { randomArray, result } from './check.ts';
-import { pagedAttention } from './attention.ts';
+import { pagedAttention, ATTENTION_VARIANTS, type AttentionOptions, type AttentionVariant } from './attention.ts';
 import { attentionRef } from './attention.ref.ts';
 import { kvWrite, fusedQkvLayout } from './kv_write.ts';
 import { PagedKvCache, type BatchEntry } from '../engine/kv/paged-cache.ts';
@@ -26,7 +26,7 @@ const cases: Case[] = [
   { name: 'attention paged gqa2 hd8 bs16', numHeads: 8, numKvHeads: 4, headDim: 8, blockSize: 16, history: [1, 5, 17, 33, 0], step: [1, 1, 3, 1, 6] },
   { name: 'attention paged mha hd64 bs16', numHeads: 3, numKvHeads: 3, headDim: 64, blockSize: 16, history: [33, 0, 5, 17], step: [1, 17, 2, 1], pad: 8 },
   { name: 'attention paged gqa4 hd17 bs5 (f32 lanes)', numHeads: 8, numKvHeads: 2, headDim: 17, blockSize: 5, history: [17, 1, 0, 5], step: [1, 4, 5, 1], scale: 0.31 },
-  { name: 'attention paged gqa2 hd16 bs3 window7', numHeads: 4, numKvHeads: 2, headDim: 16, blockSize: 3, history: [33, 5, 0], step: [1, 3, 17], window: 7 },
+  { name: 'attention paged gqa2 hd16 bs3 window13', numHeads: 4, numKvHeads: 2, headDim: 16, blockSize: 3, history: [33, 5, 0], step: [1, 3, 17], window: 13 },
 ];
 
 function rng(seed: number): () => number {
@@ -61,7 +61,7 @@ function allocateShuffled(cache: PagedKvCache, counts: number[], rand: () => num
   }
 }
 
-async function runCase(rt: Runtime, c: Case, seed: number) {
+async function runCase(rt: Runtime, c: Case, seed: number, variant: AttentionVariant, extra: Partial<AttentionOptions> = {}) {
   const rand = rng(seed);
   const S = c.history.length;
   const H = c.numHeads, KV = c.numKvHeads, D = c.headDim;
@@ -97,7 +97,7 @@ async function runCase(rt: Runtime, c: Case, seed: number) {
     const gq = rt.upload(qkv);
     const gout = rt.createBuffer(T * H * D * 4, 'attn-out');
     kvWrite(rt, cache, layer, gq, meta, T, { numHeads: H, rowStride });
-    pagedAttention(rt, cache, layer, gq, gout, meta, { numHeads: H, qStride: rowStride, scale: c.scale, window: c.window });
+    pagedAttention(rt, cache, layer, gq, gout, meta, { numHeads: H, qStride: rowStride, scale: c.scale, window: c.window, variant, ...extra });
     const got = await rt.readF32(gout, T * H * D);
     const ref = attentionRef({ numHeads: H, numKvHeads: KV, headDim: D, seqs: hist, tokens, q: qkv, qStride: rowStride, scale: c.scale, window: c.window });
     rt.destroy(gq);
@@ -109,7 +109,10 @@ async function runCase(rt: Runtime, c: Case, seed: number) {
   return worst;
 }
 
-export const checks: KernelCheck[] = cases.map((c, i) => ({
-  name: c.name,
-  run: (rt) => runCase(rt, c, 100 + i),
-}));
+export const checks: KernelCheck[] = ATTENTION_VARIANTS.flatMap((variant) =>
+  cases.map((c, i) => ({
+    name: c.name.replace('attention paged', `attention ${variant}`),
+    // split: small chunks so that every context spans several; sg/split: the GPU-side guards too
+    run: (rt: Runtime) => runCase(rt, c, 100 + i, variant, variant === 'split' ? { splitChunk: 8, sgGuards: i >= 2 } : variant === 'sg' ? { sgGuards: i >= 2 } : {}),
+  })),
+);

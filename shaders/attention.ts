@@ -1,4 +1,5 @@
-// Paged causal GQA attention (host side). WGSL: shaders/attention.wgsl · reference:
+// Paged causal GQA attention (host side). WGSL: shaders/attention.wgsl (v1), attention_gqa.wgsl,
+// attention_v2.wgsl, attention_sg.wgsl (+ attention_combine.wgsl for split-context) · reference:
 // shaders/attention.ref.ts · check: shaders/attention.check.ts. Layouts: engine/kv/paged-cache.ts.
 import { WGSL } from './wgsl.gen.ts';
 import { defineParams } from '../engine/gpu/params.ts';
@@ -19,24 +20,141 @@ export const AttnParams = defineParams('AttnParams', {
   tokenBase: 'u32',
   window: 'u32',
   scale: 'f32',
+  /** Split-context only: keys per chunk and chunks per (token, head) in the partials buffer. */
+  chunk: 'u32',
+  numChunks: 'u32',
 });
 type F = (typeof AttnParams.fields)[number][0];
 
+/**
+ * Kernel variants (all barrier-free, same results up to f32 rounding):
+ *  - 'v1':    one invocation per (token, q head), loops over HDV lanes (f32 or vec4).
+ *  - 'gqa':   one invocation per (token, G q heads sharing a kv head): each K/V row is loaded once
+ *             for G heads (G = the largest divisor of numHeads/numKvHeads that is <= 8).
+ *  - 'v2':    one invocation per (token, q head), 4 keys per step, head dim unrolled into
+ *             registers (generated per head dim / block size / kv heads).
+ *  - 'sg':    one subgroup per (token, q head); lanes split the head dim (consecutive floats
+ *             across lanes), 4 keys per step, subgroupAdd for the scores. Needs 'subgroups'.
+ *  - 'split': 'sg' over context chunks (flash-decoding) + a combine pass; for few tokens with long
+ *             contexts (decode), where (token, head) pairs alone do not fill the machine.
+ * 'auto' (default): 'split' or 'sg' when the device has subgroups, else 'v2' (head dims up to
+ * V2_MAX_HDV lanes) or 'v1'.
+ */
+export const ATTENTION_VARIANTS = ['v1', 'gqa', 'v2', 'sg', 'split'] as const;
+export type AttentionVariant = (typeof ATTENTION_VARIANTS)[number];
+
 const kernelCache = new Map<string, Kernel<F>>();
 
-function attnKernel(headDim: number, vec4: boolean): Kernel<F> {
-  const key = `${headDim}:${vec4}`;
+function cached(key: string, make: () => Kernel<F>): Kernel<F> {
   let k = kernelCache.get(key);
-  if (!k) {
+  if (!k) kernelCache.set(key, (k = make()));
+  return k;
+}
+
+function loopKernel(variant: 'v1' | 'gqa', headDim: number, vec4: boolean, g: number): Kernel<F> {
+  return cached(`${variant}:${headDim}:${vec4}:${g}`, () => {
     const hdv = vec4 ? headDim / 4 : headDim;
-    k = {
-      name: `attention_paged_${vec4 ? 'vec4' : 'f32'}_hd${headDim}`,
-      code: laneTypePreamble(vec4) + `const HDV: u32 = ${hdv}u;\n` + AttnParams.wgsl + WGSL.attention,
+    return {
+      name: `attention_paged_${variant}_${vec4 ? 'vec4' : 'f32'}_hd${headDim}${variant === 'v1' ? '' : `_g${g}`}`,
+      code:
+        laneTypePreamble(vec4) +
+        `const HDV: u32 = ${hdv}u;\nconst G: u32 = ${g}u;\n` +
+        AttnParams.wgsl +
+        (variant === 'v1' ? WGSL.attention : WGSL.attention_gqa),
       params: AttnParams,
     };
-    kernelCache.set(key, k);
-  }
-  return k;
+  });
+}
+
+/** Largest head dim (in V lanes) the unrolled v2 kernel is generated for ('auto' falls back to v1). */
+export const V2_MAX_HDV = 64;
+
+function v2Kernel(headDim: number, vec4: boolean, blockSize: number, numKvHeads: number): Kernel<F> {
+  return cached(`v2:${headDim}:${vec4}:${blockSize}:${numKvHeads}`, () => {
+    const hdv = vec4 ? headDim / 4 : headDim;
+    const r = Array.from({ length: hdv }, (_, d) => d);
+    const score = (b: string) => r.map((d) => `vdot(q${d}, kc[${b} + ${d}u])`).join(' + ');
+    const src = WGSL.attention_v2
+      .replace('{{Q_LOAD}}', r.map((d) => `  let q${d} = qkv[qo + ${d}u] * p.scale;`).join('\n'))
+      .replace('{{ACC_DECL}}', r.map((d) => `  var a${d} = V(0.0);`).join('\n'))
+      .replace('{{SCORE_0}}', score('b0'))
+      .replace('{{SCORE_1}}', score('b1'))
+      .replace('{{SCORE_2}}', score('b2'))
+      .replace('{{SCORE_3}}', score('b3'))
+      .replace(
+        '{{ACC_UPDATE}}',
+        r.map((d) => `    a${d} = a${d} * c + e.x * vc[b0 + ${d}u] + e.y * vc[b1 + ${d}u] + e.z * vc[b2 + ${d}u] + e.w * vc[b3 + ${d}u];`).join('\n'),
+      )
+      .replace('{{STORE}}', r.map((d) => `  out[oo + ${d}u] = a${d} * inv;`).join('\n'));
+    return {
+      name: `attention_paged_v2_${vec4 ? 'vec4' : 'f32'}_hd${headDim}_bs${blockSize}_kv${numKvHeads}`,
+      code:
+        laneTypePreamble(vec4) +
+        `const HDV: u32 = ${hdv}u;\nconst BS: u32 = ${blockSize}u;\nconst KVH: u32 = ${numKvHeads}u;\n` +
+        AttnParams.wgsl +
+        src,
+      params: AttnParams,
+    };
+  });
+}
+
+/** Smallest subgroup size the 'sg' / 'split' kernels are generated for (SwiftShader: 4; GPUs: 8..128). */
+export const SG_MIN_SIZE = 4;
+const SG_WG = 64;
+
+function sgKernel(headDim: number, blockSize: number, numKvHeads: number, guards: boolean, split: boolean): Kernel<F> {
+  return cached(`sg:${headDim}:${blockSize}:${numKvHeads}:${guards}:${split}`, () => {
+    const nc = Math.ceil(headDim / SG_MIN_SIZE);
+    const r = Array.from({ length: nc }, (_, c) => c);
+    // chunks c >= 1 are skipped (subgroup-uniformly) when c*S >= HD: only matters for S > SG_MIN_SIZE
+    const guard = (c: number, body: string, indent: string) =>
+      guards && c > 0 ? `${indent}if (${c}u * S < HD) {\n${indent}  ${body}\n${indent}}` : `${indent}${body}`;
+    const store = split
+      ? [
+          '    let po = (th * p.numChunks + chunk) * (HD + 2u);',
+          '    if (lane == 0u) { part[po] = m; part[po + 1u] = l; }',
+          ...r.map((c) => `    if (ok${c}) { part[po + 2u + e${c}] = a${c}; }`),
+        ]
+      : [
+          '    let inv = 1.0 / l;',
+          '    let oo = t * p.outStride + p.outCol + h * HD;',
+          ...r.map((c) => `    if (ok${c}) { out[oo + e${c}] = a${c} * inv; }`),
+        ];
+    const src = WGSL.attention_sg
+      .replace('{{OUT_BINDING}}', `@group(0) @binding(5) var<storage, read_write> ${split ? 'part' : 'out'}: array<f32>;`)
+      .replace('{{LANE_ELEMS}}', r.map((c) => `  let e${c} = min(lane + ${c}u * S, HD - 1u);\n  let ok${c} = lane + ${c}u * S < HD;`).join('\n'))
+      .replace('{{Q_LOAD}}', r.map((c) => `    let q${c} = select(0.0, qkv[qo + e${c}], ok${c}) * p.scale;`).join('\n'))
+      .replace('{{ACC_DECL}}', r.map((c) => `    var a${c} = 0.0;`).join('\n'))
+      .replace('{{SCORE}}', r.map((c) => guard(c, `sp += q${c} * vec4<f32>(kc[b0 + e${c}], kc[b1 + e${c}], kc[b2 + e${c}], kc[b3 + e${c}]);`, '      ')).join('\n'))
+      .replace(
+        '{{ACC_UPDATE}}',
+        r.map((c) => guard(c, `a${c} = a${c} * c + e.x * vc[b0 + e${c}] + e.y * vc[b1 + e${c}] + e.z * vc[b2 + e${c}] + e.w * vc[b3 + e${c}];`, '      ')).join('\n'),
+      )
+      .replace('{{STORE}}', store.join('\n'));
+    return {
+      name: `attention_paged_${split ? 'split' : 'sg'}_hd${headDim}_bs${blockSize}_kv${numKvHeads}`,
+      code:
+        'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' +
+        `const HD: u32 = ${headDim}u;\nconst BS: u32 = ${blockSize}u;\nconst KVH: u32 = ${numKvHeads}u;\nconst WG: u32 = ${SG_WG}u;\nconst SPLIT: bool = ${split};\n` +
+        AttnParams.wgsl +
+        src,
+      params: AttnParams,
+    };
+  });
+}
+
+function combineKernel(headDim: number): Kernel<F> {
+  return cached(`combine:${headDim}`, () => ({
+    name: `attention_combine_hd${headDim}`,
+    code: `const HD: u32 = ${headDim}u;\n` + AttnParams.wgsl + WGSL.attention_combine,
+    params: AttnParams,
+  }));
+}
+
+/** Query heads per invocation in the 'gqa' variant. */
+export function gqaHeadsPerInvocation(group: number, max = 8): number {
+  for (let g = Math.min(group, max); g > 1; g--) if (group % g === 0) return g;
+  return 1;
 }
 
 export interface AttentionOptions {
@@ -52,6 +170,31 @@ export interface AttentionOptions {
   scale?: number;
   /** Sliding window in tokens: keys pos-window+1 .. pos (0 / undefined = none). */
   window?: number;
+  /** Kernel variant (default 'auto'). */
+  variant?: AttentionVariant | 'auto';
+  /** 'split' only: keys per context chunk (default: chosen from the batch and the device). */
+  splitChunk?: number;
+  /** 'sg'/'split' only, for tests: emit the GPU-side chunk guards even on a CPU adapter. */
+  sgGuards?: boolean;
+}
+
+/** Keys per chunk the split variant uses for a batch; 0 = do not split. */
+export function splitChunkFor(rt: Runtime, numTokens: number, numHeads: number, maxContext: number): number {
+  // Work items wanted in flight: SwiftShader runs a workgroup (16 subgroups of 4) per core;
+  // a big GPU wants thousands of subgroups.
+  const target = rt.info.isCpu ? 64 : 4096;
+  const items = numTokens * numHeads;
+  if (items >= target || maxContext < 128) return 0;
+  const chunks = Math.min(Math.ceil(target / items), Math.ceil(maxContext / 64));
+  if (chunks < 2) return 0;
+  return Math.ceil(maxContext / chunks / 4) * 4;
+}
+
+/** The variant 'auto' picks for a batch on this runtime. */
+export function chooseAttentionVariant(rt: Runtime, headDim: number, numTokens: number, numHeads: number, maxContext: number): AttentionVariant {
+  if (rt.info.features.subgroups) return splitChunkFor(rt, numTokens, numHeads, maxContext) ? 'split' : 'sg';
+  const vec4 = headDim % 4 === 0;
+  return (vec4 ? headDim / 4 : headDim) <= V2_MAX_HDV ? 'v2' : 'v1';
 }
 
 /**
@@ -83,24 +226,43 @@ export function pagedAttention(
   if (!Number.isInteger(window) || window < 0) throw new Error(`pagedAttention: window=${window}`);
   const T = meta.numTokens;
   if (T === 0) return;
+  const scale = opts.scale ?? 1 / Math.sqrt(hd);
+  const context = window ? Math.min(window, meta.maxContext) : meta.maxContext;
+  let variant = opts.variant ?? 'auto';
+  if (variant === 'auto') variant = chooseAttentionVariant(rt, hd, T, H, context);
+  const base = { numTokens: T, numHeads: H, numKvHeads: KV, group: H / KV, blockSize: cache.blockSize, tokenBase: meta.tokenBase, window, scale };
+
+  if (variant === 'sg' || variant === 'split') {
+    if (!rt.info.features.subgroups) throw new Error(`pagedAttention: variant '${variant}' needs the subgroups feature`);
+    // The grid assumes SwiftShader's 4 lanes on CPUs and 32 elsewhere; the kernels loop over
+    // work items, so another subgroup size stays correct.
+    const lanes = rt.info.isCpu ? 4 : 32;
+    const guards = opts.sgGuards ?? !rt.info.isCpu;
+    const chunk = variant === 'split' ? opts.splitChunk ?? (splitChunkFor(rt, T, H, context) || Math.max(4, context)) : 0;
+    if (variant === 'split' && (!Number.isInteger(chunk) || chunk < 1)) throw new Error(`pagedAttention: splitChunk=${chunk}`);
+    const numChunks = chunk ? Math.ceil(context / chunk) : 1;
+    const params = { ...base, qStride, qCol, outStride, outCol, chunk, numChunks };
+    const workgroups = rt.grid(Math.ceil((T * H * numChunks * lanes) / SG_WG));
+    if (variant === 'sg') {
+      rt.dispatch(sgKernel(hd, cache.blockSize, KV, guards, false), { params, buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, out], workgroups });
+      return;
+    }
+    const partBytes = T * H * numChunks * (hd + 2) * 4;
+    const part = rt.acquire(partBytes);
+    rt.dispatch(sgKernel(hd, cache.blockSize, KV, guards, true), { params, buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, part], workgroups });
+    rt.dispatch(combineKernel(hd), { params, buffers: [meta.buffer, part, out], workgroups: rt.grid(Math.ceil((T * H * hd) / 64)) });
+    rt.release(part);
+    return;
+  }
+
   const vec4 = hd % 4 === 0 && qStride % 4 === 0 && qCol % 4 === 0 && outStride % 4 === 0 && outCol % 4 === 0;
   const w = vec4 ? 4 : 1;
-  rt.dispatch(attnKernel(hd, vec4), {
-    params: {
-      numTokens: T,
-      numHeads: H,
-      numKvHeads: KV,
-      group: H / KV,
-      blockSize: cache.blockSize,
-      qStride: qStride / w,
-      qCol: qCol / w,
-      outStride: outStride / w,
-      outCol: outCol / w,
-      tokenBase: meta.tokenBase,
-      window,
-      scale: opts.scale ?? 1 / Math.sqrt(hd),
-    },
+  const params = { ...base, qStride: qStride / w, qCol: qCol / w, outStride: outStride / w, outCol: outCol / w, chunk: 0, numChunks: 1 };
+  const g = variant === 'gqa' ? gqaHeadsPerInvocation(H / KV) : 1;
+  const kernel = variant === 'v2' ? v2Kernel(hd, vec4, cache.blockSize, KV) : loopKernel(variant, hd, vec4, g);
+  rt.dispatch(kernel, {
+    params,
     buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, out],
-    workgroups: rt.grid(Math.ceil((T * H) / 64)),
+    workgroups: rt.grid(Math.ceil((T * (H / g)) / 64)),
   });
 }
