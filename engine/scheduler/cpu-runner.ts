@@ -11,6 +11,7 @@
 
 import { BlockAllocator } from '../kv/block-allocator.ts';
 import type { SampleParams } from '../../shaders/sample.ts';
+import { sampleRef } from '../../shaders/sample.ref.ts';
 import type { KvAllocator } from './scheduler.ts';
 import type { SegmentResult, StepBatch, StepRunner } from './types.ts';
 
@@ -125,49 +126,9 @@ export class CpuStepRunner implements StepRunner {
   }
 }
 
-/**
- * CPU sampling: HF repetition penalty over the history, then greedy (temperature ≤ 0) or
- * temperature → top-k → top-p with one uniform drawn from (seed, step).
- */
+/** CPU sampling with the sampler's float64 reference (same semantics and random stream as the GPU sampler). */
 export function cpuSample(logits: ArrayLike<number>, p: SampleParams, history: ReadonlyArray<number>): number {
-  const z = Float64Array.from(logits as ArrayLike<number>);
-  if (p.repetitionPenalty !== 1) {
-    for (const t of new Set(history)) z[t] = z[t]! < 0 ? z[t]! * p.repetitionPenalty : z[t]! / p.repetitionPenalty;
-  }
-  if (p.temperature <= 0) {
-    let best = 0;
-    for (let i = 1; i < z.length; i++) if (z[i]! > z[best]!) best = i;
-    return best;
-  }
-  let idx = Array.from(z.keys()).sort((a, b) => z[b]! - z[a]! || a - b);
-  if (p.topK > 0) idx = idx.slice(0, p.topK);
-  const max = z[idx[0]!]!;
-  let probs = idx.map((i) => Math.exp((z[i]! - max) / p.temperature));
-  let sum = probs.reduce((a, b) => a + b, 0);
-  if (p.topP < 1) {
-    let cum = 0;
-    let keep = 0;
-    while (keep < probs.length && cum < p.topP * sum) cum += probs[keep++]!;
-    idx = idx.slice(0, Math.max(1, keep));
-    probs = probs.slice(0, idx.length);
-    sum = probs.reduce((a, b) => a + b, 0);
-  }
-  let u = uniform01(p.seed, p.step) * sum;
-  for (let i = 0; i < idx.length; i++) {
-    u -= probs[i]!;
-    if (u < 0) return idx[i]!;
-  }
-  return idx[idx.length - 1]!;
-}
-
-function uniform01(seed: number, step: number): number {
-  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b);
-  h ^= h >>> 16;
-  return (h >>> 0) / 4294967296;
+  return sampleRef(logits, logits.length, { ...p, historyOffset: 0, historyLength: history.length }, history).token;
 }
 
 /** Toy LM: last-position logits are a hash of (adapter, every token so far). */
