@@ -200,3 +200,45 @@ describe('GPU forward with LoRA adapters (engine/lora runtime through the hook)'
     }
   });
 });
+
+describe('GPU sampling inside the step', () => {
+  it('sampled token = shaders/sample.ref on the step logits (temperature, top-k, top-p, penalty, seeds), rows of one batch independent', async () => {
+    const { sampleRef } = await import('../../shaders/sample.ref.ts');
+    const model = await GpuModel.load(rt, new LocalDirSource(STORIES_DIR));
+    const { cache, runner } = setup(model);
+    try {
+      const V = model.config.vocabSize;
+      const prompt = STORIES_PROMPT;
+      const settings: SampleParams[] = [
+        { temperature: 1, seed: 1, step: 0 },
+        { temperature: 0.7, topK: 20, seed: 2, step: 3 },
+        { temperature: 1.3, topP: 0.9, seed: 3, step: 1 },
+        { temperature: 0.9, topK: 50, topP: 0.8, repetitionPenalty: 1.3, seed: 4, step: 2 },
+        { temperature: 0, repetitionPenalty: 1.5, seed: 0, step: 0 },
+      ];
+      let checked = 0;
+      for (let round = 0; round < 2; round++) {
+        settings.forEach((_, i) => cache.allocateOrThrow(100 + i, prompt.length));
+        const res = await runner.runStep({
+          segments: settings.map((sp, i) => ({
+            seqId: 100 + i, tokens: prompt, startPos: 0, adapter: null, history: prompt, wantLogits: true,
+            sample: { ...sp, seed: (sp.seed ?? 0) + 17 * round },
+          })),
+        });
+        res.forEach((r, i) => {
+          const sp = { ...settings[i]!, seed: (settings[i]!.seed ?? 0) + 17 * round };
+          const ref = sampleRef(r.logits!, V, sp, prompt);
+          if (ref.margin > 1e-4) {
+            expect(r.token, `row ${i} round ${round}`).toBe(ref.token);
+            checked++;
+          }
+        });
+        settings.forEach((_, i) => cache.free(100 + i));
+      }
+      expect(checked).toBeGreaterThan(7);
+    } finally {
+      cache.destroy();
+      model.destroy();
+    }
+  });
+});

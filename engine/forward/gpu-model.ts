@@ -28,7 +28,7 @@ import { rope, ropeInvFreq } from '../../shaders/rope.ts';
 import { siluMul } from '../../shaders/silu_mul.ts';
 import { argmax } from '../../shaders/argmax.ts';
 import { embedding } from '../../shaders/embedding.ts';
-import type { SampleParams } from '../../shaders/sample.ts';
+import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample.ts';
 import { kvWrite } from '../../shaders/kv_write.ts';
 import { pagedAttention } from '../../shaders/attention.ts';
 
@@ -299,6 +299,53 @@ export class GpuModel {
     const posBuf = acq(T, 'fwd-pos');
     rt.copy(inBuf, T * 4, posBuf, 0, T * 4);
 
+    // ---- rows that need logits: the last position of each segment (or all positions)
+    const rowsOf: Array<{ first: number; count: number }> = [];
+    let R = 0;
+    {
+      for (const s of segs) {
+        const n = s.tokens.length;
+        if (step.allLogits) {
+          rowsOf.push({ first: R, count: n });
+          R += n;
+        } else if (s.sample || s.wantLogits) {
+          rowsOf.push({ first: R, count: 1 });
+          R += 1;
+        } else rowsOf.push({ first: -1, count: 0 });
+      }
+    }
+    // ---- sampling inputs, written before any dispatch is recorded (rt.write flushes recorded work):
+    //   per logits row r: SampleParams (rows that are not sampled get greedy dummies), and the
+    //   histories (u32 ids) of the rows with a repetition penalty.
+    const sampleSegs = segs.map((s, i) => ({ s, i })).filter(({ s }) => s.sample);
+    const nS = sampleSegs.length;
+    let sampleIn: { params: GPUBuffer; history?: GPUBuffer } | null = null; // null: all greedy → argmax
+    if (nS && sampleSegs.some(({ s }) => s.sample!.temperature > 0 || (s.sample!.repetitionPenalty ?? 1) !== 1)) {
+      const rowParams: SampleParams[] = Array.from({ length: R }, () => ({ temperature: 0 }));
+      const hist: number[] = [];
+      for (const { s, i } of sampleSegs) {
+        const r = rowsOf[i]!;
+        const sp: SampleParams = { ...s.sample! };
+        if ((sp.repetitionPenalty ?? 1) !== 1 && s.history?.length) {
+          sp.historyOffset = hist.length;
+          sp.historyLength = s.history.length;
+          for (const id of s.history) hist.push(id);
+        } else {
+          sp.historyOffset = 0;
+          sp.historyLength = 0;
+        }
+        rowParams[r.first + r.count - 1] = sp;
+      }
+      const params = acq(R * (SAMPLE_ROW_BYTES / 4), 'fwd-sample-params');
+      rt.write(params, new Uint8Array(packSampleParams(rowParams)));
+      sampleIn = { params };
+      if (hist.length) {
+        const history = acq(hist.length, 'fwd-sample-history');
+        rt.write(history, Uint32Array.from(hist));
+        sampleIn.history = history;
+      }
+    }
+
     // ---- activations (pool), sized to this step
     const x = acq(T * Hd, 'fwd-x'); //      residual stream [T, Hd]
     const h = acq(T * Hd, 'fwd-h'); //      normed          [T, Hd]
@@ -360,23 +407,6 @@ export class GpuModel {
         loraApply(l, 'down_proj', act, x, I, Hd);
       }
 
-      // ---- rows that need logits: the last position of each segment (or all positions)
-      const rowsOf: Array<{ first: number; count: number }> = [];
-      let R = 0;
-      {
-        let t = 0;
-        for (const s of segs) {
-          const n = s.tokens.length;
-          if (step.allLogits) {
-            rowsOf.push({ first: R, count: n });
-            R += n;
-          } else if (s.sample || s.wantLogits) {
-            rowsOf.push({ first: R, count: 1 });
-            R += 1;
-          } else rowsOf.push({ first: -1, count: 0 });
-          t += n;
-        }
-      }
       const result: ForwardResult = { tokens: segs.map(() => null), logits: segs.map(() => undefined) };
       if (R === 0) {
         await rt.sync();
@@ -395,16 +425,15 @@ export class GpuModel {
       }
       // hl = self.norm(xl)                                               h [R, Hd]
       rmsnorm(rt, xl, this.norm, h, R, Hd, c.rmsNormEps);
-      // logits = self.lm_head(hl)            logits [R, V] then sampled ids [nSample] (u32) after them
-      const sampleSegs = segs.map((s, i) => ({ s, i })).filter(({ s }) => s.sample);
-      const nS = sampleSegs.length;
+      // logits = self.lm_head(hl)            logits [R, V] then sampled ids [R] (u32) after them
       const out = acq(R * V + (nS ? R : 0), 'fwd-logits');
       matmul(rt, h, this.lmHead, out, R);
 
       if (nS) {
         // next = sample(logits[row], temperature, top_k, top_p, repetition_penalty, seed)   ids [R] u32 (one per logits row)
         const ids = acq(R, 'fwd-sampled');
-        this.sampleRows(out, R, rowsOf, segs, ids);
+        if (sampleIn) sample(rt, out, R, V, sampleIn.params, ids, { history: sampleIn.history });
+        else argmax(rt, out, R, V, ids); // all greedy, no penalty: next = argmax(logits[r])
         rt.copy(ids, 0, out, R * V * 4, R * 4);
       }
       // one readback: sampled ids, plus the logits when any segment wants them
@@ -428,14 +457,6 @@ export class GpuModel {
       if (plan) lora!.endStep(plan);
       for (const b of acquired) rt.release(b);
     }
-  }
-
-  /** GPU sampling: ids[r] for every logits row r that is the last row of a sampling segment. */
-  private sampleRows(logits: GPUBuffer, R: number, rowsOf: Array<{ first: number; count: number }>, segs: ReadonlyArray<ForwardSegment>, ids: GPUBuffer): void {
-    void rowsOf;
-    if (segs.some((s) => s.sample && s.sample.temperature > 0)) throw new Error('forward: sampling with temperature > 0 needs shaders/sample.ts (not landed yet)');
-    // greedy: next = argmax(logits[r])
-    argmax(this.rt, logits, R, this.config.vocabSize, ids);
   }
 
   destroy(): void {
