@@ -312,6 +312,28 @@ describe('Scheduler (CPU runner)', () => {
     expect(bRe.step).toBeLessThanOrEqual(cFirst.step);
   });
 
+  it('maxAdapters bounds the distinct adapters running together; outputs unchanged', async () => {
+    const rng = new Rng(21);
+    const { sched, runner, kv } = setup(64, 4, { maxBatchTokens: 24, maxRunning: 8, maxAdapters: 2 });
+    const reqs = Array.from({ length: 30 }, () => randomRequest(rng));
+    const hs = reqs.map((r) => sched.submit(r));
+    const outs = hs.map(collect);
+    await drain(sched);
+    for (const b of runner.log) expect(new Set(b.segments.map((g) => g.adapter).filter((a) => a !== null)).size).toBeLessThanOrEqual(2);
+    expect(runner.log.some((b) => new Set(b.segments.map((g) => g.adapter).filter((a) => a !== null)).size === 2)).toBe(true);
+    for (let i = 0; i < reqs.length; i++) expectSolo(reqs[i]!, await hs[i]!.finished, await outs[i]!);
+    expect(kv.freeBlocks()).toBe(64);
+    // adaptersFit: a custom rule (here: never alpha with beta)
+    const t = setup(64, 4, { adaptersFit: (set) => !(set.has('alpha') && set.has('beta')) });
+    const hs2 = ['alpha', 'beta', 'gamma', 'alpha'].map((a) => t.sched.submit({ promptTokens: [1, 2], adapter: a, sample: GREEDY, maxTokens: 5 }));
+    await drain(t.sched);
+    for (const b of t.runner.log) {
+      const set = new Set(b.segments.map((g) => g.adapter));
+      expect(set.has('alpha') && set.has('beta')).toBe(false);
+    }
+    expect((await Promise.all(hs2.map((h) => h.finished))).map((f) => f.reason)).toEqual(['length', 'length', 'length', 'length']);
+  });
+
   it('run() sleeps when idle (no busy-spin), wakes on submit, stops on stop()', async () => {
     const { sched, runner } = setup(16, 4);
     const loop = sched.run();

@@ -96,6 +96,14 @@ export interface SchedulerOptions {
   maxModelLen?: number;
   /** Optional: submit() throws UnknownAdapterError when this says false. */
   hasAdapter?: (name: string) => boolean;
+  /**
+   * At most this many distinct adapters (null = base does not count) among running sequences,
+   * so a step never needs more adapters resident than the LoRA pool can pin at once. A waiting
+   * request whose adapter would exceed it waits (FIFO: it blocks the queue head). Default ∞.
+   */
+  maxAdapters?: number;
+  /** Finer test than maxAdapters (e.g. pool pages by rank): may the running set use these adapters together? */
+  adaptersFit?: (adapters: ReadonlySet<string>) => boolean;
 }
 
 export interface SchedulerMetrics {
@@ -263,6 +271,7 @@ export class Scheduler {
     for (const [k, v] of [['maxQueue', this.maxQueue], ['maxBatchTokens', this.maxBatchTokens], ['maxRunning', this.maxRunning], ['maxPrefillChunk', this.maxPrefillChunk]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`Scheduler: ${k}=${v} must be a positive integer`);
     }
+    if (opts.maxAdapters !== undefined && !(Number.isInteger(opts.maxAdapters) && opts.maxAdapters >= 1)) throw new Error(`Scheduler: maxAdapters=${opts.maxAdapters} must be a positive integer`);
     // Every running sequence must be able to decode in every step, or later ones would starve.
     if (this.maxRunning > this.maxBatchTokens) throw new Error(`Scheduler: maxRunning (${this.maxRunning}) > maxBatchTokens (${this.maxBatchTokens})`);
   }
@@ -408,6 +417,7 @@ export class Scheduler {
     while (!st.preempted && this.waiting.length && this.running.length < this.maxRunning && st.budget > 0) {
       const s = this.waiting[0]!;
       const n = Math.min(this.pending(s), st.budget, this.maxPrefillChunk);
+      if (!this.adapterFits(s)) break;
       if (!this.kv.canAllocate(n, s.id)) {
         // Nothing holds pages, yet the head does not fit: it never will (guards against a spin).
         if (this.running.length === 0 && segs.size === 0 && this.kv.freeBlocks() === this.kv.numBlocks) {
@@ -443,6 +453,17 @@ export class Scheduler {
     }
     this.kvAllocate(s, n);
     return true;
+  }
+
+  private adapterFits(s: Seq): boolean {
+    const a = s.req.adapter;
+    if (a === null || (this.opts.maxAdapters === undefined && !this.opts.adaptersFit)) return true;
+    const set = new Set<string>();
+    for (const r of this.running) if (r.req.adapter !== null) set.add(r.req.adapter);
+    if (set.has(a)) return true;
+    set.add(a);
+    if (set.size > (this.opts.maxAdapters ?? Infinity)) return false;
+    return this.opts.adaptersFit?.(set) ?? true;
   }
 
   private kvAllocate(s: Seq, n: number): void {
