@@ -366,6 +366,25 @@ describe('Scheduler (CPU runner)', () => {
     expect(kv.freeBlocks()).toBe(16);
   });
 
+  it('run() survives an internal failure: live requests end with error, later ones run', async () => {
+    const kv = new TrackedKv(16, 4);
+    let lie = true;
+    const liar = Object.assign(Object.create(kv) as TrackedKv, {
+      allocate: (id: number, n: number) => (lie ? ((lie = false), false) : kv.allocate(id, n)),
+    });
+    const sched = new Scheduler(new CpuStepRunner(kv, toy), liar);
+    const loop = sched.run();
+    const a = sched.submit({ promptTokens: [1, 2, 3], adapter: null, sample: GREEDY, maxTokens: 3 });
+    const fa = await a.finished;
+    expect(fa.reason).toBe('error');
+    expect(fa.error?.message).toMatch(/failed after canAllocate/);
+    const b = sched.submit({ promptTokens: [1, 2, 3], adapter: null, sample: GREEDY, maxTokens: 3 });
+    expect((await b.finished).reason).toBe('length');
+    sched.stop();
+    await loop;
+    expect(kv.freeBlocks()).toBe(16);
+  });
+
   it('metrics count steps, prefilled and decoded tokens', async () => {
     const { sched } = setup(32, 4, { maxBatchTokens: 4 });
     sched.submit({ promptTokens: [1, 2, 3, 4, 5, 6], adapter: null, sample: GREEDY, maxTokens: 3, stopTokenIds: [] });

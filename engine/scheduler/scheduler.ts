@@ -246,11 +246,15 @@ export class Scheduler {
   /** In admission order: the last one is preempted first. */
   private running: Seq[] = [];
   private seqs = new Map<number, Seq>();
+  /** Cancelled, to be finished at the next step boundary. */
+  private toReap = new Set<Seq>();
   private nextId = 1;
   private inStep = false;
   private loopActive = false;
   private stopRequested = false;
   private wake: (() => void) | null = null;
+  /** Set by submit / cancel / stop: something changed since the loop last looked. */
+  private kicked = false;
   private m = {
     steps: 0, tokensPrefilled: 0, tokensDecoded: 0, tokensRecomputed: 0, preemptions: 0, submitted: 0, rejected: 0,
     lastBatchTokens: 0, lastBatchSegments: 0,
@@ -315,6 +319,7 @@ export class Scheduler {
     const s = this.seqs.get(id);
     if (!s || s.state === 'done') return;
     s.cancelRequested = true;
+    this.toReap.add(s);
     if (!this.inStep) this.reap();
   }
 
@@ -353,8 +358,14 @@ export class Scheduler {
     this.stopRequested = false;
     try {
       while (!this.stopRequested) {
-        const progressed = this.hasWork() && (await this.step());
-        if (!progressed) await new Promise<void>((r) => (this.wake = r));
+        let progressed = false;
+        this.kicked = false;
+        try {
+          progressed = this.hasWork() && (await this.step());
+        } catch (e) {
+          this.failAll(asError(e)); // an internal inconsistency: end every request rather than hang them
+        }
+        if (!progressed && !this.kicked) await new Promise<void>((r) => (this.wake = r));
         else await yieldToEventLoop(); // let timers, aborts and submissions in
       }
     } finally {
@@ -366,6 +377,11 @@ export class Scheduler {
   stop(): void {
     this.stopRequested = true;
     this.wakeUp();
+  }
+
+  /** Ends every live request with 'error' (pages freed). */
+  failAll(error: Error): void {
+    for (const s of [...this.seqs.values()]) this.finish(s, 'error', error);
   }
 
   /** Cancels every request (waiting and running). */
@@ -389,6 +405,7 @@ export class Scheduler {
   // --------------------------------------------------------------------------- internals
 
   private wakeUp(): void {
+    this.kicked = true;
     const w = this.wake;
     this.wake = null;
     w?.();
@@ -529,7 +546,8 @@ export class Scheduler {
 
   /** Ends cancelled sequences; frees their pages. */
   private reap(): void {
-    for (const s of [...this.seqs.values()]) if (s.cancelRequested && s.state !== 'done') this.finish(s, 'cancelled');
+    for (const s of this.toReap) this.finish(s, 'cancelled');
+    this.toReap.clear();
   }
 
   private finish(s: Seq, reason: FinishReason, error?: Error, stopToken: number | null = null): void {
