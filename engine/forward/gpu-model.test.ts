@@ -242,3 +242,32 @@ describe('GPU sampling inside the step', () => {
     }
   });
 });
+
+describe('f16 / q8 weight formats', () => {
+  for (const [name, format] of [['tiny-qwen2', 'f16'], ['tiny-llama3', 'q8'], ['tiny-qwen2', 'q8']] as const) {
+    it(`${name} ${format}: logits = reference with the dequantized weights`, async () => {
+      const { dequantized } = await import('../../shaders/weights.ts');
+      const config = presetConfig(name);
+      const model = await GpuModel.load(rt, new MemorySource(randomModelFiles(config, { seed: 8 })), { weightFormat: format });
+      try {
+        const orig = randomRefWeights(config, { seed: 8 });
+        // What the GPU multiplies by: every matrix (embedding and lm_head included) through the format.
+        const deq: RefWeights = new Map();
+        for (const [n, t] of orig) {
+          if (t.shape.length !== 2) deq.set(n, t);
+          else {
+            const [N, K] = t.shape as [number, number];
+            deq.set(n, { shape: t.shape, data: Float64Array.from(dequantized(Float32Array.from(t.data), N, K, format)) });
+          }
+        }
+        await checkModel(model, deq, config, 7, 4);
+        // and the quantization error itself is visible against the original weights
+        const V = config.vocabSize;
+        const toks = tokensFor(7, V, 4);
+        expect(relErr(refForward(deq, config, toks).data, refForward(orig, config, toks).data)).toBeGreaterThan(1e-5);
+      } finally {
+        model.destroy();
+      }
+    });
+  }
+});
