@@ -105,16 +105,28 @@ export interface LshOptions {
 export class NearDupIndex {
   readonly shingleSets: Set<string>[] = [];
   readonly sigs: Uint32Array[] = [];
-  private readonly buckets: Map<string, number[]>[];
+  private readonly buckets: Map<number, number[]>[];
   readonly o: Required<LshOptions>;
   constructor(opts: LshOptions = {}) {
     this.o = { ...MINHASH, ...opts };
     if (this.o.bands * this.o.rows > this.o.numHashes) throw new Error('bands × rows must be ≤ numHashes');
     this.buckets = Array.from({ length: this.o.bands }, () => new Map());
   }
-  private keys(sig: Uint32Array): string[] {
+  /** One bucket key per band: a 53-bit hash of the band's rows (two independent 32-bit mixes). */
+  private keys(sig: Uint32Array): number[] {
     const r = this.o.rows;
-    return Array.from({ length: this.o.bands }, (_, b) => Array.from(sig.subarray(b * r, b * r + r)).join(','));
+    const out: number[] = new Array(this.o.bands);
+    for (let b = 0; b < this.o.bands; b++) {
+      let h1 = 0x811c9dc5;
+      let h2 = 0x9747b28c;
+      for (let i = b * r; i < b * r + r; i++) {
+        const v = sig[i] as number;
+        h1 = fmix32(h1 ^ v);
+        h2 = fmix32(Math.imul(h2, 31) + v);
+      }
+      out[b] = (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
+    }
+    return out;
   }
   /** Candidate ids for a text (not verified). */
   private probe(sig: Uint32Array): Set<number> {
@@ -131,7 +143,7 @@ export class NearDupIndex {
     this.shingleSets.push(sh);
     this.sigs.push(sig);
     this.keys(sig).forEach((k, b) => {
-      const m = this.buckets[b] as Map<string, number[]>;
+      const m = this.buckets[b] as Map<number, number[]>;
       const arr = m.get(k);
       if (arr) arr.push(id);
       else m.set(k, [id]);
@@ -151,7 +163,8 @@ export class NearDupIndex {
   }
   /** All verified near-duplicate pairs among indexed items (i < j). */
   pairs(): { a: number; b: number; jaccard: number }[] {
-    const seen = new Set<string>();
+    const seen = new Set<number>();
+    const n = this.sigs.length;
     const out: { a: number; b: number; jaccard: number }[] = [];
     for (const m of this.buckets) {
       for (const ids of m.values()) {
@@ -160,11 +173,11 @@ export class NearDupIndex {
           for (let y = x + 1; y < ids.length; y++) {
             const a = ids[x] as number;
             const b = ids[y] as number;
-            const key = `${a},${b}`;
+            const key = a < b ? a * n + b : b * n + a;
             if (seen.has(key)) continue;
             seen.add(key);
             const j = jaccard(this.shingleSets[a] as Set<string>, this.shingleSets[b] as Set<string>);
-            if (j >= this.o.threshold) out.push({ a, b, jaccard: j });
+            if (j >= this.o.threshold) out.push(a < b ? { a, b, jaccard: j } : { a: b, b: a, jaccard: j });
           }
         }
       }
@@ -199,11 +212,12 @@ export function dedupe<T>(items: T[], textOf: (t: T) => string, opts: LshOptions
       survivors.push(i);
     }
   });
-  const idx = new NearDupIndex(opts);
-  for (const i of survivors) idx.add(textOf(items[i] as T));
   const uf = new UnionFind(survivors.length);
   const best = new Map<number, number>();
-  for (const p of idx.pairs()) {
+  const near = (opts.threshold ?? MINHASH.threshold) <= 1;
+  const idx = new NearDupIndex(opts);
+  if (near) for (const i of survivors) idx.add(textOf(items[i] as T));
+  for (const p of near ? idx.pairs() : []) {
     uf.union(p.a, p.b);
     const k = Math.max(p.a, p.b);
     best.set(k, Math.max(best.get(k) ?? 0, p.jaccard));

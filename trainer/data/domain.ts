@@ -33,7 +33,8 @@ export const DomainSchema = z
       z.object({ pattern: z.string().optional(), values: z.array(z.string()).optional() }).refine((e) => e.pattern || e.values?.length, 'an entity needs a pattern or values'),
     ),
     tools: z.array(ToolSpecSchema).default([]),
-    noToolQueries: z.array(z.string()).default([]),
+    /** requests that need no tool, with the answer the assistant should give */
+    noToolQueries: z.array(z.object({ question: z.string(), answer: z.string() })).default([]),
     labelSets: z.array(LabelSetSchema).default([]),
     general: z.array(z.object({ question: z.string(), answer: z.string() })).default([]),
   })

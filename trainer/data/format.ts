@@ -49,6 +49,16 @@ export interface FormatResult {
   leakage: { task: string; movedToTrain: number; auditViolations: number }[];
 }
 
+/** The text a row is compared on for near-duplicates: every non-system turn (or prompt + chosen for preference rows). */
+export function rowContent(row: Record<string, unknown>): string {
+  if (Array.isArray(row.messages))
+    return (row.messages as Message[])
+      .filter((m) => m.role !== 'system')
+      .map((m) => m.content)
+      .join('\n');
+  return `${String(row.prompt ?? '')}\n${String(row.chosen ?? '')}`;
+}
+
 function fill(tpl: string, slots: Record<string, string>): string {
   return tpl.replace(/\{([A-Z_]+)\}/g, (m, k: string) => slots[k] ?? m);
 }
@@ -237,10 +247,7 @@ function toolRows(c: Ctx, examples: ToolExample[], pairs: QAPair[]): Row[] {
       meta: { kind: 'no_tool' },
     });
   }
-  const general = new Map(c.domain.general.map((g) => [g.question, g.answer]));
-  for (const q of c.domain.noToolQueries) {
-    const ans = general.get(q) ?? pairs.find((p) => normalizeForHash(p.question) === normalizeForHash(q))?.answer;
-    if (!ans) continue; // no grounded answer for it; used only in DPO below as a "should not call a tool" prompt
+  for (const { question: q, answer: ans } of c.domain.noToolQueries) {
     rows.push({ row: { messages: [{ role: 'system', content: sys }, { role: 'user', content: q }, { role: 'assistant', content: ans }] }, group: `tool:${q}`, content: q, meta: { kind: 'no_tool' } });
   }
   return rows;
@@ -348,10 +355,8 @@ function dpoRows(c: Ctx, pairs: QAPair[], examples: ToolExample[], clsRows: Map<
     if (rejected) add(toolSys, e.query, chosen, rejected, kind, `tool:${e.query}`);
   });
   // no tool needed, but the model calls one anyway
-  const general = new Map(c.domain.general.map((g) => [g.question, g.answer]));
-  for (const q of c.domain.noToolQueries) {
-    const ans = general.get(q) ?? pairs.find((p) => normalizeForHash(p.question) === normalizeForHash(q))?.answer;
-    if (!ans || !examples.length) continue;
+  for (const { question: q, answer: ans } of c.domain.noToolQueries) {
+    if (!examples.length) continue;
     const e = pick(c.r, examples);
     add(toolSys, q, ans, toolCallText(e.tool.name, e.args), 'unneeded_tool_call', `tool:${q}`);
   }
@@ -458,6 +463,7 @@ export function formatAll(domain: Domain, pairs: QAPair[], chunks: Chunk[], opts
 
   const sets: TaskSet[] = [];
   for (const t of tasks) {
+    for (const r of t.rows) r.content = rowContent(r.row);
     let rows = validateRows(t.rows, t.schema, t.name, c.rejected);
     // DPO: the rejected side must really fail — a tool-call "failure" that validates is not a failure
     if (t.name === 'dpo')
@@ -471,7 +477,8 @@ export function formatAll(domain: Domain, pairs: QAPair[], chunks: Chunk[], opts
         }
         return true;
       });
-    const d = dedupe(rows, (r) => (t.name === 'dpo' ? `${r.content}\n${String(r.row.rejected)}` : JSON.stringify(r.row)), t.near ? {} : { threshold: 1.01 });
+    // exact duplicates everywhere; near duplicates removed in chat (templated sets legitimately share wording)
+    const d = dedupe(rows, (r) => (t.name === 'dpo' ? `${String(r.row.system)}\n${r.content}\n${String(r.row.rejected)}` : JSON.stringify(r.row)), t.near ? {} : { threshold: 1.01 });
     duplicatesRemoved.push({ task: t.name, exact: d.exactDuplicates.length, near: d.nearDuplicates.length });
     const s = splitRows(d.kept, o.valFraction, o.seed);
     leakage.push({ task: t.name, movedToTrain: s.movedToTrain, auditViolations: s.auditViolations });

@@ -83,7 +83,8 @@ describe('MinHash-LSH de-duplication', () => {
     // near: compare the LSH pairs with brute-force exact-Jaccard ground truth on the exact-deduplicated set
     const survivors = [...new Set(res.clusterOf.map((_, i) => i).filter((i) => !exactRemoved.has(i)))];
     const survTexts = survivors.map((i) => texts[i] as string);
-    const truth = bruteForcePairs(survTexts, 0.8);
+    const above06 = bruteForcePairs(survTexts, 0.6);
+    const truth = above06.filter((p) => p.jaccard >= 0.8);
     const idx = new NearDupIndex();
     survTexts.forEach((t) => idx.add(t));
     const found = idx.pairs();
@@ -116,7 +117,7 @@ describe('MinHash-LSH de-duplication', () => {
     );
     expect(exactRecall).toBe(1);
     expect(truth.length).toBeGreaterThan(80); // the planted corpus really has near-duplicates around the threshold
-    expect(bruteForcePairs(survTexts, 0.6).length).toBeGreaterThan(truth.length); // … and hard negatives just below it
+    expect(above06.length).toBeGreaterThan(truth.length + 50); // … and hard negatives just below it
     expect(recall).toBeGreaterThanOrEqual(0.95);
     expect(precision).toBeGreaterThanOrEqual(0.95);
     // items kept: no two kept texts are near-duplicates
