@@ -53,6 +53,39 @@ describe('lorafleet generate --json', () => {
     expect(j.full_text).toBe('Once upon a time, there was a little girl named Lily.');
   });
 
+  it('--adapter <peft dir>: greedy ids = the float64 reference with the adapter merged', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { randomLoraAdapter, savePeftAdapter, adapterSpec, toRefAdapter } = await import('../lora/index.ts');
+    const { greedyGenerate, mergeLora } = await import('../../reference/llama.ts');
+    const { loadReferenceModel } = await import('../../reference/load.ts');
+    const { config, weights } = await loadReferenceModel(STORIES_DIR);
+    const adapter = randomLoraAdapter(config, { name: 'x', r: 4, seed: 21, std: 0.15 });
+    const ref = greedyGenerate(mergeLora(weights, toRefAdapter(adapter)), config, STORIES_PROMPT, 8);
+    const base = greedyGenerate(weights, config, STORIES_PROMPT, 8);
+    expect(ref.tokens).not.toEqual(base.tokens); // the adapter changes the path
+    expect(Math.min(...ref.gaps)).toBeGreaterThan(1e-3); // no near-ties: float32 must agree exactly
+    const dir = mkdtempSync(join(tmpdir(), 'lorafleet-adapter-'));
+    try {
+      await savePeftAdapter(dir, adapterSpec(adapter));
+      let out = '';
+      const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        out += typeof chunk === 'string' ? chunk : new TextDecoder().decode(chunk);
+        return true;
+      });
+      let code: number;
+      try {
+        code = await generateCli(['--model', STORIES_DIR, '--prompt', 'Once upon a time', '--temperature', '0', '--max-tokens', '8', '--adapter', dir, '--json']);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(code).toBe(0);
+      expect(JSON.parse(out).completion_ids).toEqual(ref.tokens);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects bad arguments with exit code 2', async () => {
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
