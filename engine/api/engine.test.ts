@@ -116,6 +116,22 @@ describe('engine.generate', () => {
     for (const o of outs) expect(o).toEqual(STORIES_FIRST_11);
   });
 
+  it('an abort signal cancels the request and frees its KV pages', async () => {
+    const ac = new AbortController();
+    const g = engine.generate('Once upon a time', { temperature: 0, max_tokens: 50, signal: ac.signal });
+    const got: number[] = [];
+    const consume = async () => {
+      for await (const t of g) {
+        got.push(t.token);
+        if (got.length === 2) ac.abort();
+      }
+    };
+    await expect(consume()).rejects.toThrow(/abort/i);
+    await expect(g.done).rejects.toThrow(/abort/i);
+    expect(got.length).toBeLessThan(10);
+    expect(engine.cache.freeBlocks()).toBe(engine.cache.numBlocks);
+  });
+
   it('stops on an EOS id (finish_reason stop, EOS not in the text)', async () => {
     // A random tiny model whose config says EOS = the token it greedily generates third.
     const cfg = presetConfig('tiny-llama');
