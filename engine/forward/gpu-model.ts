@@ -414,7 +414,9 @@ export class GpuModel {
       }
       // xl = x[last rows]                                                xl [R, Hd]
       let xl = x;
-      if (!step.allLogits) {
+      // (a pure decode batch needs every row: no gather)
+      const direct = step.allLogits || R === T;
+      if (!direct) {
         xl = acq(R * Hd, 'fwd-xlast');
         let t = 0;
         segs.forEach((s, i) => {
