@@ -339,14 +339,14 @@ export class Scheduler {
     try {
       results = await this.runner.runStep(batch);
     } catch (e) {
-      for (const g of batch.segments) this.finish(this.seqs.get(g.seqId)!, 'error', asError(e));
+      for (const g of batch.segments) this.finish(this.seqs.get(g.seqId), 'error', asError(e));
       return true;
     } finally {
       this.inStep = false;
       this.m.steps++;
     }
     const byId = new Map(results.map((r) => [r.seqId, r]));
-    for (const g of batch.segments) this.commit(this.seqs.get(g.seqId)!, g, byId.get(g.seqId));
+    for (const g of batch.segments) this.commit(this.seqs.get(g.seqId), g, byId.get(g.seqId));
     this.reap();
     return true;
   }
@@ -516,8 +516,8 @@ export class Scheduler {
     return seg;
   }
 
-  private commit(s: Seq, g: StepSegment, r: SegmentResult | undefined): void {
-    if (s.state !== 'running' || s.cancelRequested) return; // reaped right after
+  private commit(s: Seq | undefined, g: StepSegment, r: SegmentResult | undefined): void {
+    if (!s || s.state !== 'running' || s.cancelRequested) return; // ended during the step / reaped right after
     const end = g.startPos + g.tokens.length;
     const fresh = Math.max(0, end - Math.max(s.highWater, g.startPos));
     const freshPrompt = Math.max(0, Math.min(end, s.promptLen) - Math.max(s.highWater, g.startPos));
@@ -550,8 +550,8 @@ export class Scheduler {
     this.toReap.clear();
   }
 
-  private finish(s: Seq, reason: FinishReason, error?: Error, stopToken: number | null = null): void {
-    if (s.state === 'done') return;
+  private finish(s: Seq | undefined, reason: FinishReason, error?: Error, stopToken: number | null = null): void {
+    if (!s || s.state === 'done') return;
     if (s.state === 'running') this.running.splice(this.running.indexOf(s), 1);
     else this.waiting.splice(this.waiting.indexOf(s), 1);
     this.kv.free(s.id);
