@@ -79,6 +79,19 @@ describe('adapter pool', () => {
     // mixed ranks in one step, after pages were recycled; rows without adapter untouched
     await checkStep(pool, ['c', 'c', null, 'd', 'c', null, 'd', 'd', 'd', 'c'], ads);
     expect(pool.isResident('c') && pool.isResident('d')).toBe(true);
+    // admission helper: which adapter sets can be resident together (20 pages)
+    expect(pool.fits(['c', 'd'])).toBe(true);
+    expect(pool.fits(['a', 'd'])).toBe(false);
+    expect(pool.fits(['a', 'nope'])).toBe(false);
+    // explicit GPU-tier eviction keeps the CPU tier; refused while pinned
+    pool.pin('c');
+    expect(pool.evict('c')).toBe(false);
+    pool.unpin('c');
+    expect(pool.evict('c')).toBe(true);
+    expect(pool.inCpuTier('c')).toBe(true);
+    const cpuHits = pool.stats().cpuHits;
+    await pool.acquire('c');
+    expect(pool.stats().cpuHits).toBe(cpuHits + 1);
     pool.destroy();
   });
 

@@ -290,6 +290,15 @@ export class AdapterPool {
     });
   }
 
+  /** Drops an adapter from the GPU tier (it stays in the CPU / persistent tiers). False when pinned or not resident. */
+  evict(name: string): boolean {
+    const r = this.resident.get(name);
+    if (!r || (this.pins.get(name) ?? 0) > 0) return false;
+    this.freeResident(r);
+    this.counters.evictions++;
+    return true;
+  }
+
   private makeRoom(rank: number, forName: string): void {
     while (this.freePages.length < rank || this.freeSlots.length === 0) {
       let victim: Resident | null = null;
@@ -419,6 +428,28 @@ export class AdapterPool {
       pagesFree: this.freePages.length,
       pages: this.pageCount,
     };
+  }
+
+  /** Scaling (alpha/r or alpha/sqrt(r)) of a GPU-resident adapter. */
+  scalingOf(name: string): number {
+    const r = this.resident.get(name);
+    if (!r) throw new LoraPoolError(`adapter "${name}" is not GPU-resident`);
+    return r.scaling;
+  }
+
+  /**
+   * Whether these adapters can be GPU-resident together (ranks fit the pages, count fits the slots).
+   * A scheduler can use it to keep a step's adapter set admissible and avoid LoraPoolFullError.
+   */
+  fits(names: Iterable<string>): boolean {
+    let pages = 0, n = 0;
+    for (const name of new Set(names)) {
+      const reg = this.registry.get(name);
+      if (!reg) return false;
+      pages += reg.r;
+      n++;
+    }
+    return pages <= this.pageCount && n <= this.slots;
   }
 
   /** Residency info for a loaded adapter (null when not on the GPU). */
