@@ -90,9 +90,11 @@ describe('Scheduler × GPU runner (stories260K)', () => {
     }
   });
 
-  it('mixed requests with random cancellations: KV free blocks and in-use GPU bytes return to the start', async () => {
+  // LORAFLEET_SOAK=1: the issue's full 1 000 requests (about a minute on SwiftShader); default 40.
+  const N = process.env.LORAFLEET_SOAK ? 1000 : 40;
+  it(`${N} mixed requests with random cancellations: KV free blocks and in-use GPU bytes return to the start`, async () => {
     const rng = new Rng(8);
-    const { cache, sched } = setup(16, { maxBatchTokens: 24, maxRunning: 8, maxQueue: 1000 });
+    const { cache, sched } = setup(16, { maxBatchTokens: 24, maxRunning: 8, maxQueue: 2000 });
     try {
       // warm-up (pool sizes, pipelines), then measure
       sched.submit({ promptTokens: [1, 2, 3], adapter: null, sample: GREEDY, maxTokens: 2 });
@@ -101,7 +103,7 @@ describe('Scheduler × GPU runner (stories260K)', () => {
       const start = { free: cache.freeBlocks(), bytes: inUse() };
       const loop = sched.run();
       const hs = [];
-      for (let i = 0; i < 40; i++) {
+      for (let i = 0; i < N; i++) {
         const ac = new AbortController();
         hs.push(sched.submit({ promptTokens: [1, ...rng.ints(1 + rng.int(14), 500)], adapter: null, sample: GREEDY, maxTokens: 1 + rng.int(6), stopTokenIds: [2], signal: ac.signal }));
         if (rng.uniform() < 0.25) setTimeout(() => ac.abort(), rng.int(20));
@@ -110,7 +112,8 @@ describe('Scheduler × GPU runner (stories260K)', () => {
       const fins = await Promise.all(hs.map((h) => h.finished));
       sched.stop();
       await loop;
-      expect(fins.filter((f) => f.reason === 'cancelled').length).toBeGreaterThan(3);
+      expect(fins.filter((f) => f.reason === 'cancelled').length).toBeGreaterThan(N / 20);
+      expect(sched.metrics().preemptions).toBeGreaterThan(0);
       expect(fins.filter((f) => f.reason === 'error')).toEqual([]);
       expect(cache.freeBlocks()).toBe(start.free);
       expect(cache.allocator.sequences()).toEqual([]);
