@@ -113,6 +113,18 @@ describe('GPU forward vs float64 reference', () => {
           [r] = await runner.runStep({ segments: [{ seqId: 9, tokens: [t], startPos: seq.length - 1, adapter: null, sample: { ...GREEDY, step: out.length }, history: seq }] });
         }
         expect(out).toEqual(STORIES_FIRST_11);
+        // steady state: more decode steps create no pipelines and no buffers (pool reuse only)
+        const before = rt.stats();
+        for (let i = 0; i < 4; i++) {
+          const t = r!.token!;
+          seq.push(t);
+          cache.allocateOrThrow(9, 1);
+          [r] = await runner.runStep({ segments: [{ seqId: 9, tokens: [t], startPos: seq.length - 1, adapter: null, sample: { ...GREEDY, step: seq.length }, history: seq }] });
+        }
+        const after = rt.stats();
+        expect(after.pipelines).toBe(before.pipelines);
+        expect(after.liveBuffers).toBe(before.liveBuffers);
+        expect(after.allocatedBytes).toBe(before.allocatedBytes);
       } finally {
         cache.destroy();
       }
