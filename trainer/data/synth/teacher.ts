@@ -35,16 +35,25 @@ export interface TeacherOptions {
   onChunkDone?: (done: number, total: number, chunk: Chunk, cached: boolean) => void;
 }
 
-const GenReply = z.object({
-  pairs: z
-    .array(
-      z.object({
-        question: z.string().min(5),
-        answer: z.string().min(1),
-        evidence: z.string().min(3),
-      }),
-    )
-    .min(1),
+const GenPair = z.object({
+  question: z.string().min(5),
+  answer: z.string().min(1),
+  evidence: z.string().min(3),
+});
+/** The reply must be {"pairs": [...]} with at least one well-formed pair; malformed pairs are dropped one by one. */
+const GenReply = z.object({ pairs: z.array(z.unknown()).min(1) }).transform((r, ctx) => {
+  const ok: z.infer<typeof GenPair>[] = [];
+  let bad = 0;
+  for (const p of r.pairs) {
+    const res = GenPair.safeParse(p);
+    if (res.success) ok.push(res.data);
+    else bad++;
+  }
+  if (!ok.length) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'no well-formed {question, answer, evidence} pair' });
+    return z.NEVER;
+  }
+  return { pairs: ok, malformedPairs: bad };
 });
 const JudgeReply = z.object({
   ratings: z.array(z.object({ index: z.number().int().nonnegative(), score: z.number().min(1).max(5), reason: z.string().default('') })),
@@ -91,14 +100,25 @@ export function judgeMessages(chunk: Chunk, pairs: { question: string; answer: s
   ];
 }
 
-/** Pull a JSON object out of a reply that may be fenced or chatty. */
+/** Pull a JSON object out of a reply that may be fenced or chatty (answers may themselves contain ``` fences). */
 export function extractJson(s: string): unknown {
-  const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(s);
-  const body = fenced ? (fenced[1] ?? '') : s;
-  const a = body.indexOf('{');
-  const b = body.lastIndexOf('}');
-  if (a < 0 || b <= a) throw new Error('no JSON object in reply');
-  return JSON.parse(body.slice(a, b + 1));
+  const t = s.trim();
+  const candidates: string[] = [t];
+  const outer = /^```(?:json)?\s*\n([\s\S]*)\n```$/.exec(t);
+  if (outer) candidates.push(outer[1] ?? '');
+  const a = t.indexOf('{');
+  const b = t.lastIndexOf('}');
+  if (a >= 0 && b > a) candidates.push(t.slice(a, b + 1));
+  let err: unknown = new Error('no JSON object in reply');
+  for (const c of candidates) {
+    try {
+      const v: unknown = JSON.parse(c);
+      if (v && typeof v === 'object') return v;
+    } catch (e) {
+      err = e;
+    }
+  }
+  throw err instanceof Error && a >= 0 ? err : new Error('no JSON object in reply');
 }
 
 const squash = (s: string) => s.toLowerCase().replace(/[\s"'`*_]+/g, ' ').trim();
@@ -129,7 +149,7 @@ export class Teacher {
   }
 
   /** One call whose reply must parse with `schema`; malformed replies are retried with the error fed back. */
-  private async ask<T>(model: string, messages: OpenAI.Chat.ChatCompletionMessageParam[], schema: z.ZodType<T>): Promise<T> {
+  private async ask<T>(model: string, messages: OpenAI.Chat.ChatCompletionMessageParam[], schema: z.ZodType<T, z.ZodTypeDef, unknown>): Promise<T> {
     const max = this.o.maxAttempts ?? 4;
     const msgs = [...messages];
     let lastErr = '';
@@ -170,6 +190,7 @@ export class Teacher {
     }
     const rejected: Rejection[] = [];
     const gen = await this.ask(this.o.model, genMessages(chunk, this.o.pairsPerChunk ?? 4), GenReply);
+    for (let i = 0; i < gen.malformedPairs; i++) rejected.push({ stage: 'synth', reason: 'malformed pair in teacher reply', detail: chunk.id });
     const pairs = gen.pairs.filter((p) => {
       if (grounded(p.evidence, chunk.text)) return true;
       rejected.push({ stage: 'synth', reason: 'evidence not found in chunk', detail: p.question });

@@ -133,6 +133,8 @@ describe('teacher synthesis against an OpenAI-compatible server on loopback', ()
     expect(extractJson('Here:\n```json\n{"a":1}\n```')).toEqual({ a: 1 });
     expect(extractJson('ok {"a":{"b":2}} thanks')).toEqual({ a: { b: 2 } });
     expect(() => extractJson('no json here')).toThrow();
+    // answers that contain code fences themselves
+    expect(extractJson('```json\n{"a":"```log\\nx\\n```"}\n```')).toEqual({ a: '```log\nx\n```' });
   });
 });
 
