@@ -15,7 +15,7 @@ export interface Req {
 export interface FakeTeacherOptions {
   delayMs?: number;
   /** per chunk id: scripted misbehaviour for the first calls */
-  script?: (chunkId: string, kind: 'gen' | 'judge', nth: number) => 'ok' | 'malformed' | 'error500' | 'badshape';
+  script?: (chunkId: string, kind: 'gen' | 'judge', nth: number) => 'ok' | 'malformed' | 'error500' | 'badshape' | 'partial';
 }
 
 export async function startFakeTeacher(o: FakeTeacherOptions = {}) {
@@ -53,6 +53,7 @@ export async function startFakeTeacher(o: FakeTeacherOptions = {}) {
           '```json\n' +
           JSON.stringify({
             pairs: [
+              ...(action === 'partial' ? [{ question: 'No evidence given?', answer: 'x' }] : []),
               { question: `What does the passage ${chunkId} say first?`, answer: first, evidence: first.slice(0, 40) },
               { question: `What else is in ${chunkId}?`, answer: 'Something vague.', evidence: first.slice(0, 20) },
               { question: `Invented question for ${chunkId}?`, answer: 'Made up.', evidence: 'this sentence is not in the passage at all' },

@@ -48,6 +48,7 @@ describe('teacher synthesis against an OpenAI-compatible server on loopback', ()
         if (id === 'c003' && kind === 'judge' && nth === 1) return 'malformed';
         if (id === 'c004' && kind === 'gen' && nth === 1) return 'badshape';
         if (id === 'c005') return 'malformed'; // never recovers
+        if (id === 'c006' && kind === 'gen') return 'partial'; // one malformed pair among good ones
         return 'ok';
       },
     });
@@ -67,6 +68,7 @@ describe('teacher synthesis against an OpenAI-compatible server on loopback', ()
     const reasons = res.rejected.map((r) => r.reason);
     expect(reasons.filter((r) => r === 'evidence not found in chunk').length).toBe(6);
     expect(reasons.filter((r) => r === 'judge score 2 < 4').length).toBe(6);
+    expect(reasons.filter((r) => r === 'malformed pair in teacher reply')).toHaveLength(1);
     expect(res.rejected.find((r) => r.reason === 'chunk failed')?.detail).toMatch(/^c005: gave up after 3 attempts \(malformed reply/);
     expect(cachedChunkIds(cacheDir).size).toBe(6);
 
