@@ -109,10 +109,19 @@ async function runCase(rt: Runtime, c: Case, seed: number, variant: AttentionVar
   return worst;
 }
 
+function variantOptions(variant: AttentionVariant, caseIndex: number): Partial<AttentionOptions> {
+  const o: Partial<AttentionOptions> = {};
+  if (variant === 'split') o.splitChunk = 8; // every context spans several chunks
+  if (variant === 'sg' || variant === 'split') o.sgGuards = caseIndex >= 2; // the GPU-side guards too
+  if ((variant === 'v2' || variant === 'sg') && caseIndex === 2) o.headsPerItem = 2;
+  return o;
+}
+
 export const checks: KernelCheck[] = ATTENTION_VARIANTS.flatMap((variant) =>
   cases.map((c, i) => ({
     name: c.name.replace('attention paged', `attention ${variant}`),
     // split: small chunks so that every context spans several; sg/split: the GPU-side guards too
-    run: (rt: Runtime) => runCase(rt, c, 100 + i, variant, variant === 'split' ? { splitChunk: 8, sgGuards: i >= 2 } : variant === 'sg' ? { sgGuards: i >= 2 } : {}),
+    // v2/sg: also G < group (two work items per kv head) in the gqa4 case
+    run: (rt: Runtime) => runCase(rt, c, 100 + i, variant, variantOptions(variant, i)),
   })),
 );

@@ -1,5 +1,4 @@
-// Paged causal GQA attention (host side). WGSL: shaders/attention.wgsl (v1), attention_gqa.wgsl,
-// attention_v2.wgsl, attention_sg.wgsl (+ attention_combine.wgsl for split-context) · reference:
+// Paged causal GQA attention (host side). WGSL: shaders/attention.wgsl (v1), attention_v2.wgsl, attention_sg.wgsl (+ attention_combine.wgsl for split-context) · reference:
 // shaders/attention.ref.ts · check: shaders/attention.check.ts. Layouts: engine/kv/paged-cache.ts.
 import { WGSL } from './wgsl.gen.ts';
 import { defineParams } from '../engine/gpu/params.ts';
@@ -28,20 +27,24 @@ type F = (typeof AttnParams.fields)[number][0];
 
 /**
  * Kernel variants (all barrier-free, same results up to f32 rounding):
- *  - 'v1':    one invocation per (token, q head), loops over HDV lanes (f32 or vec4).
- *  - 'gqa':   one invocation per (token, G q heads sharing a kv head): each K/V row is loaded once
- *             for G heads (G = the largest divisor of numHeads/numKvHeads that is <= 8).
- *  - 'v2':    one invocation per (token, q head), 4 keys per step, head dim unrolled into
- *             registers (generated per head dim / block size / kv heads).
- *  - 'sg':    one subgroup per (token, q head); lanes split the head dim (consecutive floats
- *             across lanes), 4 keys per step, subgroupAdd for the scores. Needs 'subgroups'.
+ *  - 'v1':    one invocation per (token, q head), loops over HDV lanes (f32 or vec4). Baseline.
+ *  - 'v2':    one invocation per (token, G q heads sharing a kv head), 4 keys per step, head dim
+ *             unrolled into registers (generated per head dim / block size / kv heads / G).
+ *  - 'sg':    one subgroup per (token, G q heads sharing a kv head); lanes split the head dim
+ *             (consecutive floats across lanes), 4 keys per step, subgroupAdd for the scores.
+ *             Needs 'subgroups'.
  *  - 'split': 'sg' over context chunks (flash-decoding) + a combine pass; for few tokens with long
- *             contexts (decode), where (token, head) pairs alone do not fill the machine.
+ *             contexts (decode), where (token, head group) items alone do not fill the machine.
+ * G = the largest divisor of numHeads/numKvHeads that is <= MAX_G (opts.headsPerItem overrides):
+ * every K/V row is loaded once per G heads, which is what bounds these kernels on SwiftShader.
  * 'auto' (default): 'split' or 'sg' when the device has subgroups, else 'v2' (head dims up to
  * V2_MAX_HDV lanes) or 'v1'.
  */
-export const ATTENTION_VARIANTS = ['v1', 'gqa', 'v2', 'sg', 'split'] as const;
+export const ATTENTION_VARIANTS = ['v1', 'v2', 'sg', 'split'] as const;
 export type AttentionVariant = (typeof ATTENTION_VARIANTS)[number];
+
+/** Most q heads one work item handles (register pressure). */
+export const MAX_G = 8;
 
 const kernelCache = new Map<string, Kernel<F>>();
 
@@ -51,46 +54,55 @@ function cached(key: string, make: () => Kernel<F>): Kernel<F> {
   return k;
 }
 
-function loopKernel(variant: 'v1' | 'gqa', headDim: number, vec4: boolean, g: number): Kernel<F> {
-  return cached(`${variant}:${headDim}:${vec4}:${g}`, () => {
-    const hdv = vec4 ? headDim / 4 : headDim;
-    return {
-      name: `attention_paged_${variant}_${vec4 ? 'vec4' : 'f32'}_hd${headDim}${variant === 'v1' ? '' : `_g${g}`}`,
-      code:
-        laneTypePreamble(vec4) +
-        `const HDV: u32 = ${hdv}u;\nconst G: u32 = ${g}u;\n` +
-        AttnParams.wgsl +
-        (variant === 'v1' ? WGSL.attention : WGSL.attention_gqa),
-      params: AttnParams,
-    };
-  });
+function v1Kernel(headDim: number, vec4: boolean): Kernel<F> {
+  return cached(`v1:${headDim}:${vec4}`, () => ({
+    name: `attention_paged_v1_${vec4 ? 'vec4' : 'f32'}_hd${headDim}`,
+    code: laneTypePreamble(vec4) + `const HDV: u32 = ${vec4 ? headDim / 4 : headDim}u;\n` + AttnParams.wgsl + WGSL.attention,
+    params: AttnParams,
+  }));
 }
 
 /** Largest head dim (in V lanes) the unrolled v2 kernel is generated for ('auto' falls back to v1). */
 export const V2_MAX_HDV = 64;
 
-function v2Kernel(headDim: number, vec4: boolean, blockSize: number, numKvHeads: number): Kernel<F> {
-  return cached(`v2:${headDim}:${vec4}:${blockSize}:${numKvHeads}`, () => {
+function v2Kernel(headDim: number, vec4: boolean, blockSize: number, numKvHeads: number, G: number): Kernel<F> {
+  return cached(`v2:${headDim}:${vec4}:${blockSize}:${numKvHeads}:${G}`, () => {
     const hdv = vec4 ? headDim / 4 : headDim;
-    const r = Array.from({ length: hdv }, (_, d) => d);
-    const score = (b: string) => r.map((d) => `vdot(q${d}, kc[${b} + ${d}u])`).join(' + ');
+    const D = Array.from({ length: hdv }, (_, d) => d);
+    const Gs = Array.from({ length: G }, (_, g) => g);
+    const step: string[] = [];
+    for (const g of Gs) step.push(`    var s${g} = vec4<f32>(0.0);`);
+    for (const d of D) {
+      step.push(`    { let k0 = kc[b0 + ${d}u]; let k1 = kc[b1 + ${d}u]; let k2 = kc[b2 + ${d}u]; let k3 = kc[b3 + ${d}u];`);
+      for (const g of Gs) step.push(`      s${g} += vec4<f32>(vdot(q${g}_${d}, k0), vdot(q${g}_${d}, k1), vdot(q${g}_${d}, k2), vdot(q${g}_${d}, k3));`);
+      step.push('    }');
+    }
+    for (const g of Gs) {
+      step.push(
+        `    s${g} = select(s${g}, vec4<f32>(-3.0e38), past);`,
+        `    let mn${g} = max(m${g}, max(max(s${g}.x, s${g}.y), max(s${g}.z, s${g}.w)));`,
+        `    let cr${g} = exp(m${g} - mn${g});`,
+        `    let w${g} = exp(s${g} - mn${g});`,
+        `    l${g} = l${g} * cr${g} + (w${g}.x + w${g}.y) + (w${g}.z + w${g}.w);`,
+        `    m${g} = mn${g};`,
+      );
+    }
+    for (const d of D) {
+      step.push(`    { let v0 = vc[b0 + ${d}u]; let v1 = vc[b1 + ${d}u]; let v2 = vc[b2 + ${d}u]; let v3 = vc[b3 + ${d}u];`);
+      for (const g of Gs) step.push(`      a${g}_${d} = a${g}_${d} * cr${g} + w${g}.x * v0 + w${g}.y * v1 + w${g}.z * v2 + w${g}.w * v3;`);
+      step.push('    }');
+    }
+    const store = Gs.flatMap((g) => [`  let inv${g} = 1.0 / l${g};`, ...D.map((d) => `  out[oo + ${g * hdv + d}u] = a${g}_${d} * inv${g};`)]);
     const src = WGSL.attention_v2
-      .replace('{{Q_LOAD}}', r.map((d) => `  let q${d} = qkv[qo + ${d}u] * p.scale;`).join('\n'))
-      .replace('{{ACC_DECL}}', r.map((d) => `  var a${d} = V(0.0);`).join('\n'))
-      .replace('{{SCORE_0}}', score('b0'))
-      .replace('{{SCORE_1}}', score('b1'))
-      .replace('{{SCORE_2}}', score('b2'))
-      .replace('{{SCORE_3}}', score('b3'))
-      .replace(
-        '{{ACC_UPDATE}}',
-        r.map((d) => `    a${d} = a${d} * c + e.x * vc[b0 + ${d}u] + e.y * vc[b1 + ${d}u] + e.z * vc[b2 + ${d}u] + e.w * vc[b3 + ${d}u];`).join('\n'),
-      )
-      .replace('{{STORE}}', r.map((d) => `  out[oo + ${d}u] = a${d} * inv;`).join('\n'));
+      .replace('{{Q_LOAD}}', Gs.flatMap((g) => D.map((d) => `  let q${g}_${d} = qkv[qo + ${g * hdv + d}u] * p.scale;`)).join('\n'))
+      .replace('{{STATE_DECL}}', Gs.flatMap((g) => [`  var m${g} = -3.0e38;`, `  var l${g} = 0.0;`, ...D.map((d) => `  var a${g}_${d} = V(0.0);`)]).join('\n'))
+      .replace('{{STEP}}', step.join('\n'))
+      .replace('{{STORE}}', store.join('\n'));
     return {
-      name: `attention_paged_v2_${vec4 ? 'vec4' : 'f32'}_hd${headDim}_bs${blockSize}_kv${numKvHeads}`,
+      name: `attention_paged_v2_${vec4 ? 'vec4' : 'f32'}_hd${headDim}_bs${blockSize}_kv${numKvHeads}_g${G}`,
       code:
         laneTypePreamble(vec4) +
-        `const HDV: u32 = ${hdv}u;\nconst BS: u32 = ${blockSize}u;\nconst KVH: u32 = ${numKvHeads}u;\n` +
+        `const HDV: u32 = ${hdv}u;\nconst BS: u32 = ${blockSize}u;\nconst KVH: u32 = ${numKvHeads}u;\nconst G: u32 = ${G}u;\n` +
         AttnParams.wgsl +
         src,
       params: AttnParams,
@@ -102,40 +114,70 @@ function v2Kernel(headDim: number, vec4: boolean, blockSize: number, numKvHeads:
 export const SG_MIN_SIZE = 4;
 const SG_WG = 64;
 
-function sgKernel(headDim: number, blockSize: number, numKvHeads: number, guards: boolean, split: boolean): Kernel<F> {
-  return cached(`sg:${headDim}:${blockSize}:${numKvHeads}:${guards}:${split}`, () => {
+function sgKernel(headDim: number, blockSize: number, numKvHeads: number, G: number, guards: boolean, split: boolean): Kernel<F> {
+  return cached(`sg:${headDim}:${blockSize}:${numKvHeads}:${G}:${guards}:${split}`, () => {
     const nc = Math.ceil(headDim / SG_MIN_SIZE);
-    const r = Array.from({ length: nc }, (_, c) => c);
-    // chunks c >= 1 are skipped (subgroup-uniformly) when c*S >= HD: only matters for S > SG_MIN_SIZE
-    const guard = (c: number, body: string, indent: string) =>
-      guards && c > 0 ? `${indent}if (${c}u * S < HD) {\n${indent}  ${body}\n${indent}}` : `${indent}${body}`;
-    const store = split
-      ? [
-          '    let po = (th * p.numChunks + chunk) * (HD + 2u);',
-          '    if (lane == 0u) { part[po] = m; part[po + 1u] = l; }',
-          ...r.map((c) => `    if (ok${c}) { part[po + 2u + e${c}] = a${c}; }`),
-        ]
-      : [
-          '    let inv = 1.0 / l;',
-          '    let oo = t * p.outStride + p.outCol + h * HD;',
-          ...r.map((c) => `    if (ok${c}) { out[oo + e${c}] = a${c} * inv; }`),
-        ];
+    const C = Array.from({ length: nc }, (_, c) => c);
+    const Gs = Array.from({ length: G }, (_, g) => g);
+    // element chunks c >= 1 are skipped (subgroup-uniformly) when c*S >= HD: only matters for S > SG_MIN_SIZE
+    const guard = (c: number, body: string[]) =>
+      guards && c > 0 ? [`      if (${c}u * S < HD) {`, ...body.map((x) => '  ' + x), '      }'] : body;
+    const lines = (xs: string[]) => xs.join('\n');
+    const step: string[] = [];
+    for (const g of Gs) step.push(`      var sp${g} = vec4<f32>(0.0);`);
+    for (const c of C) {
+      step.push(
+        ...guard(c, [
+          `      { let k = vec4<f32>(kc[b0 + e${c}], kc[b1 + e${c}], kc[b2 + e${c}], kc[b3 + e${c}]);`,
+          ...Gs.map((g) => `        sp${g} += q${g}_${c} * k;`),
+          '      }',
+        ]),
+      );
+    }
+    for (const g of Gs) {
+      step.push(
+        `      let s${g} = select(subgroupAdd(sp${g}), vec4<f32>(-3.0e38), past);`,
+        `      let mn${g} = max(m${g}, max(max(s${g}.x, s${g}.y), max(s${g}.z, s${g}.w)));`,
+        `      let cr${g} = exp(m${g} - mn${g});`,
+        `      let w${g} = exp(s${g} - mn${g});`,
+        `      l${g} = l${g} * cr${g} + (w${g}.x + w${g}.y) + (w${g}.z + w${g}.w);`,
+        `      m${g} = mn${g};`,
+      );
+    }
+    for (const c of C) {
+      step.push(
+        ...guard(c, [
+          `      { let v0 = vc[b0 + e${c}]; let v1 = vc[b1 + e${c}]; let v2 = vc[b2 + e${c}]; let v3 = vc[b3 + e${c}];`,
+          ...Gs.map((g) => `        a${g}_${c} = a${g}_${c} * cr${g} + w${g}.x * v0 + w${g}.y * v1 + w${g}.z * v2 + w${g}.w * v3;`),
+          '      }',
+        ]),
+      );
+    }
+    const store: string[] = [];
+    for (const g of Gs) {
+      if (split) {
+        store.push(`    let po${g} = ((t * p.numHeads + h0 + ${g}u) * p.numChunks + chunk) * (HD + 2u);`);
+        store.push(`    if (lane == 0u) { part[po${g}] = m${g}; part[po${g} + 1u] = l${g}; }`);
+        for (const c of C) store.push(`    if (ok${c}) { part[po${g} + 2u + e${c}] = a${g}_${c}; }`);
+      } else {
+        store.push(`    let inv${g} = 1.0 / l${g};`);
+        store.push(`    let oo${g} = t * p.outStride + p.outCol + (h0 + ${g}u) * HD;`);
+        for (const c of C) store.push(`    if (ok${c}) { out[oo${g} + e${c}] = a${g}_${c} * inv${g}; }`);
+      }
+    }
     const src = WGSL.attention_sg
       .replace('{{OUT_BINDING}}', `@group(0) @binding(5) var<storage, read_write> ${split ? 'part' : 'out'}: array<f32>;`)
-      .replace('{{LANE_ELEMS}}', r.map((c) => `  let e${c} = min(lane + ${c}u * S, HD - 1u);\n  let ok${c} = lane + ${c}u * S < HD;`).join('\n'))
-      .replace('{{Q_LOAD}}', r.map((c) => `    let q${c} = select(0.0, qkv[qo + e${c}], ok${c}) * p.scale;`).join('\n'))
-      .replace('{{ACC_DECL}}', r.map((c) => `    var a${c} = 0.0;`).join('\n'))
-      .replace('{{SCORE}}', r.map((c) => guard(c, `sp += q${c} * vec4<f32>(kc[b0 + e${c}], kc[b1 + e${c}], kc[b2 + e${c}], kc[b3 + e${c}]);`, '      ')).join('\n'))
-      .replace(
-        '{{ACC_UPDATE}}',
-        r.map((c) => guard(c, `a${c} = a${c} * c + e.x * vc[b0 + e${c}] + e.y * vc[b1 + e${c}] + e.z * vc[b2 + e${c}] + e.w * vc[b3 + e${c}];`, '      ')).join('\n'),
-      )
-      .replace('{{STORE}}', store.join('\n'));
+      .replace('{{LANE_ELEMS}}', lines(C.map((c) => `  let e${c} = min(lane + ${c}u * S, HD - 1u);\n  let ok${c} = lane + ${c}u * S < HD;`)))
+      .replace('{{Q_LOAD}}', lines(Gs.flatMap((g) => C.map((c) => `    let q${g}_${c} = select(0.0, qkv[qo + ${g}u * HD + e${c}], ok${c}) * p.scale;`))))
+      .replace('{{STATE_DECL}}', lines(Gs.flatMap((g) => [`    var m${g} = -3.0e38;`, `    var l${g} = 0.0;`, ...C.map((c) => `    var a${g}_${c} = 0.0;`)])))
+      .replace('{{STEP}}', lines(step))
+      .replace('{{STORE}}', lines(store));
     return {
-      name: `attention_paged_${split ? 'split' : 'sg'}_hd${headDim}_bs${blockSize}_kv${numKvHeads}`,
+      name: `attention_paged_${split ? 'split' : 'sg'}_hd${headDim}_bs${blockSize}_kv${numKvHeads}_g${G}`,
       code:
         'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' +
-        `const HD: u32 = ${headDim}u;\nconst BS: u32 = ${blockSize}u;\nconst KVH: u32 = ${numKvHeads}u;\nconst WG: u32 = ${SG_WG}u;\nconst SPLIT: bool = ${split};\n` +
+        `const HD: u32 = ${headDim}u;\nconst BS: u32 = ${blockSize}u;\nconst KVH: u32 = ${numKvHeads}u;\nconst G: u32 = ${G}u;\n` +
+        `const WG: u32 = ${SG_WG}u;\nconst SPLIT: bool = ${split};\n` +
         AttnParams.wgsl +
         src,
       params: AttnParams,
@@ -151,8 +193,8 @@ function combineKernel(headDim: number): Kernel<F> {
   }));
 }
 
-/** Query heads per invocation in the 'gqa' variant. */
-export function gqaHeadsPerInvocation(group: number, max = 8): number {
+/** Query heads per work item: the largest divisor of the GQA group size that is <= max. */
+export function gqaHeadsPerItem(group: number, max = MAX_G): number {
   for (let g = Math.min(group, max); g > 1; g--) if (group % g === 0) return g;
   return 1;
 }
@@ -174,16 +216,19 @@ export interface AttentionOptions {
   variant?: AttentionVariant | 'auto';
   /** 'split' only: keys per context chunk (default: chosen from the batch and the device). */
   splitChunk?: number;
+  /** Q heads per work item (v2/sg/split; must divide numHeads/numKvHeads; default gqaHeadsPerItem). */
+  headsPerItem?: number;
   /** 'sg'/'split' only, for tests: emit the GPU-side chunk guards even on a CPU adapter. */
   sgGuards?: boolean;
 }
 
-/** Keys per chunk the split variant uses for a batch; 0 = do not split. */
-export function splitChunkFor(rt: Runtime, numTokens: number, numHeads: number, maxContext: number): number {
+/** Keys per chunk the split variant uses for a batch (headGroups = numHeads / G work items per
+ *  token); 0 = do not split. */
+export function splitChunkFor(rt: Runtime, numTokens: number, headGroups: number, maxContext: number): number {
   // Work items wanted in flight: SwiftShader runs a workgroup (16 subgroups of 4) per core;
   // a big GPU wants thousands of subgroups.
   const target = rt.info.isCpu ? 64 : 4096;
-  const items = numTokens * numHeads;
+  const items = numTokens * headGroups;
   if (items >= target || maxContext < 128) return 0;
   const chunks = Math.min(Math.ceil(target / items), Math.ceil(maxContext / 64));
   if (chunks < 2) return 0;
@@ -191,8 +236,8 @@ export function splitChunkFor(rt: Runtime, numTokens: number, numHeads: number, 
 }
 
 /** The variant 'auto' picks for a batch on this runtime. */
-export function chooseAttentionVariant(rt: Runtime, headDim: number, numTokens: number, numHeads: number, maxContext: number): AttentionVariant {
-  if (rt.info.features.subgroups) return splitChunkFor(rt, numTokens, numHeads, maxContext) ? 'split' : 'sg';
+export function chooseAttentionVariant(rt: Runtime, headDim: number, numTokens: number, headGroups: number, maxContext: number): AttentionVariant {
+  if (rt.info.features.subgroups) return splitChunkFor(rt, numTokens, headGroups, maxContext) ? 'split' : 'sg';
   const vec4 = headDim % 4 === 0;
   return (vec4 ? headDim / 4 : headDim) <= V2_MAX_HDV ? 'v2' : 'v1';
 }
@@ -229,7 +274,10 @@ export function pagedAttention(
   const scale = opts.scale ?? 1 / Math.sqrt(hd);
   const context = window ? Math.min(window, meta.maxContext) : meta.maxContext;
   let variant = opts.variant ?? 'auto';
-  if (variant === 'auto') variant = chooseAttentionVariant(rt, hd, T, H, context);
+  const gDefault = opts.headsPerItem ?? gqaHeadsPerItem(H / KV);
+  if (variant === 'auto') variant = chooseAttentionVariant(rt, hd, T, H / gDefault, context);
+  const G = variant === 'v1' ? 1 : gDefault;
+  if (!Number.isInteger(G) || G < 1 || (H / KV) % G) throw new Error(`pagedAttention: headsPerItem=${G} must divide numHeads/numKvHeads=${H / KV}`);
   const base = { numTokens: T, numHeads: H, numKvHeads: KV, group: H / KV, blockSize: cache.blockSize, tokenBase: meta.tokenBase, window, scale };
 
   if (variant === 'sg' || variant === 'split') {
@@ -238,18 +286,18 @@ export function pagedAttention(
     // work items, so another subgroup size stays correct.
     const lanes = rt.info.isCpu ? 4 : 32;
     const guards = opts.sgGuards ?? !rt.info.isCpu;
-    const chunk = variant === 'split' ? opts.splitChunk ?? (splitChunkFor(rt, T, H, context) || Math.max(4, context)) : 0;
+    const chunk = variant === 'split' ? opts.splitChunk ?? (splitChunkFor(rt, T, H / G, context) || Math.max(4, context)) : 0;
     if (variant === 'split' && (!Number.isInteger(chunk) || chunk < 1)) throw new Error(`pagedAttention: splitChunk=${chunk}`);
     const numChunks = chunk ? Math.ceil(context / chunk) : 1;
     const params = { ...base, qStride, qCol, outStride, outCol, chunk, numChunks };
-    const workgroups = rt.grid(Math.ceil((T * H * numChunks * lanes) / SG_WG));
+    const workgroups = rt.grid(Math.ceil((T * (H / G) * numChunks * lanes) / SG_WG));
     if (variant === 'sg') {
-      rt.dispatch(sgKernel(hd, cache.blockSize, KV, guards, false), { params, buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, out], workgroups });
+      rt.dispatch(sgKernel(hd, cache.blockSize, KV, G, guards, false), { params, buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, out], workgroups });
       return;
     }
     const partBytes = T * H * numChunks * (hd + 2) * 4;
     const part = rt.acquire(partBytes);
-    rt.dispatch(sgKernel(hd, cache.blockSize, KV, guards, true), { params, buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, part], workgroups });
+    rt.dispatch(sgKernel(hd, cache.blockSize, KV, G, guards, true), { params, buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, part], workgroups });
     rt.dispatch(combineKernel(hd), { params, buffers: [meta.buffer, part, out], workgroups: rt.grid(Math.ceil((T * H * hd) / 64)) });
     rt.release(part);
     return;
@@ -258,11 +306,10 @@ export function pagedAttention(
   const vec4 = hd % 4 === 0 && qStride % 4 === 0 && qCol % 4 === 0 && outStride % 4 === 0 && outCol % 4 === 0;
   const w = vec4 ? 4 : 1;
   const params = { ...base, qStride: qStride / w, qCol: qCol / w, outStride: outStride / w, outCol: outCol / w, chunk: 0, numChunks: 1 };
-  const g = variant === 'gqa' ? gqaHeadsPerInvocation(H / KV) : 1;
-  const kernel = variant === 'v2' ? v2Kernel(hd, vec4, cache.blockSize, KV) : loopKernel(variant, hd, vec4, g);
+  const kernel = variant === 'v2' ? v2Kernel(hd, vec4, cache.blockSize, KV, G) : v1Kernel(hd, vec4);
   rt.dispatch(kernel, {
     params,
     buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, out],
-    workgroups: rt.grid(Math.ceil((T * (H / g)) / 64)),
+    workgroups: rt.grid(Math.ceil((T * (H / G)) / 64)),
   });
 }

@@ -1,18 +1,21 @@
-// Paged causal attention, subgroup variant ('sg'): one subgroup per (token, q head); lane l owns
+// Paged causal attention, subgroup variant ('sg'): one subgroup per (token, G q heads sharing a
+// kv head; G = 1 for 'sg', more for 'sgg', so K/V rows are loaded once for G heads); lane l owns
 // the head elements l, l+S, l+2S, ... (S = subgroup size), so the lanes of a subgroup read
 // consecutive floats of every q/K/V row (one vector load on SIMD CPUs, coalesced on GPUs).
-// Scores of 4 keys at a time: per-lane partial dots, one subgroupAdd(vec4). The online softmax
-// state (m, l) is subgroup-uniform; each lane rescales and accumulates its own elements.
+// Scores of 4 keys at a time: per-lane partial dots, one subgroupAdd(vec4) per head. The online
+// softmax state (m, l per head) is subgroup-uniform; each lane rescales and accumulates its own
+// elements. Per step: new max mn, one rescale exp(m - mn), a vec4 exp for the 4 weights; keys
+// past `last` are clamped for loading (valid, finite rows) and masked to weight 0.
 // Work items are walked in a subgroup-uniform loop, so any subgroup size >= MINS is correct.
 //
 // Split-context mode (flash-decoding, when the host defines SPLIT = true): a work item is
-// (token, head, chunk c) and covers keys [start + c*p.chunk, start + (c+1)*p.chunk) ∩ [start, pos];
+// (token, head group, chunk c) and covers keys [start + c*p.chunk, start + (c+1)*p.chunk) ∩ [start, pos];
 // instead of the normalised output it writes the partial (m, l, acc[HD]) to `part` (binding 5) at
 // ((t*numHeads + h)*p.numChunks + c)*(HD + 2); attention_combine.wgsl merges the chunks.
 //
 // Template: the host (shaders/attention.ts) expands the {{...}} markers for NC = ceil(HD / MINS)
-// elements per lane and prepends `enable subgroups;`, the constants HD (head dim, floats),
-// BS (block size), KVH (kv heads), WG, and the params. Bindings and layouts as attention.wgsl,
+// elements per lane and G heads, and prepends `enable subgroups;`, the constants HD (head dim,
+// floats), BS (block size), KVH (kv heads), G, WG, SPLIT and the params. Bindings and layouts as attention.wgsl,
 // but every buffer is array<f32> and strides/columns are in floats.
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
@@ -36,20 +39,21 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   let sgPerWg = WG / S;
   let firstItem = (wid.x + wid.y * nwg.x) * sgPerWg + li / S;
   let itemStride = nwg.x * nwg.y * sgPerWg;
-  let items = p.numTokens * p.numHeads * p.numChunks;
+  let groupsPerToken = p.numHeads / G;
+  let items = p.numTokens * groupsPerToken * p.numChunks;
 {{LANE_ELEMS}}
   for (var item = firstItem; item < items; item += itemStride) {
-    let th = item / p.numChunks;
-    let chunk = item - th * p.numChunks;
-    let t = th / p.numHeads;
-    let h = th - t * p.numHeads;
-    let hoff = (h / p.group) * HEAD_STRIDE;
+    let tg = item / p.numChunks;
+    let chunk = item - tg * p.numChunks;
+    let t = tg / groupsPerToken;
+    let h0 = (tg - t * groupsPerToken) * G; // first of the G q heads (all share kv head h0 / group)
+    let hoff = (h0 / p.group) * HEAD_STRIDE;
     let rec = p.tokenBase + 4u * t;
     let tableStart = bmeta[rec];
     let pos = bmeta[rec + 1u];
-    let qo = t * p.qStride + p.qCol + h * HD;
+    let qo = t * p.qStride + p.qCol + h0 * HD;
 {{Q_LOAD}}
-{{ACC_DECL}}
+{{STATE_DECL}}
     var start = 0u;
     if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
     var last = pos;
@@ -58,23 +62,13 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
       if (start > pos) { continue; } // the token's context has fewer chunks
       last = min(pos, start + p.chunk - 1u);
     }
-    var m = -3.0e38;
-    var l = 0.0;
     for (var j = start; j <= last; j += 4u) {
       let b0 = rowBase(tableStart, j, hoff);
       let b1 = rowBase(tableStart, min(j + 1u, last), hoff);
       let b2 = rowBase(tableStart, min(j + 2u, last), hoff);
       let b3 = rowBase(tableStart, min(j + 3u, last), hoff);
-      var sp = vec4<f32>(0.0);
-{{SCORE}}
-      var s = subgroupAdd(sp);
-      s = select(s, vec4<f32>(-3.0e38), vec4<u32>(j, j + 1u, j + 2u, j + 3u) > vec4<u32>(last));
-      let mn = max(m, max(max(s.x, s.y), max(s.z, s.w)));
-      let c = exp(m - mn);
-      let e = exp(s - mn);
-      l = l * c + (e.x + e.y) + (e.z + e.w);
-{{ACC_UPDATE}}
-      m = mn;
+      let past = vec4<u32>(j, j + 1u, j + 2u, j + 3u) > vec4<u32>(last);
+{{STEP}}
     }
 {{STORE}}
   }

@@ -1,10 +1,12 @@
-// Paged causal attention v2: one invocation per (token, q head), keys 4 at a time, the head
-// dimension fully unrolled into registers (no private arrays). This file is a template: the host
-// (shaders/attention.ts) expands the {{...}} markers for the head dim (HDV lanes of type V) and
-// prepends `alias V`, `fn vdot`, the constants HDV, BS (block size), KVH (kv heads) and the params.
-// Per step of 4 keys: scores s (vec4), new max mn, one rescale c = exp(m - mn) of the running
-// sum/accumulators, vec4 exp for the 4 weights. Keys past pos are clamped for loading (always
-// valid, finite rows) and masked to weight 0.
+// Paged causal attention v2 (no subgroups needed): one invocation per (token, G q heads sharing
+// a kv head), keys 4 at a time, the head dimension fully unrolled into registers (no private
+// arrays). Each K/V row is loaded once for the G heads (loads dominate on SwiftShader).
+// This file is a template: the host (shaders/attention.ts) expands the {{...}} markers for the
+// head dim (HDV lanes of type V) and G, and prepends `alias V`, `fn vdot`, the constants HDV,
+// BS (block size), KVH (kv heads), G and the params.
+// Per step of 4 keys and head: scores s (vec4), new max mn, one rescale exp(m - mn) of the running
+// sum / accumulators, a vec4 exp for the 4 weights. Keys past pos are clamped for loading
+// (always valid, finite rows) and masked to weight 0.
 // Bindings and layouts as attention.wgsl.
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
@@ -24,35 +26,27 @@ fn rowBase(tableStart: u32, j: u32, hoff: u32) -> u32 {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= p.numTokens * p.numHeads) { return; }
-  let t = i / p.numHeads;
-  let h = i - t * p.numHeads;
-  let hoff = (h / p.group) * HEAD_STRIDE;
+  let groupsPerToken = p.numHeads / G;
+  if (i >= p.numTokens * groupsPerToken) { return; }
+  let t = i / groupsPerToken;
+  let h0 = (i - t * groupsPerToken) * G;
+  let hoff = (h0 / p.group) * HEAD_STRIDE;
   let rec = p.tokenBase + 4u * t;
   let tableStart = bmeta[rec];
   let pos = bmeta[rec + 1u];
-  let qo = t * p.qStride + p.qCol + h * HDV;
+  let qo = t * p.qStride + p.qCol + h0 * HDV;
 {{Q_LOAD}}
-{{ACC_DECL}}
+{{STATE_DECL}}
   var start = 0u;
   if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
-  var m = -3.0e38;
-  var l = 0.0;
   for (var j = start; j <= pos; j += 4u) {
     let b0 = rowBase(tableStart, j, hoff);
     let b1 = rowBase(tableStart, min(j + 1u, pos), hoff);
     let b2 = rowBase(tableStart, min(j + 2u, pos), hoff);
     let b3 = rowBase(tableStart, min(j + 3u, pos), hoff);
-    var s = vec4<f32>({{SCORE_0}}, {{SCORE_1}}, {{SCORE_2}}, {{SCORE_3}});
-    s = select(s, vec4<f32>(-3.0e38), vec4<u32>(j, j + 1u, j + 2u, j + 3u) > vec4<u32>(pos));
-    let mn = max(m, max(max(s.x, s.y), max(s.z, s.w)));
-    let c = exp(m - mn);
-    let e = exp(s - mn);
-    l = l * c + (e.x + e.y) + (e.z + e.w);
-{{ACC_UPDATE}}
-    m = mn;
+    let past = vec4<u32>(j, j + 1u, j + 2u, j + 3u) > vec4<u32>(pos);
+{{STEP}}
   }
-  let inv = 1.0 / l;
-  let oo = t * p.outStride + p.outCol + h * HDV;
+  let oo = t * p.outStride + p.outCol + h0 * HDV;
 {{STORE}}
 }
