@@ -12,6 +12,7 @@ interface Case {
   ties?: boolean;
   history?: number[];
   variant?: SampleOptions['variant'];
+  hinted?: boolean;
 }
 
 // Many (seed, step) draws per setting: exact token equality with the float64 reference.
@@ -22,6 +23,9 @@ function draws(n: number, p: Omit<SampleParams, 'seed' | 'step'>, seed0: number)
 const hist = [3, 5, 5, 7, 11, 2, 60, 99999, 0, 1, 40, 41, 42];
 const cases: Case[] = [
   { name: 'greedy+plain', vocab: 8, rows: [{ temperature: 0 }, ...draws(8, { temperature: 1 }, 1)] },
+  { name: 'greedy only (rowParams hint)', vocab: 4099, rows: [{ temperature: 0 }, { temperature: -1 }, { temperature: 0, repetitionPenalty: 2, historyOffset: 0, historyLength: 13 }], history: hist, hinted: true },
+  { name: 'temperature only (rowParams hint)', vocab: 576, rows: [{ temperature: 0 }, ...draws(5, { temperature: 0.9 }, 12)], hinted: true },
+  { name: 'top-k only (rowParams hint)', vocab: 300, rows: draws(5, { temperature: 1.1, topK: 17 }, 13), hinted: true, variant: 'plain' },
   { name: 'temperature', vocab: 63, rows: [...draws(6, { temperature: 0.3 }, 2), ...draws(6, { temperature: 2.5 }, 3)], variant: 'plain' },
   { name: 'top-k', vocab: 172, rows: [...draws(6, { temperature: 1, topK: 5 }, 4), { temperature: 0.9, topK: 1, seed: 3 }, ...draws(4, { temperature: 1, topK: 171 }, 9)], variant: 'subgroups' },
   { name: 'top-p', vocab: 576, rows: [...draws(6, { temperature: 1, topP: 0.9 }, 5), { temperature: 1, topP: 0.001, seed: 1 }, ...draws(4, { temperature: 0.7, topP: 0.5 }, 6)] },
@@ -61,7 +65,7 @@ export const checks: KernelCheck[] = [
       const gp = rt.upload(new Uint8Array(packSampleParams(c.rows)));
       const gh = c.history ? rt.upload(Uint32Array.from(c.history)) : undefined;
       const go = rt.createBuffer(R * 4);
-      sample(rt, gx, R, V, gp, go, { rowStride: c.pad ? stride : undefined, history: gh, variant: c.variant });
+      sample(rt, gx, R, V, gp, go, { rowStride: c.pad ? stride : undefined, history: gh, variant: c.variant, rowParams: c.hinted ? c.rows : undefined });
       const got = await rt.readU32(go, R);
       rt.destroy(gx); rt.destroy(gp); rt.destroy(go); if (gh) rt.destroy(gh);
       let bad = 0, detail = '', minMargin = Infinity;

@@ -67,6 +67,12 @@ export interface SampleOptions {
   /** u32 token ids; each row reads history[historyOffset .. historyOffset + historyLength). Required when any row has historyLength > 0 and a penalty. */
   history?: GPUBuffer;
   variant?: ReductionVariant;
+  /**
+   * The SampleParams the params buffer was packed from (optional). When given, phases that no row
+   * uses are not dispatched: all-greedy batches run 1 dispatch instead of 28, temperature-only
+   * batches 10. Must describe exactly the rows in `params`.
+   */
+  rowParams?: readonly SampleParams[];
 }
 
 /**
@@ -99,8 +105,18 @@ export function sample(
   const base = { rows, vocab, row_stride: rowStride, chunk: Math.ceil(vocab / WG), phase: 0, ps: 0 };
   rt.dispatch(kernels(variant, 'main_prep'), { params: base, buffers, workgroups });
   // main_radix / main_select use no subgroup operations: one pipeline for both variants.
-  // Phases whose rows all skip them return at once (one uniform check per workgroup).
+  // Phases whose rows all skip them return at once (one uniform check per workgroup); with
+  // opts.rowParams they are not dispatched at all.
+  const rp = opts.rowParams;
+  if (rp && rp.length !== rows) throw new Error(`sample: rowParams has ${rp.length} rows, expected ${rows}`);
+  const sampled = rp?.filter((r) => r.temperature > 0);
+  const need = [
+    !sampled || sampled.some((r) => (r.topK ?? 0) > 0 && (r.topK ?? 0) < vocab),
+    !sampled || sampled.some((r) => Math.fround(r.topP ?? 1) < 1),
+    !sampled || sampled.length > 0,
+  ];
   for (let phase = 0; phase < 3; phase++) {
+    if (!need[phase]) continue;
     for (let ps = 0; ps < 8; ps++) rt.dispatch(kernels('plain', 'main_radix'), { params: { ...base, phase, ps }, buffers, workgroups });
     rt.dispatch(kernels('plain', 'main_select'), { params: { ...base, phase }, buffers, workgroups });
   }
