@@ -8,7 +8,7 @@
  *   - shingles: 3-word shingles of the normalised text (texts of < 3 words use the words themselves);
  *   - 120 hash functions (32-bit, seeded murmur3 finaliser over the shingle's FNV-1a hash);
  *   - LSH: 20 bands × 6 rows. A pair with Jaccard s becomes a candidate with probability 1 − (1 − s^6)^20:
- *     s = 0.8 → 0.998, s = 0.9 → 1.000, s = 0.7 → 0.93, s = 0.5 → 0.27, s = 0.3 → 0.015.
+ *     s = 0.8 → 0.998, s = 0.9 → 1.000, s = 0.7 → 0.92, s = 0.5 → 0.27, s = 0.3 → 0.015.
  *     The S-curve's midpoint (1/b)^(1/r) = (1/20)^(1/6) ≈ 0.61 sits well below the 0.8 target, so recall at
  *     0.8 is ≈ 99.8 % per pair;
  *   - every candidate pair is then verified on the exact Jaccard of the shingle sets (≥ threshold, default 0.8),
