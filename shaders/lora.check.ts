@@ -67,7 +67,9 @@ async function runCase(rt: Runtime, c: Case, seed: number): Promise<CheckResult>
   const gx = rt.upload(x), gout = rt.upload(out0);
   const bank = { A: rt.upload(Abuf), Bt: rt.upload(Btbuf), inDim: c.inDim, outDim: c.outDim };
   const tables = { pages: rt.upload(pages), slotInfo: rt.upload(slotInfo), rMax, slotStride: 2 + layers };
-  const step = uploadItems(rt, buildItems(c.segments, c.rows, c.sgmvMinRows), c.rows, rMax);
+  // shrink lanes: the largest rank among the slots this step uses (< rMax in some cases)
+  const kSpan = Math.max(1, ...c.segments.filter((s) => s.len > 0).map((s) => c.ranks[s.slot]));
+  const step = uploadItems(rt, buildItems(c.segments, c.rows, c.sgmvMinRows), c.rows, rMax, kSpan);
   loraApply(rt, { x: gx, out: gout, bank, tables, step, layer, moduleBit, xStride: c.xStride, outStride: c.outStride, outOff: c.outOff });
   const got = await rt.readF32(gout, c.rows * c.outStride);
   releaseItems(rt, step);
@@ -123,6 +125,11 @@ const cases: Case[] = [
     name: 'lora row slots → segments, all bgmv (sgmvMinRows ∞), in 130 out 63',
     inDim: 130, outDim: 63, rows: 20, xStride: 130, outStride: 63, outOff: 0, ranks: [7, 1, 12], sgmvMinRows: 1e9,
     segments: segmentsFromRowSlots([0, 0, 0, -1, 1, 1, 2, 2, 2, 2, -1, -1, 0, 1, 2, 0, 0, 0, 0, -1]),
+  },
+  {
+    name: 'lora step rank span 5 < rMax 16 (rank-16 slot resident but unused), in 96 out 40',
+    inDim: 96, outDim: 40, rows: 11, xStride: 96, outStride: 40, outOff: 0, ranks: [2, 16, 5],
+    segments: segmentsFromRowSlots([0, 2, 2, 2, -1, 0, 0, 2, -1, 2, 0]),
   },
 ];
 

@@ -18,12 +18,12 @@ fn xtail(b: u32, n: u32) -> vec4<f32> {
   return v;
 }
 
-// One invocation per (item = one row, rank lane k).
+// One invocation per (item = one row, rank lane k < kSpan = the largest rank in this step).
 @compute @workgroup_size(64)
 fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let item = i / p.rMax;
-  let k = i % p.rMax;
+  let item = i / p.kSpan;
+  let k = i % p.kSpan;
   if (item >= p.nItems) { return; }
   let row = items[2u * item];
   let slot = items[2u * item + 1u];
@@ -44,8 +44,8 @@ fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(64)
 fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let item = i / p.rMax;
-  let k = i % p.rMax;
+  let item = i / p.kSpan;
+  let k = i % p.kSpan;
   if (item >= p.nItems) { return; }
   let row0 = items[4u * item];
   let nRows = items[4u * item + 1u];

@@ -23,6 +23,8 @@ export const LoraParams = defineParams('LoraParams', {
   /** Bt row stride in vec4 (outP / 4). */
   outP4: 'u32',
   rMax: 'u32',
+  /** Rank lanes dispatched per item in shrink: the largest rank used in this step (≤ rMax). */
+  kSpan: 'u32',
   slotStride: 'u32',
   layer: 'u32',
   moduleBit: 'u32',
@@ -124,16 +126,19 @@ export interface LoraStepBuffers {
   /** [rows, rMax] f32 scratch for the shrink result. */
   t: GPUBuffer;
   rows: number;
+  /** Largest rank of an adapter used in this step (shrink lanes per item). */
+  kSpan: number;
 }
 
-export function uploadItems(rt: Runtime, items: LoraItemLists, rows: number, rMax: number): LoraStepBuffers {
+export function uploadItems(rt: Runtime, items: LoraItemLists, rows: number, rMax: number, kSpan = rMax): LoraStepBuffers {
+  if (!(kSpan >= 1 && kSpan <= rMax)) throw new Error(`lora: kSpan ${kSpan} outside [1, rMax = ${rMax}]`);
   const up = (a: Uint32Array, per: number) => {
     if (!a.length) return null;
     const buffer = rt.acquire(a.byteLength, undefined, 'lora-items');
     rt.write(buffer, a);
     return { buffer, count: a.length / per };
   };
-  return { bgmv: up(items.bgmv, 2), sgmv: up(items.sgmv, 4), t: rt.acquire(Math.max(1, rows * rMax) * 4, undefined, 'lora-t'), rows };
+  return { bgmv: up(items.bgmv, 2), sgmv: up(items.sgmv, 4), t: rt.acquire(Math.max(1, rows * rMax) * 4, undefined, 'lora-t'), rows, kSpan };
 }
 
 export function releaseItems(rt: Runtime, s: LoraStepBuffers): void {
@@ -177,6 +182,7 @@ export function loraApply(rt: Runtime, a: LoraApplyArgs): void {
     outOff,
     outP4: ceil4(outDim) / 4,
     rMax: tables.rMax,
+    kSpan: step.kSpan,
     slotStride: tables.slotStride,
     layer: a.layer,
     moduleBit: a.moduleBit,
@@ -189,7 +195,7 @@ export function loraApply(rt: Runtime, a: LoraApplyArgs): void {
   for (const [list, shrink, expand] of lists) {
     if (!list) continue;
     const params = { ...base, nItems: list.count };
-    rt.dispatch(shrink, { params, buffers: [a.x, bank.A, ...common, list.buffer, step.t], workgroups: rt.grid(Math.ceil((list.count * tables.rMax) / 64)) });
+    rt.dispatch(shrink, { params, buffers: [a.x, bank.A, ...common, list.buffer, step.t], workgroups: rt.grid(Math.ceil((list.count * step.kSpan) / 64)) });
     rt.dispatch(expand, { params, buffers: [step.t, bank.Bt, ...common, list.buffer, a.out], workgroups: rt.grid(Math.ceil((list.count * base.outP4) / 64)) });
   }
 }

@@ -44,14 +44,16 @@ export class MultiLoraRuntime implements LoraRuntime {
         pinned.push(n);
       }
       const slotOf = new Map<string, number>();
+      let kSpan = 1;
       for (const n of names) {
         const r = await this.pool.acquire(n);
         slotOf.set(n, r.slot);
+        kSpan = Math.max(kSpan, r.rank);
         for (let l = 0; l < L; l++) for (let m = 0; m < LORA_MODULES.length; m++) if (r.masks[l]! & (1 << m)) active[l * LORA_MODULES.length + m] = 1;
       }
       const rowSlots = tokenAdapters.map((a) => (a === null ? -1 : slotOf.get(a)!));
       const items = buildItems(segmentsFromRowSlots(rowSlots), rows, this.opts.sgmvMinRows);
-      const step = uploadItems(this.rt, items, rows, this.pool.rMax);
+      const step = uploadItems(this.rt, items, rows, this.pool.rMax, kSpan);
       return { rows, empty: false, step, pinned, active, done: false } as Plan;
     } catch (e) {
       for (const n of pinned) this.pool.unpin(n);
