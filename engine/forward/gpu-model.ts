@@ -382,8 +382,8 @@ export class GpuModel {
         loraApply(l, 'k_proj', h, qkv, Hd, KV, QKV, Q);
         loraApply(l, 'v_proj', h, qkv, Hd, KV, QKV, Q + KV);
         // q, k = apply_rotary_pos_emb(q, k, cos, sin)  (rotate-half, in place, at positions)
-        rope(rt, qkv, posBuf, this.invFreq, T, H, D, { rowStride: QKV, colOffset: 0 });
-        rope(rt, qkv, posBuf, this.invFreq, T, KVH, D, { rowStride: QKV, colOffset: Q });
+        //   q and k heads are adjacent in a qkv row (columns [0, Q+KV)): one dispatch over H+KVH heads
+        rope(rt, qkv, posBuf, this.invFreq, T, H + KVH, D, { rowStride: QKV, colOffset: 0 });
         // past_key_value.update(k, v, layer_idx): K/V rows → their paged slots
         kvWrite(rt, step.cache, l, qkv, step.meta, T, { rowStride: QKV, kCol: Q, vCol: Q + KV });
         // att = softmax(q·Kᵀ·scaling + causal_mask)·V  (GQA: head h reads kv head h / (H/KVH))   att [T, Q]
