@@ -98,9 +98,10 @@ export function sample(
   if (out.size < rows * 4) throw new Error('sample: out too small');
   const scratch = rt.acquire(rows * 2 * vocab * 4);
   const state = rt.acquire(rows * 16 * 4);
+  const lists = rt.acquire(rows * 2 * vocab * 4);
   const history = opts.history ?? rt.acquire(16);
   const variant = resolveVariant(rt, opts.variant);
-  const buffers = [logits, params, history, scratch, out, state];
+  const buffers = [logits, params, history, scratch, out, state, lists];
   const workgroups = rt.grid(rows);
   const base = { rows, vocab, row_stride: rowStride, chunk: Math.ceil(vocab / WG), phase: 0, ps: 0 };
   rt.dispatch(kernels(variant, 'main_prep'), { params: base, buffers, workgroups });
@@ -119,8 +120,10 @@ export function sample(
     if (!need[phase]) continue;
     for (let ps = 0; ps < 8; ps++) rt.dispatch(kernels('plain', 'main_radix'), { params: { ...base, phase, ps }, buffers, workgroups });
     rt.dispatch(kernels('plain', 'main_select'), { params: { ...base, phase }, buffers, workgroups });
+    if (phase < 2) rt.dispatch(kernels('plain', 'main_compact'), { params: { ...base, phase }, buffers, workgroups });
   }
   rt.release(scratch);
   rt.release(state);
+  rt.release(lists);
   if (history !== opts.history) rt.release(history);
 }

@@ -35,6 +35,8 @@ struct SampleRow {
 @group(0) @binding(4) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<u32>;
 @group(0) @binding(6) var<storage, read_write> st: array<u32>;
+// Compacted kept sets in index order: [rows][2][vocab] (list 0 after top-k, list 1 after top-p).
+@group(0) @binding(7) var<storage, read_write> lists: array<u32>;
 
 // st[row * 16 + ...]
 const ST_FLAGS = 0u;   // bit0 top-k cut on, bit1 top-p cut on, bit2 done (greedy written)
@@ -47,6 +49,8 @@ const ST_INV_T = 6u;   // f32 bits
 const ST_PREFIX = 7u;  // radix select in progress: key prefix
 const ST_ABOVE = 8u;   // f32 bits: weight of kept elements above the prefix range
 const ST_GOAL = 9u;    // f32 bits: absolute goal
+const ST_LIST = 10u;   // 0: iterate the whole vocabulary; 1 + l: iterate list l
+const ST_LIST_N = 11u; // length of that list
 
 var<workgroup> sm_bins: array<f32, 16u * RED_WG>;
 var<workgroup> sm_tot: array<f32, 16>;
@@ -65,6 +69,9 @@ var<private> kk_idx: u32;
 var<private> pp_on: bool;
 var<private> pp_key: u32;
 var<private> pp_idx: u32;
+var<private> s_list: u32;   // 0 or 1 + list number
+var<private> s_n: u32;      // domain length
+var<private> s_lbase: u32;  // offset of the current list in `lists`
 
 fn pcg(x: u32) -> u32 {
   let state = x * 747796405u + 2891336453u;
@@ -100,10 +107,16 @@ fn member(i: u32, k: u32) -> bool {
   return true;
 }
 
+// The d-th element of the current domain (the whole row, or the compacted kept list).
+fn dom(d: u32) -> u32 {
+  if (s_list == 0u) { return d; }
+  return lists[s_lbase + d];
+}
+
 // Common start of the radix / select dispatches: offsets, row params, cut state.
 fn begin(li: u32, row: u32) -> SampleRow {
   // Every entry point binds the same 7 resources (layout 'auto' drops unused ones).
-  if (p.rows == 0xffffffffu) { o[0] = hist[0] + u32(logits[0]); }
+  if (p.rows == 0xffffffffu) { o[0] = hist[0] + u32(logits[0]) + lists[0]; }
   s_li = li;
   s_lp = row * 2u * p.vocab;
   s_e = s_lp + p.vocab;
@@ -117,6 +130,9 @@ fn begin(li: u32, row: u32) -> SampleRow {
   pp_on = (flags & 2u) != 0u;
   pp_key = st[s_st + ST_PP_KEY];
   pp_idx = st[s_st + ST_PP_IDX];
+  s_list = st[s_st + ST_LIST];
+  s_n = select(st[s_st + ST_LIST_N], p.vocab, s_list == 0u);
+  s_lbase = (row * 2u + max(s_list, 1u) - 1u) * p.vocab;
   return rp;
 }
 
@@ -176,6 +192,8 @@ fn main_prep(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wi
   }
   if (li == 0u) {
     st[s_st + ST_FLAGS] = select(0u, 4u, greedy);
+    st[s_st + ST_LIST] = 0u;
+    if (p.rows == 0xffffffffu) { lists[0] = 0u; } // keep binding 7 in this entry point's layout
     st[s_st + ST_MAX] = am.x;
     st[s_st + ST_INV_T] = bitcast<u32>(inv_t);
     if (greedy) { o[row] = select(am.y, 0u, am.y == 0xffffffffu); }
@@ -208,7 +226,8 @@ fn main_radix(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   // 16 bins in registers (a dynamically indexed array, private or workgroup, costs SwiftShader
   // tens of seconds of shader compilation), published once per pass.
   var h = mat4x4<f32>();
-  for (var i = li; i < p.vocab; i += RED_WG) {
+  for (var j = li; j < s_n; j += RED_WG) {
+    let i = dom(j);
     let k = fkey(scratch[s_lp + i]);
     if (((k ^ prefix) & hi_mask) == 0u && member(i, k)) {
       var w = 1.0;
@@ -292,10 +311,12 @@ fn main_select(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
     let ek = exp((funkey(key) - bitcast<f32>(st[s_st + ST_MAX])) * bitcast<f32>(st[s_st + ST_INV_T]));
     c = ties_needed(bitcast<f32>(st[s_st + ST_GOAL]), above, ek, p.phase == 2u);
   }
-  let c0 = min(li * p.chunk, p.vocab);
-  let c1 = min(c0 + p.chunk, p.vocab);
+  let chunk = (s_n + RED_WG - 1u) / RED_WG;
+  let c0 = min(li * chunk, s_n);
+  let c1 = min(c0 + chunk, s_n);
   var n = 0u;
-  for (var i = c0; i < c1; i++) {
+  for (var j = c0; j < c1; j++) {
+    let i = dom(j);
     if (fkey(scratch[s_lp + i]) == key && member(i, key)) { n++; }
   }
   sm_cnt[li] = n;
@@ -311,7 +332,8 @@ fn main_select(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
   let cc = max(1u, min(c, tot));
   if (n > 0u && pre < cc && cc <= pre + n) {
     var acc = pre;
-    for (var i = c0; i < c1; i++) {
+    for (var j = c0; j < c1; j++) {
+      let i = dom(j);
       if (fkey(scratch[s_lp + i]) == key && member(i, key)) {
         acc++;
         if (acc == cc) { atomicStore(&sm_res, i); break; }
@@ -325,5 +347,43 @@ fn main_select(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
     if (p.phase == 0u) { st[s_st + ST_KK_KEY] = key; st[s_st + ST_KK_IDX] = idx; st[s_st + ST_FLAGS] = flags | 1u; }
     if (p.phase == 1u) { st[s_st + ST_PP_KEY] = key; st[s_st + ST_PP_IDX] = idx; st[s_st + ST_FLAGS] = flags | 2u; }
     if (p.phase == 2u) { o[row] = idx; }
+  }
+}
+
+// After phase p.phase set a cut: compact the kept elements of the current domain, in index
+// order, into list p.phase so later phases scan only them (top-k: k elements instead of vocab).
+@compute @workgroup_size(RED_WG)
+fn main_compact(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32> RED_ARGS) {
+  red_init(li, RED_SGS);
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let rp = begin(li, row);
+  if (!phase_on(li, rp)) { return; }
+  let chunk = (s_n + RED_WG - 1u) / RED_WG;
+  let c0 = min(li * chunk, s_n);
+  let c1 = min(c0 + chunk, s_n);
+  var n = 0u;
+  for (var j = c0; j < c1; j++) {
+    let i = dom(j);
+    if (member(i, fkey(scratch[s_lp + i]))) { n++; }
+  }
+  sm_cnt[li] = n;
+  workgroupBarrier();
+  var pre = 0u;
+  var tot = 0u;
+  for (var j = 0u; j < RED_WG; j++) {
+    let v = sm_cnt[j];
+    if (j < li) { pre += v; }
+    tot += v;
+  }
+  let out_base = (row * 2u + p.phase) * p.vocab;
+  for (var j = c0; j < c1; j++) {
+    let i = dom(j);
+    if (member(i, fkey(scratch[s_lp + i]))) { lists[out_base + pre] = i; pre++; }
+  }
+  if (li == 0u) {
+    st[s_st + ST_LIST] = 1u + p.phase;
+    st[s_st + ST_LIST_N] = tot;
   }
 }
