@@ -20,3 +20,11 @@ fn store(m: u32, r: u32, v: f32) {
   if ((p.flags & FLAG_ACCUMULATE) != 0u) { s += out[i]; }
   out[i] = s;
 }
+
+// Writes out[m, r .. r+3] where in range (m, r may be past the end: they are checked here).
+fn store4(m: u32, r: u32, v: vec4<f32>) {
+  if (m >= p.M) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    if (r + j < p.rows) { store(m, r + j, v[j]); }
+  }
+}

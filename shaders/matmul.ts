@@ -7,6 +7,9 @@
 // Variants (numbered as in llm.c dev/cuda; all stay selectable through opts.variant):
 //   v1  naive: one output per invocation, scalar K loop (the baseline)
 //   v2  register-tiled 4x4 outputs per invocation, vec4 loads along K, barrier-free
+//   v3  register-tiled 8x8, generated (unrolled over the tile), one guarded K loop
+//   mv1 matvec for decode: 1x4 outputs per invocation (generated, like v3)
+//   mv2 subgroup matvec: the lanes of a subgroup split K and reduce with subgroupAdd
 // The product path (`variant` omitted) picks by M: see pickVariant().
 import { WGSL } from './wgsl.gen.ts';
 import { defineParams } from '../engine/gpu/params.ts';
@@ -37,8 +40,13 @@ type WLoader = 'f32' | 'f32v4' | 'f16' | 'q8';
 type XLoader = 'f32' | 'vec4';
 
 interface Variant {
-  /** WGSL body: WGSL[`matmul.${body}`]. */
+  /** WGSL body: WGSL[`matmul.${body}`], or 'gen:tiled' / 'gen:splitk' for bodies generated
+   *  (fully unrolled) by genTiled() / genSplitK() below for the variant's tile. */
   body: string;
+  /** Split-K over the lanes of a subgroup (needs the subgroups feature). */
+  subgroups?: boolean;
+  /** gen:tiled only: vec4 steps along K per loop iteration (default 1). */
+  unroll?: number;
   /** Outputs per invocation along m (x rows) and along r (weight rows). */
   tileM: number;
   tileN: number;
@@ -50,7 +58,85 @@ interface Variant {
 export const MATMUL_VARIANTS: Record<string, Variant> = {
   v1: { body: 'v1', tileM: 1, tileN: 1, wg: 64, description: 'naive: 1 output / invocation, scalar K loop' },
   v2: { body: 'v2', tileM: 4, tileN: 4, wg: 64, description: 'register-tiled 4x4, vec4 loads, barrier-free' },
+  v3: { body: 'gen:tiled', tileM: 8, tileN: 8, wg: 64, description: 'register-tiled 8x8, vec4 loads, one guarded K loop, barrier-free' },
+  mv1: { body: 'gen:tiled', tileM: 1, tileN: 4, wg: 64, description: 'matvec: 1x4 outputs per invocation, vec4 loads, barrier-free' },
+  mv2: { body: 'gen:splitk', subgroups: true, tileM: 1, tileN: 4, wg: 64, description: 'subgroup matvec: lanes split K (consecutive chunks), 1x4 outputs per subgroup, subgroupAdd' },
 };
+
+/** Lanes per subgroup the host assumes when sizing the grid (SwiftShader: 4). Kernels loop over
+ *  tiles, so a different real subgroup size stays correct (only the grid is off). */
+const ASSUMED_SUBGROUP = 4;
+
+/** Register-tiled body (TM x TN outputs per invocation, TN a multiple of 4, vec4 along K),
+ *  unrolled over the tile. One K loop over ceil(K/4) steps: x loads are guarded (0 past K), so
+ *  W loads past K (next row's values, the zero padding of f16/q8, or an index clamped by
+ *  robust buffer access) are multiplied by 0. Accumulators are vec4s over 4 weight rows. */
+function genTiled(TM: number, TN: number, U = 1): string {
+  if (TN % 4) throw new Error('genTiled: TN must be a multiple of 4');
+  const I = [...Array(TM).keys()], J = [...Array(TN).keys()], JB = [...Array(TN / 4).keys()];
+  let s = `override WG: u32 = 64u;\n@compute @workgroup_size(WG)\n`;
+  s += `fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n`;
+  s += `  let t = gid.x + gid.y * nwg.x * WG;\n  let tilesM = (p.M + ${TM - 1}u) / ${TM}u;\n  if (t >= tilesM * p.tilesN) { return; }\n`;
+  s += `  let m0 = (t / p.tilesN) * ${TM}u;\n  let r0 = (t % p.tilesN) * ${TN}u;\n`;
+  for (const i of I) s += `  let mi${i} = min(m0 + ${i}u, p.M - 1u);\n`;
+  for (const j of J) s += `  let rj${j} = min(r0 + ${j}u, p.rows - 1u);\n`;
+  for (const i of I) for (const b of JB) s += `  var c${i}_${b} = vec4<f32>(0.0);\n`;
+  const step = (k: string, u: number, guarded: boolean) => {
+    let t = '';
+    for (const j of J) t += `    let wv${j}_${u} = w4(rj${j}, ${k});\n`;
+    for (const i of I) {
+      t += `    let xv${i}_${u} = ${guarded ? 'x4g' : 'x4'}(mi${i}, ${k});\n`;
+      for (const b of JB)
+        t += `    c${i}_${b} += vec4<f32>(${[0, 1, 2, 3].map((q) => `dot(xv${i}_${u}, wv${4 * b + q}_${u})`).join(', ')});\n`;
+    }
+    return t;
+  };
+  if (U > 1) {
+    s += `  let KU = p.K / ${4 * U}u * ${4 * U}u;\n  for (var k = 0u; k < KU; k += ${4 * U}u) {\n`;
+    for (let u = 0; u < U; u++) s += step(u ? `k + ${4 * u}u` : 'k', u, false);
+    s += `  }\n  for (var k = KU; k < p.K; k += 4u) {\n`;
+  } else s += `  for (var k = 0u; k < p.K; k += 4u) {\n`;
+  s += step('k', 0, true);
+  s += `  }\n`;
+  for (const i of I) for (const b of JB) s += `  store4(m0 + ${i}u, r0 + ${4 * b}u, c${i}_${b});\n`;
+  return s + `}\n`;
+}
+
+/** Split-K body: one subgroup per TM x TN tile; lane l handles K chunks l, l+S, ... (consecutive
+ *  addresses across lanes), then subgroupAdd. Tiles are walked in a subgroup-uniform loop, so any
+ *  subgroup size is correct. Needs matmul.sk_<format> loaders (E elements per chunk). */
+function genSplitK(TM: number, TN: number): string {
+  const I = [...Array(TM).keys()], J = [...Array(TN).keys()];
+  let s = `override WG: u32 = 64u;\n@compute @workgroup_size(WG)\n`;
+  s += `fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n`;
+  s += `        @builtin(subgroup_size) S: u32, @builtin(subgroup_invocation_id) lane: u32) {\n`;
+  s += `  let sgPerWg = WG / S;\n  let totalSg = nwg.x * nwg.y * sgPerWg;\n`;
+  s += `  let tilesM = (p.M + ${TM - 1}u) / ${TM}u;\n  let nTiles = tilesM * p.tilesN;\n`;
+  s += `  let CF = p.K / E;\n  let CT = (p.K + E - 1u) / E;\n`;
+  s += `  for (var tile = (wid.x + wid.y * nwg.x) * sgPerWg + li / S; tile < nTiles; tile += totalSg) {\n`;
+  s += `    let m0 = (tile / p.tilesN) * ${TM}u;\n    let r0 = (tile % p.tilesN) * ${TN}u;\n`;
+  for (const i of I) s += `    let mi${i} = min(m0 + ${i}u, p.M - 1u);\n`;
+  for (const j of J) s += `    let rj${j} = min(r0 + ${j}u, p.rows - 1u);\n`;
+  for (const i of I) for (const j of J) s += `    var c${i}_${j} = 0.0;\n`;
+  s += `    var c = lane;\n    for (; c < CF; c += S) {\n`;
+  for (const j of J) s += `      let wv${j} = wsk(rj${j}, c);\n`;
+  for (const i of I) {
+    s += `      let xv${i} = xsk(mi${i}, c);\n`;
+    for (const j of J) s += `      c${i}_${j} += vdot(xv${i}, wv${j});\n`;
+  }
+  s += `    }\n    if (c < CT) {\n`;
+  for (const j of J) s += `      let wv${j} = wsk(rj${j}, c);\n`;
+  for (const i of I) {
+    s += `      let xv${i} = xskt(mi${i}, c);\n`;
+    for (const j of J) s += `      c${i}_${j} += vdot(xv${i}, wv${j});\n`;
+  }
+  s += `    }\n`;
+  for (const i of I) for (const j of J) s += `    let s${i}_${j} = subgroupAdd(c${i}_${j});\n`;
+  s += `    if (lane == 0u) {\n`;
+  for (const i of I) for (const j of J) s += `      if (m0 + ${i}u < p.M && r0 + ${j}u < p.rows) { store(m0 + ${i}u, r0 + ${j}u, s${i}_${j}); }\n`;
+  s += `    }\n  }\n}\n`;
+  return s;
+}
 export type MatmulVariant = keyof typeof MATMUL_VARIANTS;
 
 const kernels = new Map<string, Kernel<F>>();
@@ -61,11 +147,17 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
   if (k) return k;
   const v = MATMUL_VARIANTS[variant];
   const src = WGSL as Record<string, string>;
-  const parts = ['matmul.common', `matmul.x_${xl}`, `matmul.w_${wl}`, `matmul.${v.body}`];
+  const parts = ['matmul.common', `matmul.x_${xl}`, `matmul.w_${wl}`];
+  if (v.subgroups) parts.push(`matmul.sk_${wl}`);
+  if (!v.body.startsWith('gen:')) parts.push(`matmul.${v.body}`);
   for (const p of parts) if (!(p in src)) throw new Error(`matmul: missing WGSL ${p} (run node scripts/gen-shaders.mjs)`);
+  let body = '';
+  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll);
+  else if (v.body === 'gen:splitk') body = genSplitK(v.tileM, v.tileN);
+  const header = v.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
   k = {
     name: `matmul_${variant}_${wl}_x${xl}`,
-    code: MatmulParams.wgsl + parts.map((p) => src[p]).join('\n'),
+    code: header + MatmulParams.wgsl + parts.map((p) => src[p]).join('\n') + body,
     params: MatmulParams,
     constants: { WG: v.wg },
   };
@@ -73,10 +165,22 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
   return k;
 }
 
-/** The variant the product path uses for a given M. */
-export function pickVariant(M: number, _w: GpuWeight, _rt?: Runtime): string {
-  void M;
-  return 'v2';
+/** Whether this runtime can run a variant (split-K variants need subgroups). */
+export function variantSupported(rt: Runtime, variant: string): boolean {
+  const v = MATMUL_VARIANTS[variant];
+  return !!v && (!v.subgroups || rt.info.features.subgroups);
+}
+
+/**
+ * The variant the product path uses for a given M (measured on SwiftShader, bench/kernels):
+ * decode-sized M (< 4) → mv1 (1x4 matvec: W read once per x row, no wasted tile rows);
+ * 4 <= M < 8 → v2 (4x4); M >= 8 → v3 (8x8). On a real GPU with subgroups, M < 4 uses mv2
+ * (lanes split K, so W reads are coalesced) — reasoned, not measured here (no GPU).
+ */
+export function pickVariant(M: number, _w: GpuWeight, rt?: Runtime): string {
+  if (M < 4) return rt && !rt.info.isCpu && rt.info.features.subgroups ? 'mv2' : 'mv1';
+  if (M < 8) return 'v2';
+  return 'v3';
 }
 
 const dummyBias = new WeakMap<Runtime, GPUBuffer>();
@@ -116,15 +220,19 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
   const v = MATMUL_VARIANTS[variant];
   if (!v) throw new Error(`matmul: unknown variant '${variant}' (have ${Object.keys(MATMUL_VARIANTS).join(', ')})`);
 
-  const wl: WLoader = w.format === 'f32' ? (K % 4 === 0 ? 'f32v4' : 'f32') : w.format;
-  const xl: XLoader = K % 4 === 0 && xOff % 4 === 0 ? 'vec4' : 'f32';
+  if (v.subgroups && !rt.info.features.subgroups) throw new Error(`matmul: variant ${variant} needs the subgroups feature`);
+  // Generated variants read x and f32 W with the scalar loaders (one pipeline per format; on
+  // SwiftShader a vec4 load is four per-lane gathers either way).
+  const gen = v.body.startsWith('gen:');
+  const wl: WLoader = w.format === 'f32' ? (K % 4 === 0 && !gen ? 'f32v4' : 'f32') : w.format;
+  const xl: XLoader = K % 4 === 0 && xOff % 4 === 0 && !gen ? 'vec4' : 'f32';
   const kernel = kernelFor(variant, wl, xl);
   const wStride = wl === 'f32' ? K : wl === 'f32v4' ? K / 4 : w.format === 'f16' ? w.Kp / 2 : w.Kp / 4;
   const flags = (opts.accumulate ? 1 : 0) | (w.bias ? 2 : 0);
   const bias: Binding = w.bias ?? noBias(rt);
   for (const part of w.parts) {
     const tilesN = Math.ceil(part.rows / v.tileN);
-    const threads = Math.ceil(M / v.tileM) * tilesN;
+    const threads = Math.ceil(M / v.tileM) * tilesN * (v.subgroups ? ASSUMED_SUBGROUP : 1);
     const buffers: Binding[] = [x, bias, out, part.data];
     if (w.format === 'q8') {
       if (!part.scales) throw new Error(`matmul ${w.name}: q8 part without scales`);

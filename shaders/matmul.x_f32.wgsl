@@ -7,3 +7,9 @@ fn x4(m: u32, k: u32) -> vec4<f32> {
   let i = p.xOff + m * p.K + k;
   return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
 }
+// Guarded: elements at k + c >= K read as 0 (the loop tail of the generated variants).
+fn x4g(m: u32, k: u32) -> vec4<f32> {
+  let i = p.xOff + m * p.K + k;
+  return vec4<f32>(select(0.0, x[i], k < p.K), select(0.0, x[i + 1u], k + 1u < p.K),
+                   select(0.0, x[i + 2u], k + 2u < p.K), select(0.0, x[i + 3u], k + 3u < p.K));
+}
