@@ -98,7 +98,7 @@ export function sample(
   if (out.size < rows * 4) throw new Error('sample: out too small');
   const scratch = rt.acquire(rows * 2 * vocab * 4);
   const state = rt.acquire(rows * 16 * 4);
-  const lists = rt.acquire(rows * 2 * vocab * 4);
+  const lists = rt.acquire(rows * 3 * vocab * 4);
   const history = opts.history ?? rt.acquire(16);
   const variant = resolveVariant(rt, opts.variant);
   const buffers = [logits, params, history, scratch, out, state, lists];
@@ -118,9 +118,14 @@ export function sample(
   ];
   for (let phase = 0; phase < 3; phase++) {
     if (!need[phase]) continue;
-    for (let ps = 0; ps < 8; ps++) rt.dispatch(kernels('plain', 'main_radix'), { params: { ...base, phase, ps }, buffers, workgroups });
+    for (let ps = 0; ps < 8; ps++) {
+      rt.dispatch(kernels('plain', 'main_radix'), { params: { ...base, phase, ps }, buffers, workgroups });
+      // After pass 2 the 12-bit key prefix (sign, exponent, 3 mantissa bits) is known: passes
+      // 3..7 and the select scan only the elements that match it.
+      if (ps === 2) rt.dispatch(kernels('plain', 'main_compact'), { params: { ...base, phase, ps: 2 }, buffers, workgroups });
+    }
     rt.dispatch(kernels('plain', 'main_select'), { params: { ...base, phase }, buffers, workgroups });
-    if (phase < 2) rt.dispatch(kernels('plain', 'main_compact'), { params: { ...base, phase }, buffers, workgroups });
+    if (phase < 2) rt.dispatch(kernels('plain', 'main_compact'), { params: { ...base, phase, ps: 0 }, buffers, workgroups });
   }
   rt.release(scratch);
   rt.release(state);

@@ -35,7 +35,9 @@ struct SampleRow {
 @group(0) @binding(4) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<u32>;
 @group(0) @binding(6) var<storage, read_write> st: array<u32>;
-// Compacted kept sets in index order: [rows][2][vocab] (list 0 after top-k, list 1 after top-p).
+// Compacted sets in index order, [rows][3][vocab]: list 0 = kept after top-k, list 1 = kept after
+// top-p, list 2 = the current radix select's candidates (kept elements matching its 12-bit prefix
+// after pass 2 — sign, exponent, 3 mantissa bits; passes 3..7 and the select scan only those).
 @group(0) @binding(7) var<storage, read_write> lists: array<u32>;
 
 // st[row * 16 + ...]
@@ -51,6 +53,7 @@ const ST_ABOVE = 8u;   // f32 bits: weight of kept elements above the prefix ran
 const ST_GOAL = 9u;    // f32 bits: absolute goal
 const ST_LIST = 10u;   // 0: iterate the whole vocabulary; 1 + l: iterate list l
 const ST_LIST_N = 11u; // length of that list
+const ST_RLIST_N = 12u; // length of list 2
 
 var<workgroup> sm_bins: array<f32, 16u * RED_WG>;
 var<workgroup> sm_tot: array<f32, 16>;
@@ -113,8 +116,9 @@ fn dom(d: u32) -> u32 {
   return lists[s_lbase + d];
 }
 
-// Common start of the radix / select dispatches: offsets, row params, cut state.
-fn begin(li: u32, row: u32) -> SampleRow {
+// Common start of the radix / select dispatches: offsets, row params, cut state, domain
+// (rlist: iterate list 2, the radix candidates, instead of the phase's domain).
+fn begin(li: u32, row: u32, rlist: bool) -> SampleRow {
   // Every entry point binds the same 7 resources (layout 'auto' drops unused ones).
   if (p.rows == 0xffffffffu) { o[0] = hist[0] + u32(logits[0]) + lists[0]; }
   s_li = li;
@@ -132,7 +136,12 @@ fn begin(li: u32, row: u32) -> SampleRow {
   pp_idx = st[s_st + ST_PP_IDX];
   s_list = st[s_st + ST_LIST];
   s_n = select(st[s_st + ST_LIST_N], p.vocab, s_list == 0u);
-  s_lbase = (row * 2u + max(s_list, 1u) - 1u) * p.vocab;
+  s_lbase = (row * 3u + max(s_list, 1u) - 1u) * p.vocab;
+  if (rlist) {
+    s_list = 3u;
+    s_n = st[s_st + ST_RLIST_N];
+    s_lbase = (row * 3u + 2u) * p.vocab;
+  }
   return rp;
 }
 
@@ -211,7 +220,7 @@ fn main_radix(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   red_init(li, RED_SGS);
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
-  let rp = begin(li, row);
+  let rp = begin(li, row, p.ps >= 3u);
   if (!phase_on(li, rp)) { return; }
   let by_mass = p.phase != 0u;
   let strict = p.phase == 2u;
@@ -302,7 +311,7 @@ fn main_select(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
   red_init(li, RED_SGS);
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
-  let rp = begin(li, row);
+  let rp = begin(li, row, true);
   if (!phase_on(li, rp)) { return; }
   let key = st[s_st + ST_PREFIX];
   let above = bitcast<f32>(st[s_st + ST_ABOVE]);
@@ -350,23 +359,29 @@ fn main_select(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
   }
 }
 
-// After phase p.phase set a cut: compact the kept elements of the current domain, in index
-// order, into list p.phase so later phases scan only them (top-k: k elements instead of vocab).
+// Compaction, in index order, of the current phase domain: after phase p.phase set a cut (p.ps
+// == 0), its kept elements → list p.phase, so later phases scan only them (top-k: k elements
+// instead of vocab); after radix pass 2 (p.ps == 2), the candidates → list 2.
 @compute @workgroup_size(RED_WG)
 fn main_compact(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32> RED_ARGS) {
   red_init(li, RED_SGS);
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
-  let rp = begin(li, row);
+  let rp = begin(li, row, false);
   if (!phase_on(li, rp)) { return; }
   let chunk = (s_n + RED_WG - 1u) / RED_WG;
   let c0 = min(li * chunk, s_n);
   let c1 = min(c0 + chunk, s_n);
   var n = 0u;
+  // p.ps == 2: radix candidates (kept, key matching the 12-bit prefix after pass 2) → list 2;
+  // else the kept set after phase p.phase → list p.phase.
+  let rad = p.ps == 2u;
+  let prefix = st[s_st + ST_PREFIX];
   for (var j = c0; j < c1; j++) {
     let i = dom(j);
-    if (member(i, fkey(scratch[s_lp + i]))) { n++; }
+    let k = fkey(scratch[s_lp + i]);
+    if (member(i, k) && (!rad || (k >> 20u) == (prefix >> 20u))) { n++; }
   }
   sm_cnt[li] = n;
   workgroupBarrier();
@@ -377,13 +392,18 @@ fn main_compact(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
     if (j < li) { pre += v; }
     tot += v;
   }
-  let out_base = (row * 2u + p.phase) * p.vocab;
+  let out_base = (row * 3u + select(p.phase, 2u, rad)) * p.vocab;
   for (var j = c0; j < c1; j++) {
     let i = dom(j);
-    if (member(i, fkey(scratch[s_lp + i]))) { lists[out_base + pre] = i; pre++; }
+    let k = fkey(scratch[s_lp + i]);
+    if (member(i, k) && (!rad || (k >> 20u) == (prefix >> 20u))) { lists[out_base + pre] = i; pre++; }
   }
   if (li == 0u) {
-    st[s_st + ST_LIST] = 1u + p.phase;
-    st[s_st + ST_LIST_N] = tot;
+    if (rad) {
+      st[s_st + ST_RLIST_N] = tot;
+    } else {
+      st[s_st + ST_LIST] = 1u + p.phase;
+      st[s_st + ST_LIST_N] = tot;
+    }
   }
 }
