@@ -278,3 +278,55 @@ describe('seeded sampling', () => {
     expect(r2.choices[0]!.message.content).toBe(r1.choices[0]!.message.content);
   });
 });
+
+describe('models from a hub URL', () => {
+  it('downloads through the cache with progress, then runs offline from the cache', async () => {
+    const { createServer } = await import('node:http');
+    const { mkdtempSync, rmSync, readFileSync: rf, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    let requests = 0;
+    const server = createServer((req, res) => {
+      requests++;
+      const m = /^\/acme\/stories\/resolve\/main\/([\w.-]+)$/.exec(req.url ?? '');
+      const file = m ? join(STORIES_DIR, m[1]!) : '';
+      if (!m || !existsSync(file)) {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = rf(file);
+      res.writeHead(200, { 'content-length': String(body.byteLength) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const cacheDir = mkdtempSync(join(tmpdir(), 'lorafleet-hub-'));
+    const url = `http://127.0.0.1:${port}/acme/stories`;
+    try {
+      const events: string[] = [];
+      const e1 = await createEngine({ model: url, cacheDir, device: rt, kvBlocks: 16, onProgress: (p) => events.push(p.phase) });
+      try {
+        expect(events).toContain('download');
+        expect(events).toContain('upload');
+        const g = e1.generate('Once upon a time', { temperature: 0, max_tokens: 11 });
+        await collect(g);
+        expect((await g.done).completionIds).toEqual(STORIES_FIRST_11);
+      } finally {
+        await e1.destroy();
+      }
+      expect(requests).toBeGreaterThan(0);
+      await new Promise<void>((r) => server.close(() => r()));
+      // server gone: everything comes from the cache
+      const e2 = await createEngine({ model: url, cacheDir, device: rt, kvBlocks: 16 });
+      try {
+        const g = e2.generate({ prompt_ids: STORIES_PROMPT }, { temperature: 0, max_tokens: 4 });
+        await collect(g);
+        expect((await g.done).completionIds).toEqual(STORIES_FIRST_11.slice(0, 4));
+      } finally {
+        await e2.destroy();
+      }
+    } finally {
+      server.close();
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -2,7 +2,7 @@
 // request front end — `generate()` (async iterator of tokens + text) and an OpenAI-style
 // `chat.completions.create()`.
 import { Runtime } from '../gpu/runtime.ts';
-import { openModelSource, type ModelSource, type ProgressCallback } from '../model/source.ts';
+import { openModelSource, type HubSourceOptions, type ModelSource, type ProgressCallback } from '../model/source.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
 import { GpuModel, type UploadProgress, type WeightFormat } from '../forward/gpu-model.ts';
@@ -54,6 +54,8 @@ export interface CreateEngineOptions {
   onProgress?: (p: EngineProgress) => void;
   /** Hub cache directory (Node) for URL models. */
   cacheDir?: string;
+  /** More hub options for URL models (token, fetch, cache, revision). */
+  hub?: Omit<HubSourceOptions, 'repo' | 'onProgress'>;
 }
 
 export interface GenerateOptions {
@@ -152,7 +154,7 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
   const onDl: ProgressCallback = (file, loadedBytes, totalBytes) => opts.onProgress?.({ phase: 'download', file, loadedBytes, totalBytes });
   const source =
     typeof opts.model === 'string'
-      ? openModelSource(opts.model, { onProgress: onDl, ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}) })
+      ? openModelSource(opts.model, { ...opts.hub, onProgress: onDl, ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}) })
       : opts.model;
   const modelName = typeof opts.model === 'string' ? opts.model.replace(/\/+$/, '').split('/').pop() || opts.model : opts.model.name;
   const model = await GpuModel.load(rt, source, {
