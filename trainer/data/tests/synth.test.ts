@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { dataCli } from '../cli.ts';
 import { extractPairs } from '../synth/extractive.ts';
 import { Teacher, extractJson, grounded } from '../synth/teacher.ts';
 import type { Chunk } from '../types.ts';
@@ -12,6 +13,8 @@ import { readJsonl, writeJsonl } from '../util.ts';
 import { startFakeTeacher } from './fake-teacher.ts';
 
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
+const SAMPLE = fileURLToPath(new URL('../samples/harborline', import.meta.url));
+const TOKENIZER = fileURLToPath(new URL('../../../../shared/models/stories260K', import.meta.url));
 
 function mkChunks(n: number): Chunk[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -129,6 +132,26 @@ describe('teacher synthesis against an OpenAI-compatible server on loopback', ()
     expect(qa.every((p) => p.origin === 'teacher')).toBe(true);
     const stats = JSON.parse(readFileSync(join(work, 'stats.json'), 'utf8')) as { synth: { teacher: { cached: number } } };
     expect(stats.synth.teacher.cached).toBe(doneBeforeKill.size);
+  });
+
+  it('data run with --teacher-url: teacher pairs flow into the formatted sets', async () => {
+    const srv = await startFakeTeacher({ script: (id, kind, nth) => (nth === 1 && id.startsWith('a') ? 'malformed' : nth === 1 && id.startsWith('b') ? 'error500' : 'ok') });
+    closers.push(srv.close);
+    const work = await mkdtemp(join(tmpdir(), 'lf-run-teacher-'));
+    const code = await dataCli(['run', SAMPLE, '--out', work, '--tokenizer', TOKENIZER, '--teacher-url', srv.url, '--model', 'fake', '--concurrency', '4', '--backoff-ms', '1', '--with-extractive', '--quiet']);
+    expect(code).toBe(0);
+    const qa = await readJsonl<{ origin: string }>(join(work, 'qa.jsonl'));
+    const chat = await readJsonl<{ messages: { content: string }[] }>(join(work, 'sets', 'chat.train.jsonl'));
+    const stats = JSON.parse(readFileSync(join(work, 'stats.json'), 'utf8')) as { synth: { chunks: number; teacher: { failedChunks: number } } };
+    const teacherPairs = qa.filter((p) => p.origin === 'teacher').length;
+    console.log(`[synth] data run with teacher: ${stats.synth.chunks} chunks, ${srv.requests.length} requests, ${teacherPairs} teacher + ${qa.length - teacherPairs} extractive pairs`);
+    expect(stats.synth.teacher.failedChunks).toBe(0);
+    // one judged, grounded pair per chunk survives (a few chunks open with "1." or "|", which makes the fake
+    // teacher's evidence quote too short: that pair is dropped as malformed and reported)
+    expect(teacherPairs).toBeGreaterThanOrEqual(Math.floor(0.9 * stats.synth.chunks));
+    expect(teacherPairs).toBeLessThanOrEqual(stats.synth.chunks);
+    expect(chat.some((r) => /What does the passage \w+ say first\?/.test(r.messages[1]?.content ?? ''))).toBe(true);
+    expect(readFileSync(join(work, 'report.md'), 'utf8')).toMatch(/\| synth \| \d+ chunks \| \d+ Q&A pairs \| teacher \+ extractive; model fake/);
   });
 
   it('extracts JSON from fenced or chatty replies', () => {
