@@ -225,21 +225,30 @@ export interface AttentionOptions {
 /** Keys per chunk the split variant uses for a batch (headGroups = numHeads / G work items per
  *  token); 0 = do not split. */
 export function splitChunkFor(rt: Runtime, numTokens: number, headGroups: number, maxContext: number): number {
-  // Work items wanted in flight: SwiftShader runs a workgroup (16 subgroups of 4) per core;
-  // a big GPU wants thousands of subgroups.
-  const target = rt.info.isCpu ? 64 : 4096;
+  // Work items wanted in flight: SwiftShader runs a workgroup (16 subgroups of 4 lanes) per core
+  // (2 cores here); a big GPU wants thousands of subgroups. Chunks stay long enough to amortise
+  // the per-item setup and the combine pass.
+  const target = rt.info.isCpu ? 32 : 4096;
+  const minChunk = rt.info.isCpu ? 128 : 64;
   const items = numTokens * headGroups;
-  if (items >= target || maxContext < 128) return 0;
-  const chunks = Math.min(Math.ceil(target / items), Math.ceil(maxContext / 64));
+  if (items >= target || maxContext < 2 * minChunk) return 0;
+  const chunks = Math.min(Math.ceil(target / items), Math.floor(maxContext / minChunk));
   if (chunks < 2) return 0;
   return Math.ceil(maxContext / chunks / 4) * 4;
 }
 
 /** The variant 'auto' picks for a batch on this runtime. */
-export function chooseAttentionVariant(rt: Runtime, headDim: number, numTokens: number, headGroups: number, maxContext: number): AttentionVariant {
-  if (rt.info.features.subgroups) return splitChunkFor(rt, numTokens, headGroups, maxContext) ? 'split' : 'sg';
-  const vec4 = headDim % 4 === 0;
-  return (vec4 ? headDim / 4 : headDim) <= V2_MAX_HDV ? 'v2' : 'v1';
+export function chooseAttentionVariant(
+  rt: Runtime,
+  b: { headDim: number; numTokens: number; numSeqs: number; headGroups: number; maxContext: number },
+): AttentionVariant {
+  const hdv = b.headDim % 4 === 0 ? b.headDim / 4 : b.headDim;
+  const v2ok = hdv <= V2_MAX_HDV;
+  // SwiftShader (bench/attention): v2 wins for small heads (few lanes for 'sg' to split) and for
+  // prefill-heavy batches; 'sg' wins for decode at head dim 64.
+  if (rt.info.isCpu && v2ok && (b.headDim <= 16 || b.numTokens >= 4 * b.numSeqs)) return 'v2';
+  if (rt.info.features.subgroups) return splitChunkFor(rt, b.numTokens, b.headGroups, b.maxContext) ? 'split' : 'sg';
+  return v2ok ? 'v2' : 'v1';
 }
 
 /**
@@ -275,7 +284,9 @@ export function pagedAttention(
   const context = window ? Math.min(window, meta.maxContext) : meta.maxContext;
   let variant = opts.variant ?? 'auto';
   const gDefault = opts.headsPerItem ?? gqaHeadsPerItem(H / KV);
-  if (variant === 'auto') variant = chooseAttentionVariant(rt, hd, T, H / gDefault, context);
+  if (variant === 'auto') {
+    variant = chooseAttentionVariant(rt, { headDim: hd, numTokens: T, numSeqs: meta.numSeqs, headGroups: H / gDefault, maxContext: context });
+  }
   const G = variant === 'v1' ? 1 : gDefault;
   if (!Number.isInteger(G) || G < 1 || (H / KV) % G) throw new Error(`pagedAttention: headsPerItem=${G} must divide numHeads/numKvHeads=${H / KV}`);
   const base = { numTokens: T, numHeads: H, numKvHeads: KV, group: H / KV, blockSize: cache.blockSize, tokenBase: meta.tokenBase, window, scale };
