@@ -116,6 +116,20 @@ describe('engine.generate', () => {
     for (const o of outs) expect(o).toEqual(STORIES_FIRST_11);
   });
 
+  it('chunked prefill (maxBatchTokens 3) and a tiny KV cache (preemption) give the same greedy ids', async () => {
+    const e = await createEngine({ model: STORIES_DIR, device: rt, maxBatchTokens: 3, kvBlocks: 3, kvBlockSize: 8 });
+    try {
+      const gens = [0, 1].map(() => e.generate({ prompt_ids: STORIES_PROMPT }, { temperature: 0, max_tokens: 11 }));
+      const outs = await Promise.all(gens.map(async (g) => (await collect(g), (await g.done).completionIds)));
+      for (const o of outs) expect(o).toEqual(STORIES_FIRST_11);
+      const m = e.metrics();
+      expect(m.preemptions).toBeGreaterThan(0);
+      expect(m.kvFreeBlocks).toBe(3);
+    } finally {
+      await e.destroy();
+    }
+  });
+
   it('an abort signal cancels the request and frees its KV pages', async () => {
     const ac = new AbortController();
     const g = engine.generate('Once upon a time', { temperature: 0, max_tokens: 50, signal: ac.signal });

@@ -7,7 +7,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
 import { GpuModel, type UploadProgress, type WeightFormat } from '../forward/gpu-model.ts';
 import { GpuStepRunner } from '../forward/runner.ts';
-import { Scheduler, type RequestHandle } from '../scheduler/scheduler.ts';
+import { Scheduler, type RequestHandle, type SchedulerMetrics } from '../scheduler/scheduler.ts';
 import { createLoraSupport, type LoraSupport, type LoraSupportOptions } from '../lora/index.ts';
 import type { SampleParams } from '../../shaders/sample.ts';
 import { StopMatcher } from './stop.ts';
@@ -135,6 +135,8 @@ export interface Engine {
   /** Names accepted as `model` (the base name + adapters). */
   models(): string[];
   generate(input: GenerateInput, opts?: GenerateOptions): Generation;
+  /** Scheduler counters (steps, prefilled / decoded tokens, preemptions, queue, KV blocks). */
+  metrics(): SchedulerMetrics;
   chat: {
     completions: {
       create(body: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
@@ -380,6 +382,7 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
     models: () => [modelName, ...adapterNames()],
     lora,
     generate,
+    metrics: () => scheduler.metrics(),
     chat: { completions: { create: chatCreate as Engine['chat']['completions']['create'] } },
     async destroy() {
       scheduler.cancelAll();
