@@ -30,7 +30,7 @@ const cases: Case[] = [
   { name: 'top-k', vocab: 172, rows: [...draws(6, { temperature: 1, topK: 5 }, 4), { temperature: 0.9, topK: 1, seed: 3 }, ...draws(4, { temperature: 1, topK: 171 }, 9)], variant: 'subgroups' },
   { name: 'top-p', vocab: 576, rows: [...draws(6, { temperature: 1, topP: 0.9 }, 5), { temperature: 1, topP: 0.001, seed: 1 }, ...draws(4, { temperature: 0.7, topP: 0.5 }, 6)] },
   { name: 'top-k+top-p', vocab: 4099, rows: draws(6, { temperature: 0.8, topK: 40, topP: 0.95 }, 7), pad: 13 },
-  { name: 'repetition penalty', vocab: 63, history: hist, scale: 3, rows: [
+  { name: 'repetition penalty', vocab: 63, history: hist, scale: 3, pad: 5, rows: [
     { temperature: 0, repetitionPenalty: 1.3, historyOffset: 0, historyLength: hist.length },
     { temperature: 0, repetitionPenalty: 0.7, historyOffset: 2, historyLength: 6 },
     ...draws(6, { temperature: 1, repetitionPenalty: 1.5, historyOffset: 0, historyLength: hist.length, topK: 20 }, 8),

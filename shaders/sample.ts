@@ -79,7 +79,7 @@ export interface SampleOptions {
  * Samples one token per row into out (u32[rows]): repetition penalty → greedy (temperature <= 0)
  * or temperature → top-k → top-p → seeded draw (see shaders/sample.wgsl for the exact procedure
  * and shaders/sample.ref.ts for its float64 reference). `params` holds packSampleParams(rows).
- * Uses a pooled scratch of rows × 2 × vocab f32.
+ * Uses pooled scratch: rows × vocab f32 (penalized logits) and rows × 3 × vocab u32 (compacted sets).
  */
 export function sample(
   rt: Runtime,
@@ -96,7 +96,7 @@ export function sample(
   if (logits.size < ((rows - 1) * rowStride + vocab) * 4) throw new Error('sample: logits too small');
   if (params.size < rows * SAMPLE_ROW_BYTES) throw new Error(`sample: params holds ${Math.floor(params.size / SAMPLE_ROW_BYTES)} rows, need ${rows} (packSampleParams)`);
   if (out.size < rows * 4) throw new Error('sample: out too small');
-  const scratch = rt.acquire(rows * 2 * vocab * 4);
+  const scratch = rt.acquire(rows * vocab * 4);
   const state = rt.acquire(rows * 16 * 4);
   const lists = rt.acquire(rows * 3 * vocab * 4);
   const history = opts.history ?? rt.acquire(16);

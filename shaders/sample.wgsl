@@ -16,7 +16,7 @@
 // Split into small dispatches (one workgroup per row each): main_prep, then per phase
 // (0 top-k, 1 top-p, 2 draw) 8 × main_radix and 1 × main_select. One big kernel took SwiftShader
 // 10-20 s to compile. State between dispatches lives in `st` (16 u32 per row, layout below);
-// scratch holds lp and e per row ([rows, 2 * vocab] f32).
+// scratch ([rows, vocab] f32) holds lp only when a repetition penalty applies; e is recomputed.
 struct SampleRow {
   temperature: f32,
   top_k: u32,
@@ -54,6 +54,7 @@ const ST_GOAL = 9u;    // f32 bits: absolute goal
 const ST_LIST = 10u;   // 0: iterate the whole vocabulary; 1 + l: iterate list l
 const ST_LIST_N = 11u; // length of that list
 const ST_RLIST_N = 12u; // length of list 2
+// ST_FLAGS bit3: lp was written to scratch (penalty applied); without it lp = sanitized logits.
 
 var<workgroup> sm_bins: array<f32, 16u * RED_WG>;
 var<workgroup> sm_tot: array<f32, 16>;
@@ -64,7 +65,10 @@ var<workgroup> sm_flag: u32;
 
 var<private> s_li: u32;
 var<private> s_lp: u32;
-var<private> s_e: u32;
+var<private> s_lb: u32;     // row offset in logits
+var<private> s_pen: bool;   // lp lives in scratch (repetition penalty applied), else = logits
+var<private> s_m: f32;
+var<private> s_inv_t: f32;
 var<private> s_st: u32;
 var<private> kk_on: bool;
 var<private> kk_key: u32;
@@ -103,6 +107,15 @@ fn sanitize(v: f32) -> f32 {
   return v;
 }
 
+// Penalized logit of element i; e(i) = exp((lp - max) / T). Storage writes are expensive on
+// SwiftShader, so neither is materialized unless a penalty forces lp into scratch.
+fn lp(i: u32) -> f32 {
+  if (s_pen) { return scratch[s_lp + i]; }
+  return sanitize(logits[s_lb + i]);
+}
+
+fn ew(i: u32) -> f32 { return exp((lp(i) - s_m) * s_inv_t); }
+
 // Is element i (order key k) inside the current kept prefix (top-k, then top-p cut)?
 fn member(i: u32, k: u32) -> bool {
   if (kk_on && (k < kk_key || (k == kk_key && i > kk_idx))) { return false; }
@@ -122,12 +135,15 @@ fn begin(li: u32, row: u32, rlist: bool) -> SampleRow {
   // Every entry point binds the same 7 resources (layout 'auto' drops unused ones).
   if (p.rows == 0xffffffffu) { o[0] = hist[0] + u32(logits[0]) + lists[0]; }
   s_li = li;
-  s_lp = row * 2u * p.vocab;
-  s_e = s_lp + p.vocab;
+  s_lp = row * p.vocab;
+  s_lb = row * p.row_stride;
   s_st = row * 16u;
   if (li == 0u) { sm_row = rowp[row]; }
   let rp = workgroupUniformLoad(&sm_row);
   let flags = st[s_st + ST_FLAGS];
+  s_pen = (flags & 8u) != 0u;
+  s_m = bitcast<f32>(st[s_st + ST_MAX]);
+  s_inv_t = bitcast<f32>(st[s_st + ST_INV_T]);
   kk_on = (flags & 1u) != 0u;
   kk_key = st[s_st + ST_KK_KEY];
   kk_idx = st[s_st + ST_KK_IDX];
@@ -163,44 +179,41 @@ fn main_prep(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wi
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
   s_li = li;
-  s_lp = row * 2u * p.vocab;
-  s_e = s_lp + p.vocab;
+  s_lp = row * p.vocab;
+  s_lb = row * p.row_stride;
   s_st = row * 16u;
   if (li == 0u) { sm_row = rowp[row]; }
   let rp = workgroupUniformLoad(&sm_row);
-  let lbase = row * p.row_stride;
 
-  // 1. lp = sanitized logits, repetition penalty.
-  for (var i = li; i < p.vocab; i += RED_WG) { scratch[s_lp + i] = sanitize(logits[lbase + i]); }
-  if (rp.penalty != 1.0 && rp.hist_len > 0u) {
+  // 1. lp = sanitized logits; with a repetition penalty, materialized in scratch and penalized.
+  let pen = rp.penalty != 1.0 && rp.hist_len > 0u;
+  s_pen = pen;
+  if (pen) {
+    for (var i = li; i < p.vocab; i += RED_WG) { scratch[s_lp + i] = sanitize(logits[s_lb + i]); }
     storageBarrier();
     for (var j = li; j < rp.hist_len; j += RED_WG) {
       let t = hist[rp.hist_off + j];
       if (t < p.vocab) {
-        let v = sanitize(logits[lbase + t]);
+        let v = sanitize(logits[s_lb + t]);
         scratch[s_lp + t] = select(v / rp.penalty, v * rp.penalty, v < 0.0);
       }
     }
+    storageBarrier();
   }
-  storageBarrier();
 
   // 2. max / argmax of lp; greedy rows finish here.
   var mx = red_neg_inf();
   var mi = 0xffffffffu;
   for (var i = li; i < p.vocab; i += RED_WG) {
-    let v = scratch[s_lp + i];
+    let v = lp(i);
     if (v > mx || (v == mx && i < mi)) { mx = v; mi = i; }
   }
   let am = red_argmax(mx, mi);
   let m = bitcast<f32>(am.x);
   let greedy = !(rp.temperature > 0.0) || am.y == 0xffffffffu || m == red_neg_inf();
   let inv_t = 1.0 / rp.temperature;
-  // 3. e = exp((lp - max) / T)
-  if (!greedy) {
-    for (var i = li; i < p.vocab; i += RED_WG) { scratch[s_e + i] = exp((scratch[s_lp + i] - m) * inv_t); }
-  }
   if (li == 0u) {
-    st[s_st + ST_FLAGS] = select(0u, 4u, greedy);
+    st[s_st + ST_FLAGS] = select(0u, 4u, greedy) | select(0u, 8u, s_pen);
     st[s_st + ST_LIST] = 0u;
     if (p.rows == 0xffffffffu) { lists[0] = 0u; } // keep binding 7 in this entry point's layout
     st[s_st + ST_MAX] = am.x;
@@ -237,10 +250,10 @@ fn main_radix(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
   var h = mat4x4<f32>();
   for (var j = li; j < s_n; j += RED_WG) {
     let i = dom(j);
-    let k = fkey(scratch[s_lp + i]);
+    let k = fkey(lp(i));
     if (((k ^ prefix) & hi_mask) == 0u && member(i, k)) {
       var w = 1.0;
-      if (by_mass) { w = scratch[s_e + i]; }
+      if (by_mass) { w = ew(i); }
       let d = (k >> shift) & 15u;
       let lane = vec4<f32>(select(0.0, w, (d & 3u) == 0u), select(0.0, w, (d & 3u) == 1u), select(0.0, w, (d & 3u) == 2u), select(0.0, w, (d & 3u) == 3u));
       let q = d >> 2u;
@@ -326,7 +339,7 @@ fn main_select(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
   var n = 0u;
   for (var j = c0; j < c1; j++) {
     let i = dom(j);
-    if (fkey(scratch[s_lp + i]) == key && member(i, key)) { n++; }
+    if (fkey(lp(i)) == key && member(i, key)) { n++; }
   }
   sm_cnt[li] = n;
   if (li == 0u) { atomicStore(&sm_res, 0xffffffffu); }
@@ -343,7 +356,7 @@ fn main_select(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
     var acc = pre;
     for (var j = c0; j < c1; j++) {
       let i = dom(j);
-      if (fkey(scratch[s_lp + i]) == key && member(i, key)) {
+      if (fkey(lp(i)) == key && member(i, key)) {
         acc++;
         if (acc == cc) { atomicStore(&sm_res, i); break; }
       }
@@ -380,7 +393,7 @@ fn main_compact(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
   let prefix = st[s_st + ST_PREFIX];
   for (var j = c0; j < c1; j++) {
     let i = dom(j);
-    let k = fkey(scratch[s_lp + i]);
+    let k = fkey(lp(i));
     if (member(i, k) && (!rad || (k >> 20u) == (prefix >> 20u))) { n++; }
   }
   sm_cnt[li] = n;
@@ -395,7 +408,7 @@ fn main_compact(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
   let out_base = (row * 3u + select(p.phase, 2u, rad)) * p.vocab;
   for (var j = c0; j < c1; j++) {
     let i = dom(j);
-    let k = fkey(scratch[s_lp + i]);
+    let k = fkey(lp(i));
     if (member(i, k) && (!rad || (k >> 20u) == (prefix >> 20u))) { lists[out_base + pre] = i; pre++; }
   }
   if (li == 0u) {
