@@ -130,6 +130,15 @@ describe('engine.generate', () => {
     }
   });
 
+  it('breaking out of the iterator cancels the request; done settles', async () => {
+    const g = engine.generate('Once upon a time', { temperature: 0, max_tokens: 40 });
+    let n = 0;
+    for await (const _ of g) if (++n === 3) break;
+    await expect(g.done).rejects.toThrow(/early/);
+    await new Promise((r) => setTimeout(r, 50)); // the cancel lands at the next step boundary
+    expect(engine.cache.freeBlocks()).toBe(engine.cache.numBlocks);
+  });
+
   it('an abort signal cancels the request and frees its KV pages', async () => {
     const ac = new AbortController();
     const g = engine.generate('Once upon a time', { temperature: 0, max_tokens: 50, signal: ac.signal });
@@ -271,7 +280,7 @@ describe('request validation', () => {
 
 describe('seeded sampling', () => {
   const run = async (seed: number, extra: Record<string, number> = {}) => {
-    const g = engine.generate('Once upon a time', { temperature: 1, max_tokens: 8, seed, ...extra });
+    const g = engine.generate('Once upon a time', { temperature: 1, max_tokens: 6, seed, ...extra });
     await collect(g);
     return (await g.done).completionIds;
   };
@@ -281,7 +290,7 @@ describe('seeded sampling', () => {
     expect(b).toEqual(a);
     const [c, d, e] = await Promise.all([run(1234), run(99), run(7, { top_p: 0.9, top_k: 40 })]);
     expect(c).toEqual(a);
-    const others = await Promise.all([run(1), run(2)]);
+    const others = [await run(1)];
     expect([d, ...others].some((o) => JSON.stringify(o) !== JSON.stringify(a))).toBe(true);
     expect(e.length).toBeGreaterThan(0);
   });

@@ -299,6 +299,8 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
         throw e;
       } finally {
         handle?.cancel(); // no-op when already finished
+        // the consumer stopped iterating early (break / return): `done` must still settle
+        rejectDone(new Error('generation ended early: the consumer stopped iterating'));
       }
     }
 
