@@ -71,7 +71,7 @@ const ASSUMED_SUBGROUP = 4;
  *  unrolled over the tile. One K loop over ceil(K/4) steps: x loads are guarded (0 past K), so
  *  W loads past K (next row's values, the zero padding of f16/q8, or an index clamped by
  *  robust buffer access) are multiplied by 0. Accumulators are vec4s over 4 weight rows. */
-function genTiled(TM: number, TN: number, U = 1): string {
+function genTiled(TM: number, TN: number, U = 1, q8 = false): string {
   if (TN % 4) throw new Error('genTiled: TN must be a multiple of 4');
   const I = [...Array(TM).keys()], J = [...Array(TN).keys()], JB = [...Array(TN / 4).keys()];
   let s = `override WG: u32 = 64u;\n@compute @workgroup_size(WG)\n`;
@@ -91,6 +91,20 @@ function genTiled(TM: number, TN: number, U = 1): string {
     }
     return t;
   };
+  if (q8) {
+    // int8: the scale is per 32-element group, so each group is summed on the raw int8 values
+    // and scaled once (saves a scale load and a multiply per weight load).
+    s += `  for (var g = 0u; g < p.K; g += 32u) {\n`;
+    for (const j of J) s += `    let sc${j} = q8scale(rj${j}, g);\n`;
+    for (const i of I) for (const b of JB) s += `    var d${i}_${b} = vec4<f32>(0.0);\n`;
+    s += `    let kEnd = min(g + 32u, p.K);\n    for (var k = g; k < kEnd; k += 4u) {\n`;
+    s += step('k', 0, true).replace(/w4\(/g, 'w4raw(').replace(/ c(\d+_\d+) \+=/g, ' d$1 +=').replace(/^/gm, '  ');
+    s += `    }\n`;
+    for (const i of I) for (const b of JB) s += `    c${i}_${b} += d${i}_${b} * vec4<f32>(${[0, 1, 2, 3].map((q) => `sc${4 * b + q}`).join(', ')});\n`;
+    s += `  }\n`;
+    for (const i of I) for (const b of JB) s += `  store4(m0 + ${i}u, r0 + ${4 * b}u, c${i}_${b});\n`;
+    return s + `}\n`;
+  }
   if (U > 1) {
     s += `  let KU = p.K / ${4 * U}u * ${4 * U}u;\n  for (var k = 0u; k < KU; k += ${4 * U}u) {\n`;
     for (let u = 0; u < U; u++) s += step(u ? `k + ${4 * u}u` : 'k', u, false);
@@ -152,7 +166,7 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
   if (!v.body.startsWith('gen:')) parts.push(`matmul.${v.body}`);
   for (const p of parts) if (!(p in src)) throw new Error(`matmul: missing WGSL ${p} (run node scripts/gen-shaders.mjs)`);
   let body = '';
-  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll);
+  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8');
   else if (v.body === 'gen:splitk') body = genSplitK(v.tileM, v.tileN);
   const header = v.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
   k = {

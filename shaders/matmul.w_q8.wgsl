@@ -14,3 +14,5 @@ fn w1(r: u32, k: u32) -> f32 {
 }
 // k % 4 == 0.
 fn w4(r: u32, k: u32) -> vec4<f32> { return unpackI8(w[r * p.wStride + k / 4u]) * q8scale(r, k); }
+// The int8 values alone (k % 4 == 0): the generated variants apply the scale once per group.
+fn w4raw(r: u32, k: u32) -> vec4<f32> { return unpackI8(w[r * p.wStride + k / 4u]); }
