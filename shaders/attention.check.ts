@@ -113,7 +113,9 @@ function variantOptions(variant: AttentionVariant, caseIndex: number): Partial<A
   const o: Partial<AttentionOptions> = {};
   if (variant === 'split') o.splitChunk = 8; // every context spans several chunks
   if (variant === 'sg' || variant === 'split') o.sgGuards = caseIndex >= 2; // the GPU-side guards too
-  if ((variant === 'v2' || variant === 'sg') && caseIndex === 2) o.headsPerItem = 2;
+  // G < group: two items per kv head (gqa4 case: G=2 exact, G=3 with a clamped head)
+  if (variant === 'v2' && caseIndex === 2) o.headsPerItem = 3;
+  if ((variant === 'sg' || variant === 'split') && caseIndex === 2) o.headsPerItem = variant === 'sg' ? 2 : 3;
   return o;
 }
 

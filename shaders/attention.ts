@@ -35,8 +35,9 @@ type F = (typeof AttnParams.fields)[number][0];
  *             Needs 'subgroups'.
  *  - 'split': 'sg' over context chunks (flash-decoding) + a combine pass; for few tokens with long
  *             contexts (decode), where (token, head group) items alone do not fill the machine.
- * G = the largest divisor of numHeads/numKvHeads that is <= MAX_G (opts.headsPerItem overrides):
- * every K/V row is loaded once per G heads, which is what bounds these kernels on SwiftShader.
+ * G = the largest divisor of numHeads/numKvHeads within an unroll budget (headsPerItemFor;
+ * opts.headsPerItem overrides): every K/V row is loaded once per G heads, which is what bounds
+ * these kernels on SwiftShader.
  * 'auto' (default): 'split' or 'sg' when the device has subgroups, else 'v2' (head dims up to
  * V2_MAX_HDV lanes) or 'v1'.
  */
@@ -92,9 +93,18 @@ function v2Kernel(headDim: number, vec4: boolean, blockSize: number, numKvHeads:
       for (const g of Gs) step.push(`      a${g}_${d} = a${g}_${d} * cr${g} + w${g}.x * v0 + w${g}.y * v1 + w${g}.z * v2 + w${g}.w * v3;`);
       step.push('    }');
     }
-    const store = Gs.flatMap((g) => [`  let inv${g} = 1.0 / l${g};`, ...D.map((d) => `  out[oo + ${g * hdv + d}u] = a${g}_${d} * inv${g};`)]);
+    const store = Gs.flatMap((g) => [
+      `  if (h0 + ${g}u < hEnd) {`,
+      `    let inv = 1.0 / l${g};`,
+      `    let oh = oo + (h0 + ${g}u) * HDV;`,
+      ...D.map((d) => `    out[oh + ${d}u] = a${g}_${d} * inv;`),
+      '  }',
+    ]);
     const src = WGSL.attention_v2
-      .replace('{{Q_LOAD}}', Gs.flatMap((g) => D.map((d) => `  let q${g}_${d} = qkv[qo + ${g * hdv + d}u] * p.scale;`)).join('\n'))
+      .replace(
+        '{{Q_LOAD}}',
+        Gs.flatMap((g) => [`  let qh${g} = qo + min(h0 + ${g}u, hEnd - 1u) * HDV;`, ...D.map((d) => `  let q${g}_${d} = qkv[qh${g} + ${d}u] * p.scale;`)]).join('\n'),
+      )
       .replace('{{STATE_DECL}}', Gs.flatMap((g) => [`  var m${g} = -3.0e38;`, `  var l${g} = 0.0;`, ...D.map((d) => `  var a${g}_${d} = V(0.0);`)]).join('\n'))
       .replace('{{STEP}}', step.join('\n'))
       .replace('{{STORE}}', store.join('\n'));
@@ -155,20 +165,30 @@ function sgKernel(headDim: number, blockSize: number, numKvHeads: number, G: num
     }
     const store: string[] = [];
     for (const g of Gs) {
+      store.push(`    if (h0 + ${g}u < hEnd) {`);
       if (split) {
-        store.push(`    let po${g} = ((t * p.numHeads + h0 + ${g}u) * p.numChunks + chunk) * (HD + 2u);`);
-        store.push(`    if (lane == 0u) { part[po${g}] = m${g}; part[po${g} + 1u] = l${g}; }`);
-        for (const c of C) store.push(`    if (ok${c}) { part[po${g} + 2u + e${c}] = a${g}_${c}; }`);
+        store.push(`      let po = ((t * p.numHeads + h0 + ${g}u) * p.numChunks + chunk) * (HD + 2u);`);
+        store.push(`      if (lane == 0u) { part[po] = m${g}; part[po + 1u] = l${g}; }`);
+        for (const c of C) store.push(`      if (ok${c}) { part[po + 2u + e${c}] = a${g}_${c}; }`);
       } else {
-        store.push(`    let inv${g} = 1.0 / l${g};`);
-        store.push(`    let oo${g} = t * p.outStride + p.outCol + (h0 + ${g}u) * HD;`);
-        for (const c of C) store.push(`    if (ok${c}) { out[oo${g} + e${c}] = a${g}_${c} * inv${g}; }`);
+        store.push(`      let inv = 1.0 / l${g};`);
+        store.push(`      let oo = t * p.outStride + p.outCol + (h0 + ${g}u) * HD;`);
+        for (const c of C) store.push(`      if (ok${c}) { out[oo + e${c}] = a${g}_${c} * inv; }`);
       }
+      store.push('    }');
     }
     const src = WGSL.attention_sg
       .replace('{{OUT_BINDING}}', `@group(0) @binding(5) var<storage, read_write> ${split ? 'part' : 'out'}: array<f32>;`)
       .replace('{{LANE_ELEMS}}', lines(C.map((c) => `  let e${c} = min(lane + ${c}u * S, HD - 1u);\n  let ok${c} = lane + ${c}u * S < HD;`)))
-      .replace('{{Q_LOAD}}', lines(Gs.flatMap((g) => C.map((c) => `    let q${g}_${c} = select(0.0, qkv[qo + ${g}u * HD + e${c}], ok${c}) * p.scale;`))))
+      .replace(
+        '{{Q_LOAD}}',
+        lines(
+          Gs.flatMap((g) => [
+            `    let qh${g} = qo + min(h0 + ${g}u, hEnd - 1u) * HD;`,
+            ...C.map((c) => `    let q${g}_${c} = select(0.0, qkv[qh${g} + e${c}], ok${c}) * p.scale;`),
+          ]),
+        ),
+      )
       .replace('{{STATE_DECL}}', lines(Gs.flatMap((g) => [`    var m${g} = -3.0e38;`, `    var l${g} = 0.0;`, ...C.map((c) => `    var a${g}_${c} = 0.0;`)])))
       .replace('{{STEP}}', lines(step))
       .replace('{{STORE}}', lines(store));
@@ -193,10 +213,24 @@ function combineKernel(headDim: number): Kernel<F> {
   }));
 }
 
-/** Query heads per work item: the largest divisor of the GQA group size that is <= max. */
-export function gqaHeadsPerItem(group: number, max = MAX_G): number {
-  for (let g = Math.min(group, max); g > 1; g--) if (group % g === 0) return g;
-  return 1;
+/**
+ * Unrolled values per work item (G heads × lanes of q and of the accumulator) 'auto' allows:
+ * compile time grows steeply with it on SwiftShader (LLVM: sg hd64 G=1 0.7 s, G=2 1.0 s, G=4
+ * 1.6 s of CPU; v2 hd64 G=2 2.8 s; G=3 much worse), register pressure on GPUs.
+ */
+const UNROLL_BUDGET = { cpu: { v2: 16, sg: 48 }, gpu: { v2: 64, sg: 64 } };
+
+/**
+ * G for a variant on this runtime: as many q heads of a kv head as the unroll budget allows,
+ * spread evenly (group 7, at most 3 → items of 3, 2, 2 → G = 3 with one clamped head).
+ */
+export function headsPerItemFor(rt: Runtime, variant: AttentionVariant, group: number, headDim: number): number {
+  if (variant === 'v1') return 1;
+  const budget = UNROLL_BUDGET[rt.info.isCpu ? 'cpu' : 'gpu'][variant === 'v2' ? 'v2' : 'sg'];
+  const lanes = variant === 'v2' ? (headDim % 4 === 0 ? headDim / 4 : headDim) : Math.ceil(headDim / SG_MIN_SIZE);
+  const max = Math.max(1, Math.min(MAX_G, Math.floor(budget / lanes), group));
+  const items = Math.ceil(group / max);
+  return Math.ceil(group / items);
 }
 
 export interface AttentionOptions {
@@ -216,7 +250,7 @@ export interface AttentionOptions {
   variant?: AttentionVariant | 'auto';
   /** 'split' only: keys per context chunk (default: chosen from the batch and the device). */
   splitChunk?: number;
-  /** Q heads per work item (v2/sg/split; must divide numHeads/numKvHeads; default gqaHeadsPerItem). */
+  /** Q heads per work item (v2/sg/split; 1..numHeads/numKvHeads; default headsPerItemFor). */
   headsPerItem?: number;
   /** 'sg'/'split' only, for tests: emit the GPU-side chunk guards even on a CPU adapter. */
   sgGuards?: boolean;
@@ -244,9 +278,9 @@ export function chooseAttentionVariant(
 ): AttentionVariant {
   const hdv = b.headDim % 4 === 0 ? b.headDim / 4 : b.headDim;
   const v2ok = hdv <= V2_MAX_HDV;
-  // SwiftShader (bench/attention): v2 wins for small heads (few lanes for 'sg' to split) and for
-  // prefill-heavy batches; 'sg' wins for decode at head dim 64.
-  if (rt.info.isCpu && v2ok && (b.headDim <= 16 || b.numTokens >= 4 * b.numSeqs)) return 'v2';
+  // SwiftShader (bench/attention): v2 wins for small heads (few lanes for 'sg' to split); for
+  // head dim 64 'sg' is as fast and compiles several times faster.
+  if (rt.info.isCpu && v2ok && b.headDim <= 16) return 'v2';
   if (rt.info.features.subgroups) return splitChunkFor(rt, b.numTokens, b.headGroups, b.maxContext) ? 'split' : 'sg';
   return v2ok ? 'v2' : 'v1';
 }
@@ -283,12 +317,13 @@ export function pagedAttention(
   const scale = opts.scale ?? 1 / Math.sqrt(hd);
   const context = window ? Math.min(window, meta.maxContext) : meta.maxContext;
   let variant = opts.variant ?? 'auto';
-  const gDefault = opts.headsPerItem ?? gqaHeadsPerItem(H / KV);
   if (variant === 'auto') {
-    variant = chooseAttentionVariant(rt, { headDim: hd, numTokens: T, numSeqs: meta.numSeqs, headGroups: H / gDefault, maxContext: context });
+    const groups = KV * Math.ceil(H / KV / (opts.headsPerItem ?? headsPerItemFor(rt, 'sg', H / KV, hd)));
+    variant = chooseAttentionVariant(rt, { headDim: hd, numTokens: T, numSeqs: meta.numSeqs, headGroups: groups, maxContext: context });
   }
-  const G = variant === 'v1' ? 1 : gDefault;
-  if (!Number.isInteger(G) || G < 1 || (H / KV) % G) throw new Error(`pagedAttention: headsPerItem=${G} must divide numHeads/numKvHeads=${H / KV}`);
+  const G = variant === 'v1' ? 1 : opts.headsPerItem ?? headsPerItemFor(rt, variant, H / KV, hd);
+  if (!Number.isInteger(G) || G < 1 || G > H / KV) throw new Error(`pagedAttention: headsPerItem=${G} must be in 1..numHeads/numKvHeads=${H / KV}`);
+  const itemsPerToken = KV * Math.ceil(H / KV / G); // work items per token (v2/sg/split)
   const base = { numTokens: T, numHeads: H, numKvHeads: KV, group: H / KV, blockSize: cache.blockSize, tokenBase: meta.tokenBase, window, scale };
 
   if (variant === 'sg' || variant === 'split') {
@@ -297,11 +332,11 @@ export function pagedAttention(
     // work items, so another subgroup size stays correct.
     const lanes = rt.info.isCpu ? 4 : 32;
     const guards = opts.sgGuards ?? !rt.info.isCpu;
-    const chunk = variant === 'split' ? opts.splitChunk ?? (splitChunkFor(rt, T, H / G, context) || Math.max(4, context)) : 0;
+    const chunk = variant === 'split' ? opts.splitChunk ?? (splitChunkFor(rt, T, itemsPerToken, context) || Math.max(4, context)) : 0;
     if (variant === 'split' && (!Number.isInteger(chunk) || chunk < 1)) throw new Error(`pagedAttention: splitChunk=${chunk}`);
     const numChunks = chunk ? Math.ceil(context / chunk) : 1;
     const params = { ...base, qStride, qCol, outStride, outCol, chunk, numChunks };
-    const workgroups = rt.grid(Math.ceil((T * (H / G) * numChunks * lanes) / SG_WG));
+    const workgroups = rt.grid(Math.ceil((T * itemsPerToken * numChunks * lanes) / SG_WG));
     if (variant === 'sg') {
       rt.dispatch(sgKernel(hd, cache.blockSize, KV, G, guards, false), { params, buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, out], workgroups });
       return;
@@ -321,6 +356,6 @@ export function pagedAttention(
   rt.dispatch(kernel, {
     params,
     buffers: [qkv, cache.k[layer], cache.v[layer], meta.buffer, out],
-    workgroups: rt.grid(Math.ceil((T * (H / G)) / 64)),
+    workgroups: rt.grid(Math.ceil((T * (variant === 'v2' ? itemsPerToken : H)) / 64)),
   });
 }

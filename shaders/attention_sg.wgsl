@@ -39,19 +39,25 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   let sgPerWg = WG / S;
   let firstItem = (wid.x + wid.y * nwg.x) * sgPerWg + li / S;
   let itemStride = nwg.x * nwg.y * sgPerWg;
-  let groupsPerToken = p.numHeads / G;
+  let subPerKv = (p.group + G - 1u) / G; // work items per kv head
+  let groupsPerToken = p.numKvHeads * subPerKv;
   let items = p.numTokens * groupsPerToken * p.numChunks;
 {{LANE_ELEMS}}
   for (var item = firstItem; item < items; item += itemStride) {
     let tg = item / p.numChunks;
     let chunk = item - tg * p.numChunks;
     let t = tg / groupsPerToken;
-    let h0 = (tg - t * groupsPerToken) * G; // first of the G q heads (all share kv head h0 / group)
-    let hoff = (h0 / p.group) * HEAD_STRIDE;
+    let r = tg - t * groupsPerToken;
+    let kvh = r / subPerKv;
+    // q heads h0 .. h0+G-1 of kv head kvh; those >= hEnd (G not dividing the group) are computed
+    // on a clamped head and not stored
+    let h0 = kvh * p.group + (r - kvh * subPerKv) * G;
+    let hEnd = (kvh + 1u) * p.group;
+    let hoff = kvh * HEAD_STRIDE;
     let rec = p.tokenBase + 4u * t;
     let tableStart = bmeta[rec];
     let pos = bmeta[rec + 1u];
-    let qo = t * p.qStride + p.qCol + h0 * HD;
+    let qo = t * p.qStride + p.qCol;
 {{Q_LOAD}}
 {{STATE_DECL}}
     var start = 0u;

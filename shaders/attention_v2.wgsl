@@ -26,15 +26,21 @@ fn rowBase(tableStart: u32, j: u32, hoff: u32) -> u32 {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 64u;
-  let groupsPerToken = p.numHeads / G;
+  let subPerKv = (p.group + G - 1u) / G; // work items per kv head
+  let groupsPerToken = p.numKvHeads * subPerKv;
   if (i >= p.numTokens * groupsPerToken) { return; }
   let t = i / groupsPerToken;
-  let h0 = (i - t * groupsPerToken) * G;
-  let hoff = (h0 / p.group) * HEAD_STRIDE;
+  let r = i - t * groupsPerToken;
+  let kvh = r / subPerKv;
+  // q heads h0 .. h0+G-1 of kv head kvh; those >= hEnd (G not dividing the group) are computed
+  // on a clamped head and not stored
+  let h0 = kvh * p.group + (r - kvh * subPerKv) * G;
+  let hEnd = (kvh + 1u) * p.group;
+  let hoff = kvh * HEAD_STRIDE;
   let rec = p.tokenBase + 4u * t;
   let tableStart = bmeta[rec];
   let pos = bmeta[rec + 1u];
-  let qo = t * p.qStride + p.qCol + h0 * HDV;
+  let qo = t * p.qStride + p.qCol;
 {{Q_LOAD}}
 {{STATE_DECL}}
   var start = 0u;
@@ -47,6 +53,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let past = vec4<u32>(j, j + 1u, j + 2u, j + 3u) > vec4<u32>(pos);
 {{STEP}}
   }
-  let oo = t * p.outStride + p.outCol + h0 * HDV;
+  let oo = t * p.outStride + p.outCol;
 {{STORE}}
 }
