@@ -96,9 +96,15 @@ export function sample(
   if (logits.size < ((rows - 1) * rowStride + vocab) * 4) throw new Error('sample: logits too small');
   if (params.size < rows * SAMPLE_ROW_BYTES) throw new Error(`sample: params holds ${Math.floor(params.size / SAMPLE_ROW_BYTES)} rows, need ${rows} (packSampleParams)`);
   if (out.size < rows * 4) throw new Error('sample: out too small');
+  const listBytes = rows * 3 * vocab * 4;
+  const maxBinding = rt.device.limits.maxStorageBufferBindingSize;
+  if (listBytes > maxBinding) throw new Error(`sample: ${rows} rows × vocab ${vocab} need ${listBytes} bytes of list scratch, over maxStorageBufferBindingSize ${maxBinding}; sample fewer rows per call`);
+  if (opts.rowParams && !opts.history && opts.rowParams.some((r) => (r.historyLength ?? 0) > 0 && (r.repetitionPenalty ?? 1) !== 1)) {
+    throw new Error('sample: a row has a repetition penalty and historyLength > 0 but no opts.history buffer was given');
+  }
   const scratch = rt.acquire(rows * vocab * 4);
   const state = rt.acquire(rows * 16 * 4);
-  const lists = rt.acquire(rows * 3 * vocab * 4);
+  const lists = rt.acquire(listBytes);
   const history = opts.history ?? rt.acquire(16);
   const variant = resolveVariant(rt, opts.variant);
   const buffers = [logits, params, history, scratch, out, state, lists];
