@@ -200,7 +200,7 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
   const ensureLoop = () => {
     if (!loop) {
       loop = scheduler.run().catch((e) => {
-        process.stderr?.write?.(`[lorafleet] scheduler loop failed: ${(e as Error).message}\n`);
+        console.error(`[lorafleet] scheduler loop failed: ${(e as Error).message}`);
       });
     }
   };
