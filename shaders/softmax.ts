@@ -29,7 +29,8 @@ export function softmax(rt: Runtime, x: GPUBuffer, rows: number, cols: number, o
   const queryRows = c?.queryRows ?? rows;
   if (c && (queryRows <= 0 || c.queryOffset < 0)) throw new Error('softmax: bad causal options');
   const params = { rows, cols, causal: c ? 1 : 0, query_offset: c?.queryOffset ?? 0, query_rows: queryRows };
-  const mode = opts.mode ?? (cols <= SOFTMAX_ROWS_MAX_COLS ? 'row' : 'workgroup');
+  // Same trade-off as rmsnormMode(): barriers make workgroup-per-row slow on CPU adapters.
+  const mode = opts.mode ?? (cols <= SOFTMAX_ROWS_MAX_COLS || (rt.info.isCpu && rows >= 4) ? 'row' : 'workgroup');
   const variant = resolveVariant(rt, opts.variant);
   if (mode === 'row') rt.dispatch(kernels(variant, 'main_rows'), { params, buffers: [x], workgroups: rt.grid(Math.ceil(rows / 64)) });
   else rt.dispatch(kernels(variant), { params, buffers: [x], workgroups: rt.grid(rows) });
