@@ -153,13 +153,27 @@ function genSplitK(TM: number, TN: number): string {
 }
 export type MatmulVariant = keyof typeof MATMUL_VARIANTS;
 
+/**
+ * A variant by name: a key of MATMUL_VARIANTS, or an ad-hoc register tile for exploration
+ * (bench/kernels/explore.ts) written `tiled:<TM>x<TN>[:<WG>]` (TN a multiple of 4), built by
+ * the same generator as v3/mv1.
+ */
+export function resolveVariant(name: string): Variant | undefined {
+  if (Object.prototype.hasOwnProperty.call(MATMUL_VARIANTS, name)) return MATMUL_VARIANTS[name];
+  const m = /^tiled:(\d+)x(\d+)(?::(\d+))?$/.exec(name);
+  if (!m) return undefined;
+  const [tileM, tileN, wg] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 64)];
+  if (tileM < 1 || tileN < 4 || tileN % 4 || tileM * tileN > 256 || wg < 1 || wg > 256) return undefined;
+  return { body: 'gen:tiled', tileM, tileN, wg, description: `ad-hoc register tile ${tileM}x${tileN}, WG ${wg}` };
+}
+
 const kernels = new Map<string, Kernel<F>>();
 
 function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
   const key = `${variant}|${wl}|${xl}`;
   let k = kernels.get(key);
   if (k) return k;
-  const v = MATMUL_VARIANTS[variant];
+  const v = resolveVariant(variant)!;
   const src = WGSL as Record<string, string>;
   const parts = ['matmul.common', `matmul.x_${xl}`, `matmul.w_${wl}`];
   if (v.subgroups) parts.push(`matmul.sk_${wl}`);
@@ -181,7 +195,7 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
 
 /** Whether this runtime can run a variant (split-K variants need subgroups). */
 export function variantSupported(rt: Runtime, variant: string): boolean {
-  const v = MATMUL_VARIANTS[variant];
+  const v = resolveVariant(variant);
   return !!v && (!v.subgroups || rt.info.features.subgroups);
 }
 
@@ -231,7 +245,7 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
   if ((xOff + M * K) * 4 > x.size) throw new Error(`matmul ${w.name}: x holds ${x.size / 4} floats, needs ${xOff + M * K} (M=${M}, K=${K}, offset ${xOff})`);
   if ((outOff + M * N) * 4 > out.size) throw new Error(`matmul ${w.name}: out holds ${out.size / 4} floats, needs ${outOff + M * N} (M=${M}, N=${N}, offset ${outOff})`);
   const variant = opts.variant ?? pickVariant(M, w, rt);
-  const v = MATMUL_VARIANTS[variant];
+  const v = resolveVariant(variant);
   if (!v) throw new Error(`matmul: unknown variant '${variant}' (have ${Object.keys(MATMUL_VARIANTS).join(', ')})`);
 
   if (v.subgroups && !rt.info.features.subgroups) throw new Error(`matmul: variant ${variant} needs the subgroups feature`);
