@@ -6,7 +6,10 @@
 // softmax state (m, l per head) is subgroup-uniform; each lane rescales and accumulates its own
 // elements. Per step: new max mn, one rescale exp(m - mn), a vec4 exp for the 4 weights; keys
 // past `last` are clamped for loading (valid, finite rows) and masked to weight 0.
-// Work items are walked in a subgroup-uniform loop, so any subgroup size >= MINS is correct.
+// Work items are walked in a subgroup-uniform loop, so any subgroup size >= 4 (WebGPU's minimum)
+// is correct. Assumes subgroups are formed from consecutive local_invocation_index values of the
+// 1-D workgroup (subgroup = li / S), as on every current backend (shaders/reduce_subgroups.wgsl
+// relies on the same).
 //
 // Split-context mode (flash-decoding, when the host defines SPLIT = true): a work item is
 // (token, head group, chunk c) and covers keys [start + c*p.chunk, start + (c+1)*p.chunk) ∩ [start, pos];

@@ -1,10 +1,13 @@
-// Attention bench: paged attention (and kv_write) at LLM shapes, decode batches and prefill, each
-// variant timed in the same run and reported as GFLOP/s (4*ctx*headDim flops per token-head) and
-// as a ratio against the per-(token, head) kernel 'v1'.
+// Attention bench: paged attention at LLM shapes (decode batches, prefill, a mixed batch), each
+// variant timed in the same run, interleaved over rounds (min per variant), reported as GFLOP/s
+// (4*ctx*headDim flops per token-head) and as a ratio against the per-(token, head) kernel 'v1'.
+// 'split' uses the chunking 'auto' would pick, or a single chunk where 'auto' would not split.
 //
-//   npx tsx bench/attention/run.ts [--quick]
+//   npx tsx bench/attention/run.ts [--quick] [--variants v1,v2,sg,split]
 //
-// Timing: GPU timestamps when the adapter has timestamp-query, else wall clock around rt.sync().
+// Timing: GPU timestamps when the adapter has timestamp-query, else wall clock around rt.sync();
+// plus this process's CPU time per call, which on SwiftShader (in-process) is the kernel's work
+// and, unlike wall time, barely moves when other processes compete for the cores.
 import { Runtime } from '../../engine/gpu/runtime.ts';
 import { PagedKvCache, type BatchEntry } from '../../engine/kv/paged-cache.ts';
 import { pagedAttention, ATTENTION_VARIANTS, type AttentionVariant } from '../../shaders/attention.ts';

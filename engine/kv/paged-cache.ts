@@ -26,6 +26,9 @@
 //     words [seqBase, seqBase+2S)   per batch entry s: tableStart, numTokens allocated to the sequence
 //     words [tableBase, ...)        the block tables of the batch entries, concatenated
 //
+// Kernels: kvWrite (shaders/kv_write.ts) puts a step's k/v rows into their slots; pagedAttention
+// (shaders/attention.ts) reads through the block tables.
+//
 // Tokens are numbered in batch order: entry 0's positions first, then entry 1's, ...; row t of
 // qkv / out is token t. Prefill segments (many consecutive positions) and decode tokens (one
 // position) mix freely; the K/V of every position a token attends to must have been written
