@@ -1,6 +1,17 @@
-// The engine: one model on the GPU, a paged KV cache, a step runner, a tokenizer, and the
-// request front end — `generate()` (async iterator of tokens + text) and an OpenAI-style
-// `chat.completions.create()`.
+// The engine: one model on the GPU, a paged KV cache, a step runner behind the continuous-
+// batching scheduler, optional multi-LoRA, a tokenizer, and the request front end —
+// `generate()` (async iterator of tokens + text) and an OpenAI-style `chat.completions.create()`.
+//
+//   const engine = await createEngine({ model: '../shared/models/stories260K', adapters: { tone: './peft-dir' } });
+//   for await (const { text } of engine.generate('Once upon a time', { max_tokens: 40, temperature: 0 })) out(text);
+//   const r = await engine.chat.completions.create({ model: 'tone', messages: [{ role: 'user', content: 'Hi' }] });
+//   const s = await engine.chat.completions.create({ model: 'stories260K', messages, stream: true });
+//   for await (const chunk of s) out(chunk.choices[0]?.delta.content ?? '');
+//   await engine.destroy();
+//
+// Every request is one scheduler sequence; concurrent requests (different adapters and sampling
+// settings too) share forward steps. Request bodies are zod-validated (InvalidRequestError names
+// the field). `model` in a request is the base model's name (or 'base') or an adapter name.
 import { Runtime } from '../gpu/runtime.ts';
 import { openModelSource, type HubSourceOptions, type ModelSource, type ProgressCallback } from '../model/source.ts';
 import type { ModelConfig } from '../model/config.ts';
