@@ -112,7 +112,7 @@ const cases: Case[] = [
     ],
   },
   {
-    name: 'lora bgmv decode 33 rows, in 64 out 192, one untargeted adapter',
+    name: 'lora decode 33 rows (gathered sgmv tiles + bgmv singletons), in 64 out 192, one untargeted adapter',
     inDim: 64, outDim: 192, rows: 33, xStride: 64, outStride: 64 * 3 + 192, outOff: 64, ranks: [16, 2, 8, 5], untargeted: 1,
     segments: decodeCase(33, 4, 7),
   },

@@ -4,9 +4,10 @@
 //   shrink:  t[row, k] = x[row] · A[page(a, k)]                        (k < rank_a)
 //   expand:  out[row, outOff + j] += scale_a · Σ_k t[row, k] · Bt[page(a, k), j]
 // Two work-item formats (host: shaders/lora.ts), one entry point each:
-//   bgmv (decode): items = (row, slot) u32 pairs, one row per invocation.
-//   sgmv (prefill): items = (rowStart, nRows ≤ 4, slot, 0): a tile of up to 4 consecutive rows
-//     of one segment; each A / Bt vec4 loaded is used for every row of the tile.
+//   bgmv: items = (row, slot) u32 pairs, one row per invocation (an adapter with one row in the step).
+//   sgmv: items = (slot, nRows ≤ 4, row0, row1, row2, row3, 0, 0): a tile of up to 4 rows that share
+//     an adapter — consecutive rows of a prefill segment, or decode rows of the same adapter gathered
+//     from anywhere in the batch; each A / Bt vec4 loaded is used for every row of the tile.
 // Adapter storage ("unified paging": one page = one rank row; engine/lora/pool.ts):
 //   A  [pages, inP]  f32: page p holds one rank row of some adapter's A, zero-padded to inP = ceil4(in)
 //   Bt [pages, outP] f32: the matching column of B, zero-padded to outP = ceil4(out)

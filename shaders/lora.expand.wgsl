@@ -34,21 +34,25 @@ fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   addOut(row, 4u * c4, slotScale(slot) * acc);
 }
 
+// Item: (slot, nRows, row0..row3, 0, 0) as in shrink; a 4-row × 4-column register tile.
 @compute @workgroup_size(64)
 fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
   let item = i / p.outP4;
   let c4 = i % p.outP4;
   if (item >= p.nItems) { return; }
-  let row0 = items[4u * item];
-  let nRows = items[4u * item + 1u];
-  let slot = items[4u * item + 2u];
+  let slot = items[8u * item];
+  let nRows = items[8u * item + 1u];
+  let r0 = items[8u * item + 2u];
+  let r1 = items[8u * item + 3u];
+  let r2 = items[8u * item + 4u];
+  let r3 = items[8u * item + 5u];
   if (!slotTargets(slot)) { return; }
   let rank = slotRank(slot);
-  let t0 = row0 * p.rMax;
-  let t1 = select(row0, row0 + 1u, nRows > 1u) * p.rMax;
-  let t2 = select(row0, row0 + 2u, nRows > 2u) * p.rMax;
-  let t3 = select(row0, row0 + 3u, nRows > 3u) * p.rMax;
+  let t0 = r0 * p.rMax;
+  let t1 = r1 * p.rMax;
+  let t2 = r2 * p.rMax;
+  let t3 = r3 * p.rMax;
   var c0 = vec4<f32>(0.0);
   var c1 = vec4<f32>(0.0);
   var c2 = vec4<f32>(0.0);
@@ -62,8 +66,8 @@ fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   let s = slotScale(slot);
   let col0 = 4u * c4;
-  addOut(row0, col0, s * c0);
-  if (nRows > 1u) { addOut(row0 + 1u, col0, s * c1); }
-  if (nRows > 2u) { addOut(row0 + 2u, col0, s * c2); }
-  if (nRows > 3u) { addOut(row0 + 3u, col0, s * c3); }
+  addOut(r0, col0, s * c0);
+  if (nRows > 1u) { addOut(r1, col0, s * c1); }
+  if (nRows > 2u) { addOut(r2, col0, s * c2); }
+  if (nRows > 3u) { addOut(r3, col0, s * c3); }
 }

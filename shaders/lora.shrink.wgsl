@@ -40,23 +40,26 @@ fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   t[row * p.rMax + k] = acc.x + acc.y + acc.z + acc.w;
 }
 
-// One invocation per (item = tile of ≤ 4 rows of one segment, rank lane k).
+// One invocation per (item = tile of ≤ 4 rows sharing one adapter, rank lane k).
+// Item: (slot, nRows, row0, row1, row2, row3, 0, 0); unused rows repeat row0 (results dropped).
 @compute @workgroup_size(64)
 fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
   let item = i / p.kSpan;
   let k = i % p.kSpan;
   if (item >= p.nItems) { return; }
-  let row0 = items[4u * item];
-  let nRows = items[4u * item + 1u];
-  let slot = items[4u * item + 2u];
+  let slot = items[8u * item];
+  let nRows = items[8u * item + 1u];
+  let r0 = items[8u * item + 2u];
+  let r1 = items[8u * item + 3u];
+  let r2 = items[8u * item + 4u];
+  let r3 = items[8u * item + 5u];
   if (!slotTargets(slot) || k >= slotRank(slot)) { return; }
   let a0 = pageOf(slot, k) * p.inP4;
-  // Rows past the tile re-read row0 (same addresses, results dropped): no branch in the loop.
-  let x0 = row0 * p.xStride;
-  let x1 = select(row0, row0 + 1u, nRows > 1u) * p.xStride;
-  let x2 = select(row0, row0 + 2u, nRows > 2u) * p.xStride;
-  let x3 = select(row0, row0 + 3u, nRows > 3u) * p.xStride;
+  let x0 = r0 * p.xStride;
+  let x1 = r1 * p.xStride;
+  let x2 = r2 * p.xStride;
+  let x3 = r3 * p.xStride;
   let n4 = p.inDim / 4u;
   var c0 = vec4<f32>(0.0);
   var c1 = vec4<f32>(0.0);
@@ -79,8 +82,8 @@ fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     c2 += a * xtail(x2 + o, rem);
     c3 += a * xtail(x3 + o, rem);
   }
-  t[row0 * p.rMax + k] = c0.x + c0.y + c0.z + c0.w;
-  if (nRows > 1u) { t[(row0 + 1u) * p.rMax + k] = c1.x + c1.y + c1.z + c1.w; }
-  if (nRows > 2u) { t[(row0 + 2u) * p.rMax + k] = c2.x + c2.y + c2.z + c2.w; }
-  if (nRows > 3u) { t[(row0 + 3u) * p.rMax + k] = c3.x + c3.y + c3.z + c3.w; }
+  t[r0 * p.rMax + k] = c0.x + c0.y + c0.z + c0.w;
+  if (nRows > 1u) { t[r1 * p.rMax + k] = c1.x + c1.y + c1.z + c1.w; }
+  if (nRows > 2u) { t[r2 * p.rMax + k] = c2.x + c2.y + c2.z + c2.w; }
+  if (nRows > 3u) { t[r3 * p.rMax + k] = c3.x + c3.y + c3.z + c3.w; }
 }

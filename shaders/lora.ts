@@ -4,9 +4,10 @@
 //   out[row, outOff + j] += scale_a · Σ_k (x[row] · A_a[k]) · B_a[j, k]   for rows with adapter a
 //
 // A step's rows come as segments (start, len, slot) of consecutive rows sharing an adapter slot;
-// rows in no segment (base model) are never touched. Segments of ≥ SGMV_MIN_ROWS rows run as SGMV
-// (tiles of up to 4 rows that share every A / B load), shorter ones (decode: 1 row) as BGMV
-// (one (row, slot) item per row). Empty segments produce no work.
+// rows in no segment (base model) are never touched. The rows of each adapter (all its segments, in
+// row order: a prefill chunk, or decode rows scattered over the batch) are cut into SGMV tiles of up
+// to 4 rows that share every A / B load, when the adapter has ≥ SGMV_MIN_ROWS rows in the step; an
+// adapter with fewer rows runs as BGMV (one (row, slot) item per row). Empty segments produce no work.
 import { WGSL } from './wgsl.gen.ts';
 import { defineParams } from '../engine/gpu/params.ts';
 import type { Kernel, Runtime } from '../engine/gpu/runtime.ts';
@@ -62,7 +63,7 @@ export interface LoraSegment {
 export interface LoraItemLists {
   /** (row, slot) pairs. */
   bgmv: Uint32Array;
-  /** (rowStart, nRows, slot, 0) quads. */
+  /** (slot, nRows, row0, row1, row2, row3, 0, 0) per tile. */
   sgmv: Uint32Array;
 }
 
@@ -70,17 +71,28 @@ export function buildItems(segments: readonly LoraSegment[], rows: number, sgmvM
   const b: number[] = [];
   const s: number[] = [];
   const seen = new Uint8Array(rows);
+  const bySlot = new Map<number, number[]>();
   for (const seg of segments) {
     if (seg.len < 0 || seg.start < 0 || seg.start + seg.len > rows) throw new Error(`lora: segment [${seg.start}, +${seg.len}) outside ${rows} rows`);
+    if (!Number.isInteger(seg.slot) || seg.slot < 0) throw new Error(`lora: bad slot ${seg.slot}`);
     for (let r = seg.start; r < seg.start + seg.len; r++) {
       if (seen[r]) throw new Error(`lora: row ${r} is in two segments`);
       seen[r] = 1;
     }
     if (seg.len === 0) continue;
-    if (seg.len >= sgmvMinRows) {
-      for (let r = seg.start; r < seg.start + seg.len; r += SGMV_TILE) s.push(r, Math.min(SGMV_TILE, seg.start + seg.len - r), seg.slot, 0);
+    let list = bySlot.get(seg.slot);
+    if (!list) bySlot.set(seg.slot, (list = []));
+    for (let r = seg.start; r < seg.start + seg.len; r++) list.push(r);
+  }
+  for (const [slot, list] of bySlot) {
+    if (list.length >= sgmvMinRows) {
+      for (let i = 0; i < list.length; i += SGMV_TILE) {
+        const n = Math.min(SGMV_TILE, list.length - i);
+        const r0 = list[i]!;
+        s.push(slot, n, r0, n > 1 ? list[i + 1]! : r0, n > 2 ? list[i + 2]! : r0, n > 3 ? list[i + 3]! : r0, 0, 0);
+      }
     } else {
-      for (let r = seg.start; r < seg.start + seg.len; r++) b.push(r, seg.slot);
+      for (const r of list) b.push(r, slot);
     }
   }
   return { bgmv: Uint32Array.from(b), sgmv: Uint32Array.from(s) };
@@ -138,7 +150,7 @@ export function uploadItems(rt: Runtime, items: LoraItemLists, rows: number, rMa
     rt.write(buffer, a);
     return { buffer, count: a.length / per };
   };
-  return { bgmv: up(items.bgmv, 2), sgmv: up(items.sgmv, 4), t: rt.acquire(Math.max(1, rows * rMax) * 4, undefined, 'lora-t'), rows, kSpan };
+  return { bgmv: up(items.bgmv, 2), sgmv: up(items.sgmv, 8), t: rt.acquire(Math.max(1, rows * rMax) * 4, undefined, 'lora-t'), rows, kSpan };
 }
 
 export function releaseItems(rt: Runtime, s: LoraStepBuffers): void {

@@ -1,7 +1,8 @@
 // MultiLoraRuntime: the LoraRuntime (engine/lora/hook.ts) the forward pass calls.
 //   planStep(tokenAdapters): pins + makes every adapter of the step GPU-resident, turns the row →
-//     adapter list into segments (consecutive rows sharing an adapter), then into SGMV tiles (segments
-//     of ≥ 2 rows: prefill chunks) and BGMV rows (1-row segments: decode), uploads both lists once.
+//     adapter list into segments (consecutive rows sharing an adapter), then into SGMV tiles (≤ 4
+//     rows of one adapter: prefill chunks, and decode rows gathered by adapter) and BGMV rows (an adapter
+//     with a single row in the step), uploads both lists once.
 //   apply(plan, layer, module, ...): records shrink + expand for this projection; a no-op when no
 //     row's adapter targets (layer, module).
 //   endStep(plan): returns the scratch buffers, unpins.
