@@ -130,6 +130,14 @@ export class AdapterPool {
     this.pageCount = Math.floor(o.gpuBudgetBytes / this.bytesPerPage);
     if (this.pageCount < 1) throw new LoraPoolError(`GPU budget ${o.gpuBudgetBytes} B holds no page (one rank row of all layers and modules = ${this.bytesPerPage} B)`);
     this.slots = Math.max(1, Math.min(o.maxSlots ?? 256, this.pageCount));
+    const maxBind = rt.device.limits.maxStorageBufferBindingSize;
+    for (const m of LORA_MODULES) {
+      const { inDim, outDim } = moduleDims(c, m);
+      const big = this.pageCount * ceil4(Math.max(inDim, outDim)) * 4;
+      if (big > maxBind) {
+        throw new LoraPoolError(`GPU budget ${o.gpuBudgetBytes} B gives ${this.pageCount} pages: the ${m} bank would be ${big} B, over maxStorageBufferBindingSize ${maxBind}; lower gpuBudgetBytes`);
+      }
+    }
     for (let l = 0; l < c.numLayers; l++) {
       for (const m of LORA_MODULES) {
         const { inDim, outDim } = moduleDims(c, m);
@@ -212,6 +220,10 @@ export class AdapterPool {
 
   /** Registers every adapter found in the persistent tier (e.g. after a restart). Returns their names. */
   async restoreFromStore(): Promise<string[]> {
+    return this.serial(() => this.restore());
+  }
+
+  private async restore(): Promise<string[]> {
     if (!this.store) return [];
     const names: string[] = [];
     for (const name of await this.store.list()) {
