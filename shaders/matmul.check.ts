@@ -120,6 +120,7 @@ for (const format of FORMATS) {
           { M: 5, N: 67, K: 13, seed: 8, maxPartBytes: 1, bias: true },
           { M: 33, N: 130, K: 172, seed: 9, maxPartBytes: 48 * 172 * 2, accumulate: true, xOff: 64, outOff: 260 },
           { M: 70, N: 67, K: 257, seed: 10, bias: true, accumulate: true, xOff: 1 },
+          { M: 12, N: 130, K: 64, seed: 11, maxPartBytes: 50 * 64, bias: true, accumulate: true, outOff: 3 },
         ],
         format,
       ),
