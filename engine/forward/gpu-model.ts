@@ -30,6 +30,7 @@ import { argmax } from '../../shaders/argmax.ts';
 import { embedding } from '../../shaders/embedding.ts';
 import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample.ts';
 import { kvWrite } from '../../shaders/kv_write.ts';
+import { ropeKvWrite } from '../../shaders/rope_kv_write.ts';
 import { pagedAttention } from '../../shaders/attention.ts';
 
 export type { WeightFormat };
@@ -105,6 +106,11 @@ export class GpuModel {
   /** Bytes of weights on the GPU. */
   readonly weightBytes: number;
   private lora: LoraRuntime | null = null;
+  /**
+   * Fused decode kernels (RoPE + KV write in one dispatch, positions read from the batch
+   * metadata). false: the separate rope + kv_write dispatches (bench before/after in one process).
+   */
+  fusedKernels = true;
   private idsScratch = new Uint32Array(256);
 
   private constructor(rt: Runtime, config: ModelConfig, format: WeightFormat, p: {
@@ -295,9 +301,14 @@ export class GpuModel {
     const inBuf = acq(2 * T, 'fwd-ids-pos');
     rt.write(inBuf, hostIn);
     const idsB: GPUBuffer = inBuf; // ids at [0, T)
-    // positions at [T, 2T): a separate binding needs a 256-byte aligned offset, so copy instead.
-    const posBuf = acq(T, 'fwd-pos');
-    rt.copy(inBuf, T * 4, posBuf, 0, T * 4);
+    const fused = this.fusedKernels;
+    // positions at [T, 2T): a separate binding needs a 256-byte aligned offset, so copy instead
+    // (the fused RoPE reads positions from the batch metadata: no copy).
+    let posBuf: GPUBuffer | null = null;
+    if (!fused) {
+      posBuf = acq(T, 'fwd-pos');
+      rt.copy(inBuf, T * 4, posBuf, 0, T * 4);
+    }
 
     // ---- rows that need logits: the last position of each segment (or all positions)
     const rowsOf: Array<{ first: number; count: number }> = [];
@@ -383,9 +394,14 @@ export class GpuModel {
         loraApply(l, 'v_proj', h, qkv, Hd, KV, QKV, Q + KV);
         // q, k = apply_rotary_pos_emb(q, k, cos, sin)  (rotate-half, in place, at positions)
         //   q and k heads are adjacent in a qkv row (columns [0, Q+KV)): one dispatch over H+KVH heads
-        rope(rt, qkv, posBuf, this.invFreq, T, H + KVH, D, { rowStride: QKV, colOffset: 0 });
         // past_key_value.update(k, v, layer_idx): K/V rows → their paged slots
-        kvWrite(rt, step.cache, l, qkv, step.meta, T, { rowStride: QKV, kCol: Q, vCol: Q + KV });
+        //   fused: one dispatch rotates q, k and writes k, v (positions and slots from step.meta)
+        if (fused) {
+          ropeKvWrite(rt, step.cache, l, qkv, step.meta, this.invFreq, T, H, { rowStride: QKV, qCol: 0, kCol: Q, vCol: Q + KV });
+        } else {
+          rope(rt, qkv, posBuf!, this.invFreq, T, H + KVH, D, { rowStride: QKV, colOffset: 0 });
+          kvWrite(rt, step.cache, l, qkv, step.meta, T, { rowStride: QKV, kCol: Q, vCol: Q + KV });
+        }
         // att = softmax(q·Kᵀ·scaling + causal_mask)·V  (GQA: head h reads kv head h / (H/KVH))   att [T, Q]
         pagedAttention(rt, step.cache, l, qkv, att, step.meta, {
           numHeads: H, qStride: QKV, qCol: 0, outStride: Q, outCol: 0,

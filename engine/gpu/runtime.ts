@@ -41,6 +41,9 @@ export interface RuntimeStats {
   pipelines: number;
   dispatches: number;
   submits: number;
+  /** Bind groups created by the cached dispatch path, and dispatches served from its cache. */
+  bindGroupsCreated: number;
+  bindGroupHits: number;
 }
 
 const STORAGE = 0x80; // GPUBufferUsage.STORAGE
@@ -52,6 +55,33 @@ const QUERY_RESOLVE = 0x200;
 export const STORAGE_USAGE = STORAGE | COPY_SRC | COPY_DST;
 
 const UNIFORM_SLOT = 256;
+const BIND_GROUP_CACHE = 16384;
+
+interface ExplicitPipeline {
+  id: number;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  nBindings: number;
+}
+
+/** `@group(0) @binding(n) var<space[, access]>` declarations of a WGSL module → buffer binding types. */
+export function parseBindings(code: string): Map<number, GPUBufferBindingType> {
+  const out = new Map<number, GPUBufferBindingType>();
+  const re = /@(?:group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)|binding\(\s*(\d+)\s*\)\s*@group\(\s*(\d+)\s*\))\s*var\s*<\s*(\w+)\s*(?:,\s*(\w+)\s*)?>/g;
+  for (const m of code.matchAll(re)) {
+    const group = Number(m[1] ?? m[4]);
+    const binding = Number(m[2] ?? m[3]);
+    if (group !== 0) continue;
+    const space = m[5];
+    const access = m[6] ?? 'read';
+    const t: GPUBufferBindingType = space === 'uniform' ? 'uniform' : space === 'storage' ? (access === 'read_write' ? 'storage' : 'read-only-storage') : ('' as GPUBufferBindingType);
+    if (!t) continue;
+    const prev = out.get(binding);
+    // one binding declared twice (e.g. by two entry points) with different access: the wider one
+    out.set(binding, prev && prev !== t ? (prev === 'uniform' || t === 'uniform' ? prev : 'storage') : t);
+  }
+  return out;
+}
 const ARENA_SLOTS = 1024;
 
 function poolBucket(size: number): number {
@@ -88,6 +118,9 @@ export class Runtime {
   private queryNames: string[] = [];
   private readonly queryCapacity = 4096;
   private profileTotals = new Map<string, { ns: number; count: number }>();
+
+  /** Legacy path (benchmarks: before/after in one process): 'auto' layouts, a new bind group per dispatch. */
+  legacy = false;
 
   constructor(device: GPUDevice, info: GpuInfo) {
     this.device = device;
@@ -150,6 +183,11 @@ export class Runtime {
     this.sizes.delete(buf);
     this.allocatedBytes -= size;
     this.liveBuffers--;
+    const keys = this.bindGroupKeysOf.get(buf);
+    if (keys) {
+      for (const key of keys) this.bindGroups.delete(key);
+      this.bindGroupKeysOf.delete(buf);
+    }
     buf.destroy();
   }
 
@@ -229,6 +267,14 @@ export class Runtime {
   // ---------------------------------------------------------------- dispatch
 
   dispatch<F extends string>(k: Kernel<F>, args: DispatchArgs<F>): void {
+    const [x, y = 1, z = 1] = args.workgroups;
+    if (!this.legacy) {
+      const ex = this.explicitPipeline(k, (k.params ? 1 : 0) + args.buffers.length);
+      if (ex) {
+        this.dispatchCached(k, ex, args, x, y, z);
+        return;
+      }
+    }
     const pipeline = this.pipeline(k);
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
@@ -243,13 +289,111 @@ export class Runtime {
       entries.push({ binding: binding++, resource: 'buffer' in b ? b : { buffer: b } });
     }
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const [x, y = 1, z = 1] = args.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
-    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
-    if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`${k.name}: ${x}x${y}x${z} workgroups exceed ${maxDim} per dimension (use grid())`);
+    this.checkGrid(k, x, y, z);
     const pass = this.beginPass(k.name);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+    if (this.profiling) this.endPass();
+  }
+
+  private checkGrid(k: Kernel, x: number, y: number, z: number): void {
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`${k.name}: ${x}x${y}x${z} workgroups exceed ${maxDim} per dimension (use grid())`);
+  }
+
+  // Bind-group cache. Pipelines get an explicit layout (binding types parsed from the kernel's
+  // WGSL) whose params uniform has a dynamic offset, so one bind group — keyed by the pipeline
+  // and every buffer binding (buffer, offset, size) — serves every dispatch with the same
+  // buffers; only the arena offset changes per dispatch.
+  private explicitByKernel = new Map<Kernel, ExplicitPipeline | null>();
+  private explicitByKey = new Map<string, ExplicitPipeline>();
+  private bufIds = new WeakMap<GPUBuffer, number>();
+  private nextBufId = 1;
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bindGroupKeysOf = new WeakMap<GPUBuffer, string[]>();
+  private dynOffset: number[] = [0];
+  /** Bind groups created / served from the cache (stats). */
+  private bgCreated = 0;
+  private bgHits = 0;
+
+  private explicitPipeline(k: Kernel, nBindings: number): ExplicitPipeline | null {
+    let ex = this.explicitByKernel.get(k);
+    if (ex !== undefined && (ex === null || ex.nBindings === nBindings)) return ex;
+    const types = parseBindings(k.code);
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    for (let b = 0; b < nBindings; b++) {
+      const t = types.get(b);
+      if (!t || (b === 0 && k.params ? t !== 'uniform' : t === 'uniform')) {
+        this.explicitByKernel.set(k, null);
+        return null;
+      }
+      entries.push({ binding: b, visibility: 4 /* GPUShaderStage.COMPUTE */, buffer: { type: t, hasDynamicOffset: b === 0 && !!k.params } });
+    }
+    const consts = k.constants ? JSON.stringify(Object.entries(k.constants).sort()) : '';
+    const key = `${nBindings}|${k.name}|${k.entryPoint ?? 'main'}|${consts}|${k.code}`;
+    ex = this.explicitByKey.get(key);
+    if (!ex) {
+      const layout = this.device.createBindGroupLayout({ label: k.name, entries });
+      const module = this.device.createShaderModule({ label: k.name, code: k.code });
+      const pipeline = this.device.createComputePipeline({
+        label: k.name,
+        layout: this.device.createPipelineLayout({ label: k.name, bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: k.entryPoint ?? 'main', constants: k.constants },
+      });
+      ex = { id: this.explicitByKey.size + 1, pipeline, layout, nBindings };
+      this.explicitByKey.set(key, ex);
+    }
+    this.explicitByKernel.set(k, ex);
+    return ex;
+  }
+
+  private bufId(b: GPUBuffer): number {
+    let id = this.bufIds.get(b);
+    if (id === undefined) this.bufIds.set(b, (id = this.nextBufId++));
+    return id;
+  }
+
+  private dispatchCached<F extends string>(k: Kernel<F>, ex: ExplicitPipeline, args: DispatchArgs<F>, x: number, y: number, z: number): void {
+    let offset = -1;
+    if (k.params) {
+      if (!args.params) throw new Error(`${k.name}: params required`);
+      if (this.arenaUsed === ARENA_SLOTS) this.flush();
+      offset = this.arenaUsed++ * UNIFORM_SLOT;
+      k.params.write(this.arenaView, offset, args.params);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    this.checkGrid(k, x, y, z);
+    let key = String(ex.id);
+    for (const b of args.buffers) {
+      if ('buffer' in b) key += `|${this.bufId(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}`;
+      else key += `|${this.bufId(b)}`;
+    }
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      const entries: GPUBindGroupEntry[] = [];
+      let binding = 0;
+      if (k.params) entries.push({ binding: binding++, resource: { buffer: this.arena, offset: 0, size: k.params.byteSize } });
+      for (const b of args.buffers) entries.push({ binding: binding++, resource: 'buffer' in b ? b : { buffer: b } });
+      bg = this.device.createBindGroup({ label: k.name, layout: ex.layout, entries });
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear();
+      this.bindGroups.set(key, bg);
+      for (const b of args.buffers) {
+        const buf = 'buffer' in b ? b.buffer : b;
+        let keys = this.bindGroupKeysOf.get(buf);
+        if (!keys) this.bindGroupKeysOf.set(buf, (keys = []));
+        keys.push(key);
+      }
+      this.bgCreated++;
+    } else this.bgHits++;
+    const pass = this.beginPass(k.name);
+    pass.setPipeline(ex.pipeline);
+    if (k.params) {
+      this.dynOffset[0] = offset;
+      pass.setBindGroup(0, bg, this.dynOffset);
+    } else pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(x, y, z);
     this.dispatches++;
     if (this.profiling) this.endPass();
@@ -289,6 +433,12 @@ export class Runtime {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     await Promise.all(this.pendingTimestamps.splice(0));
+  }
+
+  /** Switches the legacy dispatch path on/off (see `legacy`); flushes recorded work first. */
+  setLegacy(on: boolean): void {
+    this.flush();
+    this.legacy = on;
   }
 
   // ---------------------------------------------------------------- profiling
@@ -333,7 +483,9 @@ export class Runtime {
       allocatedBytes: this.allocatedBytes,
       pooledBytes: this.pooledBytes,
       liveBuffers: this.liveBuffers,
-      pipelines: this.pipelinesByKey.size,
+      pipelines: this.pipelinesByKey.size + this.explicitByKey.size,
+      bindGroupsCreated: this.bgCreated,
+      bindGroupHits: this.bgHits,
       dispatches: this.dispatches,
       submits: this.submits,
     };

@@ -1,0 +1,195 @@
+// Where a decode step's time goes: one GpuStepRunner decode step (batch of one greedy sequence),
+// split into JS-side phases (wall clock, performance.now()) and per-kernel GPU time
+// (rt.setProfiling(true): one compute pass per dispatch with timestamps, so the GPU sum there
+// includes a pass per dispatch and is an upper bound of what the batched step pays).
+//
+//   npx tsx bench/decode/profile.ts [--models stories260K,smollm2-135m] [--steps 16] [--modes new,legacy]
+//
+// Modes (same process, interleaved by round so load drift hits both alike):
+//   new     the current runtime (bind-group cache, explicit layouts with a dynamic params offset)
+//           and forward (fused kernels)
+//   legacy  rt.setLegacy(true): 'auto' layouts, one bind group per dispatch, the unfused forward
+import { join, dirname } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Runtime } from '../../engine/gpu/runtime.ts';
+import { LocalDirSource } from '../../engine/model/source.ts';
+import { PagedKvCache } from '../../engine/kv/paged-cache.ts';
+import { GpuModel } from '../../engine/forward/gpu-model.ts';
+import { GpuStepRunner } from '../../engine/forward/runner.ts';
+import { writeRandomModel, type PresetName } from '../../reference/random-model.ts';
+import type { SampleParams } from '../../shaders/sample.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const STORIES = join(here, '../../../shared/models/stories260K');
+const GREEDY: SampleParams = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0, step: 0 };
+
+interface Phase {
+  dispatchJs: number; // JS time inside rt.dispatch (pipeline lookup, params, bind group, record)
+  copyJs: number;
+  writeJs: number; // rt.write calls (queue.writeBuffer)
+  flushJs: number; // submit (encoder.finish + queue.submit + arena upload)
+  readWait: number; // rt.read: from the call to the mapped data (GPU execution + map latency)
+  tables: number; // cache.uploadTables (runner)
+  step: number; // whole runner.runStep
+  dispatches: number;
+  submits: number;
+}
+
+const zero = (): Phase => ({ dispatchJs: 0, copyJs: 0, writeJs: 0, flushJs: 0, readWait: 0, tables: 0, step: 0, dispatches: 0, submits: 0 });
+
+function instrument(rt: Runtime, cache: PagedKvCache, acc: { cur: Phase }) {
+  const wrap = <K extends keyof Phase>(obj: any, name: string, key: K, isAsync = false) => {
+    const orig = obj[name].bind(obj);
+    obj[name] = isAsync
+      ? async (...a: unknown[]) => {
+          const t = performance.now();
+          try {
+            return await orig(...a);
+          } finally {
+            (acc.cur[key] as number) += performance.now() - t;
+          }
+        }
+      : (...a: unknown[]) => {
+          const t = performance.now();
+          try {
+            return orig(...a);
+          } finally {
+            (acc.cur[key] as number) += performance.now() - t;
+          }
+        };
+  };
+  wrap(rt, 'dispatch', 'dispatchJs');
+  wrap(rt, 'copy', 'copyJs');
+  wrap(rt, 'write', 'writeJs');
+  wrap(rt, 'flush', 'flushJs');
+  wrap(rt, 'read', 'readWait', true);
+  wrap(cache, 'uploadTables', 'tables');
+}
+
+async function profileModel(rt: Runtime, dir: string, name: string, steps: number, modes: string[], log: (s: string) => void) {
+  const model = await GpuModel.load(rt, new LocalDirSource(dir));
+  const c = model.config;
+  const P = 8;
+  const cache = PagedKvCache.create(rt, { numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, numBlocks: Math.ceil((P + 2 * steps * modes.length + 16) / 16) + 4, blockSize: 16 });
+  const runner = new GpuStepRunner(model, cache);
+  const acc = { cur: zero() };
+  instrument(rt, cache, acc);
+  const prompt = Array.from({ length: P }, (_, i) => (i * 7919 + 13) % c.vocabSize);
+  const seqs = new Map<string, { id: number; seq: number[]; next: number }>();
+  const out: Record<string, { phases: Phase; gpu: Array<{ name: string; ms: number; count: number }>; tokens: number[] }> = {};
+  try {
+    let id = 1;
+    for (const m of modes) {
+      rt.setLegacy(m === 'legacy');
+      model.fusedKernels = m !== 'legacy';
+      cache.allocateOrThrow(id, P);
+      const [r] = await runner.runStep({ segments: [{ seqId: id, tokens: prompt, startPos: 0, adapter: null, sample: GREEDY, history: prompt }] });
+      seqs.set(m, { id, seq: [...prompt], next: r!.token! });
+      out[m] = { phases: zero(), gpu: [], tokens: [] };
+      id++;
+    }
+    const decodeOne = async (m: string) => {
+      const s = seqs.get(m)!;
+      rt.setLegacy(m === 'legacy');
+      model.fusedKernels = m !== 'legacy';
+      s.seq.push(s.next);
+      cache.allocateOrThrow(s.id, 1);
+      const st0 = rt.stats();
+      const t = performance.now();
+      const [r] = await runner.runStep({ segments: [{ seqId: s.id, tokens: [s.next], startPos: s.seq.length - 1, adapter: null, sample: GREEDY, history: s.seq }] });
+      acc.cur.step += performance.now() - t;
+      const st1 = rt.stats();
+      acc.cur.dispatches += st1.dispatches - st0.dispatches;
+      acc.cur.submits += st1.submits - st0.submits;
+      s.next = r!.token!;
+      out[m]!.tokens.push(s.next);
+    };
+    // warm-up decode step per mode (pipelines, pool buckets)
+    for (const m of modes) {
+      acc.cur = zero();
+      await decodeOne(m);
+    }
+    // timed rounds, interleaved
+    for (let i = 0; i < steps; i++) {
+      for (const m of modes) {
+        acc.cur = out[m]!.phases;
+        await decodeOne(m);
+      }
+    }
+    // one profiled step per mode
+    for (const m of modes) {
+      acc.cur = zero();
+      rt.setProfiling(true);
+      await rt.profile(true);
+      await decodeOne(m);
+      out[m]!.gpu = await rt.profile(true);
+      rt.setProfiling(false);
+    }
+    rt.setLegacy(false);
+    const rows = modes.map((m) => {
+      const p = out[m]!.phases;
+      const n = steps;
+      const other = p.step - p.dispatchJs - p.copyJs - p.writeJs - p.flushJs - p.readWait - p.tables;
+      return { mode: m, perStep: Object.fromEntries(Object.entries({ ...p, other }).map(([k, v]) => [k, v / n])), gpu: out[m]!.gpu, tokens: out[m]!.tokens };
+    });
+    for (const r of rows) {
+      const gpuMs = r.gpu.reduce((a, g) => a + g.ms, 0);
+      log(`${name} [${r.mode}] ${JSON.stringify(Object.fromEntries(Object.entries(r.perStep).map(([k, v]) => [k, +v.toFixed(3)])))} gpu(profiled) ${gpuMs.toFixed(2)} ms`);
+      log('   ' + r.gpu.map((g) => `${g.name}×${g.count} ${g.ms.toFixed(2)}`).join(', '));
+    }
+    if (modes.length > 1) {
+      const same = rows.every((r) => r.tokens.join() === rows[0]!.tokens.join());
+      log(`${name}: tokens identical across modes: ${same}; step ratio ${modes[1]}/${modes[0]} = ${(rows[1]!.perStep.step! / rows[0]!.perStep.step!).toFixed(2)}`);
+    }
+    return { model: name, hidden: c.hiddenSize, layers: c.numLayers, vocab: c.vocabSize, steps, rows };
+  } finally {
+    cache.destroy();
+    model.destroy();
+    rt.trimPool();
+  }
+}
+
+const PRESETS: Record<string, PresetName | null> = { stories260K: null, 'smollm2-135m': 'smollm2-135m' };
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string', default: 'stories260K,smollm2-135m' },
+      steps: { type: 'string', default: '16' },
+      modes: { type: 'string', default: 'new,legacy' },
+      'cache-dir': { type: 'string', default: join(tmpdir(), 'lorafleet-bench-models') },
+      out: { type: 'string', default: '' },
+    },
+    strict: true,
+  });
+  const rt = await Runtime.create();
+  const l0 = loadavg()[0]!;
+  const results = [];
+  for (const n of values.models!.split(',')) {
+    if (!(n in PRESETS)) throw new Error(`unknown model ${n}`);
+    const preset = PRESETS[n]!;
+    let dir = STORIES;
+    if (preset) {
+      dir = join(values['cache-dir']!, preset);
+      if (!existsSync(join(dir, '.complete'))) {
+        await writeRandomModel(dir, preset, { seed: 1 });
+        writeFileSync(join(dir, '.complete'), '');
+      }
+    }
+    const steps = n === 'stories260K' ? Number(values.steps) : Math.max(2, Math.ceil(Number(values.steps) / 4));
+    results.push(await profileModel(rt, dir, n, steps, values.modes!.split(','), console.log));
+  }
+  const res = { date: new Date().toISOString(), loadavg: [l0, loadavg()[0]!], results };
+  console.log(`load average ${res.loadavg.map((x) => x.toFixed(1)).join(' → ')}`);
+  if (values.out) writeFileSync(values.out, JSON.stringify(res, null, 2) + '\n');
+  rt.destroyAll();
+  return 0;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  run(process.argv.slice(2)).then((c) => process.exit(c));
+}
