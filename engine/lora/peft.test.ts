@@ -138,6 +138,27 @@ describe('PEFT adapters', () => {
     await expectError(loadPeftAdapter(mem({ [ADAPTER_CONFIG]: cfgBytes(baseCfg), [ADAPTER_WEIGHTS]: writeSafetensors(nan) }), config), 'corrupt', /not finite/);
   });
 
+  it('accepts a full PEFT 0.19-style config (every key PEFT writes), rejects base-modifying inits', async () => {
+    const full = {
+      alora_invocation_tokens: null, alpha_pattern: {}, arrow_config: null, auto_mapping: null, base_model_name_or_path: 'stories260K',
+      bias: 'none', corda_config: null, ensure_weight_tying: false, eva_config: null, exclude_modules: null, fan_in_fan_out: false,
+      inference_mode: true, init_lora_weights: true, layer_replication: null, layers_pattern: null, layers_to_transform: null,
+      loftq_config: {}, lora_alpha: 4.0, lora_bias: false, lora_dropout: 0.05, lora_ga_config: null, megatron_config: null,
+      megatron_core: 'megatron.core', modules_to_save: null, peft_type: 'LORA', peft_version: '0.19.1', qalora_group_size: 16, r: 2,
+      rank_pattern: {}, revision: null, runtime_config: { ephemeral_gpu_offload: false },
+      target_modules: '(?:.*?(?:self_attn|mlp).*?\\.(?:q_proj|v_proj))', target_parameters: null, task_type: 'CAUSAL_LM',
+      trainable_token_indices: null, use_bdlora: null, use_dora: false, use_qalora: false, use_rslora: false,
+    };
+    const w = writeSafetensors(qvTensors());
+    const a = await loadPeftAdapter(mem({ [ADAPTER_CONFIG]: cfgBytes(full), [ADAPTER_WEIGHTS]: w }), config);
+    expect(a.baseModel).toBe('stories260K');
+    expect(a.targetModules).toEqual(['q_proj', 'v_proj']);
+    for (const init of ['pissa', 'pissa_niter_4', 'olora', 'loftq', 'corda']) {
+      await expectError(loadPeftAdapter(mem({ [ADAPTER_CONFIG]: cfgBytes({ ...full, init_lora_weights: init }), [ADAPTER_WEIGHTS]: w }), config), 'unsupported', /modifies the base model/);
+    }
+    await expectError(loadPeftAdapter(mem({ [ADAPTER_CONFIG]: cfgBytes({ ...full, alora_invocation_tokens: [1, 2] }), [ADAPTER_WEIGHTS]: w }), config), 'unsupported', /activated LoRA/);
+  });
+
   it('reads a directory written by another tool (hand-built PEFT layout on disk)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'peft-'));
     try {

@@ -114,6 +114,10 @@ const peftConfigSchema = z
     target_parameters: z.array(z.string()).nullable().optional(),
     trainable_token_indices: z.unknown().optional(),
     layer_replication: z.unknown().optional(),
+    init_lora_weights: z.union([z.boolean(), z.string()]).optional(),
+    alora_invocation_tokens: z.unknown().optional(),
+    arrow_config: z.unknown().optional(),
+    use_bdlora: z.unknown().optional(),
   })
   .passthrough();
 
@@ -159,6 +163,15 @@ export function parsePeftConfig(json: unknown, file = ADAPTER_CONFIG): PeftConfi
   if (c.target_parameters && c.target_parameters.length) fail('target_parameters is not supported', 'unsupported');
   if (c.trainable_token_indices != null) fail('trainable_token_indices is not supported', 'unsupported');
   if (c.layer_replication != null) fail('layer_replication is not supported', 'unsupported');
+  if (c.alora_invocation_tokens != null) fail('alora_invocation_tokens (activated LoRA) is not supported', 'unsupported');
+  if (c.arrow_config != null) fail('arrow_config (Arrow routing) is not supported', 'unsupported');
+  if (c.use_bdlora != null && c.use_bdlora !== false) fail('use_bdlora is not supported', 'unsupported');
+  const init = c.init_lora_weights;
+  if (typeof init === 'string' && /^(pissa|olora|loftq|corda|lora_ga)/i.test(init)) {
+    // These initialisations change the base weights too: the saved A/B only fit the modified base
+    // unless PEFT converted them (save_pretrained(path_initial_model_for_weight_conversion=...)).
+    fail(`init_lora_weights ${JSON.stringify(init)} modifies the base model's weights; convert the adapter to plain LoRA first (PEFT save_pretrained with path_initial_model_for_weight_conversion)`, 'unsupported');
+  }
 
   let matches: (p: string) => boolean;
   const tm = c.target_modules;
