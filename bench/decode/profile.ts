@@ -10,7 +10,7 @@
 //           and forward (fused kernels)
 //   legacy  rt.setLegacy(true): 'auto' layouts, one bind group per dispatch, the unfused forward
 import { join, dirname } from 'node:path';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -152,6 +152,47 @@ async function profileModel(rt: Runtime, dir: string, name: string, steps: numbe
   }
 }
 
+type Res = { date: string; loadavg: number[]; results: Array<{ model: string; steps: number; rows: Array<{ mode: string; perStep: Record<string, number>; gpu: Array<{ name: string; ms: number; count: number }> }> }> };
+
+export const PROFILE_BEGIN = '<!-- profile:begin (bench/decode/profile.ts) -->';
+export const PROFILE_END = '<!-- profile:end -->';
+
+function profileMarkdown(r: Res, info: Runtime['info']): string {
+  let s = `${PROFILE_BEGIN}\n## Where a decode step's time goes (bench/decode/profile.ts)\n\n`;
+  s += `${r.date} · ${info.description} (${info.backend}) · host 1-min load average ${r.loadavg.map((x) => x.toFixed(1)).join(' → ')}. `;
+  s += 'One greedy sequence, GpuStepRunner decode steps; modes interleaved step by step in one process (same load). ';
+  s += '`legacy` = rt.setLegacy(true) (auto layouts, a new bind group per dispatch) + model.fusedKernels = false (separate rope and kv_write, positions copy, ids copied behind the logits). ';
+  s += 'JS phases are wall-clock ms per step: dispatch = recording (pipeline lookup, params, bind group, pass commands); flush = encoder.finish + queue.submit; ';
+  s += 'read = rt.read from call to mapped data (waits for the GPU work of the step); tables = KV block tables upload; other = the rest of runStep (forward bookkeeping, runner). ';
+  s += 'GPU = per-kernel timestamps of one profiled step (one pass per dispatch in profile mode, so larger than in the batched step).\n\n';
+  s += '| model | mode | steps | ms/step | dispatch JS | flush JS | read wait | tables | copy+write | other | dispatches | submits | step ratio legacy/new |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  for (const m of r.results) {
+    const byMode = Object.fromEntries(m.rows.map((x) => [x.mode, x.perStep]));
+    const ratio = byMode.legacy && byMode.new ? (byMode.legacy.step! / byMode.new.step!).toFixed(2) : '–';
+    for (const x of m.rows) {
+      const p = x.perStep;
+      s += `| ${m.model} | ${x.mode} | ${m.steps} | ${p.step!.toFixed(2)} | ${p.dispatchJs!.toFixed(2)} | ${p.flushJs!.toFixed(2)} | ${p.readWait!.toFixed(2)} | ${p.tables!.toFixed(2)} | ${(p.copyJs! + p.writeJs!).toFixed(2)} | ${p.other!.toFixed(2)} | ${p.dispatches!.toFixed(0)} | ${p.submits!.toFixed(0)} | ${x.mode === 'new' ? ratio : ''} |\n`;
+    }
+  }
+  s += '\nGPU time per kernel, one profiled decode step (ms, ×dispatches):\n\n';
+  for (const m of r.results) {
+    for (const x of m.rows) {
+      const tot = x.gpu.reduce((a, g) => a + g.ms, 0);
+      s += `- ${m.model} [${x.mode}] total ${tot.toFixed(2)} ms: ${x.gpu.map((g) => `${g.name} ×${g.count} ${g.ms.toFixed(2)}`).join(', ')}\n`;
+    }
+  }
+  return s + PROFILE_END + '\n';
+}
+
+/** Replaces (or appends) the profile section of results.md; run.ts keeps it when it rewrites the file. */
+function writeProfileSection(file: string, section: string): void {
+  const cur = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const a = cur.indexOf(PROFILE_BEGIN);
+  const b = cur.indexOf(PROFILE_END);
+  const next = a >= 0 && b > a ? cur.slice(0, a) + section + cur.slice(b + PROFILE_END.length + 1) : cur + (cur.endsWith('\n') || !cur ? '' : '\n') + '\n' + section;
+  writeFileSync(file, next);
+}
+
 const PRESETS: Record<string, PresetName | null> = { stories260K: null, 'smollm2-135m': 'smollm2-135m' };
 
 export async function run(argv: string[]): Promise<number> {
@@ -163,6 +204,7 @@ export async function run(argv: string[]): Promise<number> {
       modes: { type: 'string', default: 'new,legacy' },
       'cache-dir': { type: 'string', default: join(tmpdir(), 'lorafleet-bench-models') },
       out: { type: 'string', default: '' },
+      'no-write': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -183,9 +225,13 @@ export async function run(argv: string[]): Promise<number> {
     const steps = n === 'stories260K' ? Number(values.steps) : Math.max(2, Math.ceil(Number(values.steps) / 4));
     results.push(await profileModel(rt, dir, n, steps, values.modes!.split(','), console.log));
   }
-  const res = { date: new Date().toISOString(), loadavg: [l0, loadavg()[0]!], results };
+  const res: Res = { date: new Date().toISOString(), loadavg: [l0, loadavg()[0]!], results };
   console.log(`load average ${res.loadavg.map((x) => x.toFixed(1)).join(' → ')}`);
   if (values.out) writeFileSync(values.out, JSON.stringify(res, null, 2) + '\n');
+  if (!values['no-write']) {
+    writeFileSync(join(here, 'profile.json'), JSON.stringify(res, null, 2) + '\n');
+    writeProfileSection(join(here, 'results.md'), profileMarkdown(res, rt.info));
+  }
   rt.destroyAll();
   return 0;
 }

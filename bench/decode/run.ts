@@ -219,7 +219,11 @@ export async function run(argv: string[]): Promise<number> {
   const result = { date: new Date().toISOString(), info, seconds, cpus: cpus().length, loadavg: [load0, loadavg()[0]!], matvec: base, rows };
   if (!values['no-write']) {
     writeFileSync(join(here, 'results.json'), JSON.stringify(result, null, 2) + '\n');
-    writeFileSync(join(here, 'results.md'), toMarkdown(result));
+    // keep the section bench/decode/profile.ts maintains
+    const mdFile = join(here, 'results.md');
+    const prev = existsSync(mdFile) ? readFileSync(mdFile, 'utf8') : '';
+    const a = prev.indexOf('<!-- profile:begin');
+    writeFileSync(mdFile, toMarkdown(result) + (a >= 0 ? '\n' + prev.slice(a) : ''));
   }
   if (values.json) console.log(JSON.stringify(result, null, 2));
   else log(`done in ${seconds.toFixed(1)} s`);

@@ -447,17 +447,24 @@ export class GpuModel {
       const out = acq(R * V + (nS ? R : 0), 'fwd-logits');
       matmul(rt, h, this.lmHead, out, R);
 
+      let idsBuf: GPUBuffer | null = null;
       if (nS) {
         // next = sample(logits[row], temperature, top_k, top_p, repetition_penalty, seed)   ids [R] u32 (one per logits row)
         const ids = acq(R, 'fwd-sampled');
         if (sampleIn) sample(rt, out, R, V, sampleIn.params, ids, { history: sampleIn.history });
         else argmax(rt, out, R, V, ids); // all greedy, no penalty: next = argmax(logits[r])
-        rt.copy(ids, 0, out, R * V * 4, R * 4);
+        idsBuf = ids;
       }
-      // one readback: sampled ids, plus the logits when any segment wants them
+      // one readback: sampled ids, plus the logits when any segment wants them (ids copied behind
+      // the logits so one read returns both; without logits the ids buffer is read directly)
       const wantAny = step.allLogits || segs.some((s) => s.wantLogits);
       const nIds = nS ? R : 0;
-      const buf = wantAny ? await rt.read(out, (R * V + nIds) * 4) : await rt.read(out, nIds * 4, R * V * 4);
+      if (idsBuf && (wantAny || !fused)) rt.copy(idsBuf, 0, out, R * V * 4, R * 4);
+      const buf = wantAny
+        ? await rt.read(out, (R * V + nIds) * 4)
+        : idsBuf && fused
+          ? await rt.read(idsBuf, nIds * 4)
+          : await rt.read(out, nIds * 4, R * V * 4);
       const idsOut = new Uint32Array(buf, wantAny ? R * V * 4 : 0, nIds);
       for (const { i } of sampleSegs) {
         const r = rowsOf[i]!;
