@@ -100,10 +100,10 @@ for (const variant of Object.keys(MATMUL_VARIANTS)) {
     });
   }
 }
-// The generator behind v3/mv1 at an odd tile and workgroup size (bench/kernels/explore.ts uses it).
-checks.push({ name: 'matmul tiled:3x8:32 q8+f32 awkward shapes', run: async (rt) => {
-  const a = await checkCases(rt, SHAPE_CASES.slice(0, 6), 'f32', 'tiled:3x8:32');
-  const b = await checkCases(rt, SHAPE_CASES.slice(6), 'q8', 'tiled:3x8:32');
+// The generator behind v3/v4/mv1 at an odd tile, workgroup size and K unroll (explore.ts uses it).
+checks.push({ name: 'matmul tiled:3x8:32:u2 q8+f32 awkward shapes', run: async (rt) => {
+  const a = await checkCases(rt, SHAPE_CASES.slice(0, 6), 'f32', 'tiled:3x8:32:u2');
+  const b = await checkCases(rt, SHAPE_CASES.slice(6), 'q8', 'tiled:3x8:32:u2');
   // Both on the f32 scale: q8's ratio (< 1) is mapped onto 1e-5.
   return a.maxRelErr >= b.maxRelErr * 1e-5 ? a : { ...b, maxRelErr: b.maxRelErr * 1e-5, bound: 1e-5 };
 } });

@@ -157,16 +157,16 @@ export type MatmulVariant = keyof typeof MATMUL_VARIANTS;
 
 /**
  * A variant by name: a key of MATMUL_VARIANTS, or an ad-hoc register tile for exploration
- * (bench/kernels/explore.ts) written `tiled:<TM>x<TN>[:<WG>]` (TN a multiple of 4), built by
- * the same generator as v3/mv1.
+ * (bench/kernels/explore.ts) written `tiled:<TM>x<TN>[:<WG>][:u<U>]` (TN a multiple of 4; U =
+ * vec4 steps per K-loop iteration), built by the same generator as v3/v4/mv1.
  */
 export function resolveVariant(name: string): Variant | undefined {
   if (Object.prototype.hasOwnProperty.call(MATMUL_VARIANTS, name)) return MATMUL_VARIANTS[name];
-  const m = /^tiled:(\d+)x(\d+)(?::(\d+))?$/.exec(name);
+  const m = /^tiled:(\d+)x(\d+)(?::(\d+))?(?::u(\d+))?$/.exec(name);
   if (!m) return undefined;
-  const [tileM, tileN, wg] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 64)];
-  if (tileM < 1 || tileN < 4 || tileN % 4 || tileM * tileN > 512 || wg < 1 || wg > 256) return undefined;
-  return { body: 'gen:tiled', tileM, tileN, wg, description: `ad-hoc register tile ${tileM}x${tileN}, WG ${wg}` };
+  const [tileM, tileN, wg, unroll] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 64), Number(m[4] ?? 1)];
+  if (tileM < 1 || tileN < 4 || tileN % 4 || tileM * tileN > 512 || wg < 1 || wg > 256 || unroll < 1 || unroll > 8) return undefined;
+  return { body: 'gen:tiled', tileM, tileN, wg, unroll, description: `ad-hoc register tile ${tileM}x${tileN}, WG ${wg}, K unroll ${unroll}` };
 }
 
 const kernels = new Map<string, Kernel<F>>();

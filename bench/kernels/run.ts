@@ -3,7 +3,7 @@
 // the same run. Writes bench/kernels/results.md and results.json.
 //
 //   npx tsx bench/kernels/run.ts [--json] [--quick] [--no-write] [--variants v1,v2] [--formats f32,q8]
-//                                [--m 1,32,128] [--shapes 0,1] [--v1-max-m 16]
+//                                [--m 1,32,128] [--shapes 0,1] [--v1-max-m 8]
 //
 // Timing: GPU timestamps (rt.setProfiling) when the adapter has timestamp-query, else wall clock
 // around rt.sync(); process CPU time is recorded too. Each case is warmed up (pipeline compile +
@@ -38,10 +38,10 @@ const Ms = (opt('--m') ?? '1,32,128').split(',').map(Number);
 const FORMATS = (opt('--formats') ?? 'f32,f16,q8').split(',') as WeightFormat[];
 const VARIANTS = (opt('--variants') ?? Object.keys(MATMUL_VARIANTS).join(',')).split(',');
 const quick = flag('--quick');
-/** Interleaved rounds per case (min is kept): small M is cheap and noisy, M=128 is expensive. */
-const roundsFor = (M: number) => (quick ? 1 : M <= 8 ? 3 : 2);
+/** Interleaved rounds per case (min is kept): small M is cheap and noisy, big prefill is expensive. */
+const roundsFor = (M: number, flops: number) => (quick ? 1 : M <= 8 ? 3 : flops > 5e8 ? 1 : 2);
 /** v1 (no reuse: time ∝ M·N·K) is timed at min(M, V1_MAX_M) rows and scaled by M / that. */
-const V1_MAX_M = Number(opt('--v1-max-m') ?? 16);
+const V1_MAX_M = Number(opt('--v1-max-m') ?? 8);
 /** Matvec variants (mv*: one x row per tile, so W is re-read per row) are benched at M <= this. */
 const MATVEC_MAX_M = 8;
 
@@ -106,7 +106,7 @@ async function main() {
         // Warm-up: pipeline compile (same kernel for any M) and a first touch of the buffers.
         for (const v of vs) await timeOnce(rt, () => matmul(rt, x, w, out, 1, { variant: v }), useTs);
         const best = vs.map(() => ({ ms: Infinity, cpuMs: Infinity }));
-        for (let r = 0; r < roundsFor(M); r++)
+        for (let r = 0; r < roundsFor(M, flops); r++)
           for (let i = 0; i < vs.length; i++) {
             const t = await timeOnce(rt, calls[i], useTs);
             best[i].ms = Math.min(best[i].ms, t.ms * (M / mOf(vs[i])));
