@@ -18,35 +18,67 @@ fn xtail(b: u32, n: u32) -> vec4<f32> {
   return v;
 }
 
-// One invocation per (item = one row, rank lane k < kSpan = the largest rank in this step).
+// Rank lanes are processed 4 at a time (k0 = 4·g .. 4·g + 3, g < ceil(kSpan / 4), kSpan = the
+// largest rank in this step): every x vec4 loaded is used for 4 lanes. Lanes past the adapter's
+// rank re-read its last rank row and are not stored.
+fn laneBase(slot: u32, k: u32, rank: u32) -> u32 {
+  return pageOf(slot, min(k, rank - 1u)) * p.inP4;
+}
+
+// One invocation per (item = one row, group of 4 rank lanes).
 @compute @workgroup_size(64)
 fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let item = i / p.kSpan;
-  let k = i % p.kSpan;
+  let kg = (p.kSpan + 3u) / 4u;
+  let item = i / kg;
+  let k0 = 4u * (i % kg);
   if (item >= p.nItems) { return; }
   let row = items[2u * item];
   let slot = items[2u * item + 1u];
-  if (!slotTargets(slot) || k >= slotRank(slot)) { return; }
-  let a0 = pageOf(slot, k) * p.inP4;
+  if (!slotTargets(slot)) { return; }
+  let rank = slotRank(slot);
+  if (k0 >= rank) { return; }
+  let a0 = laneBase(slot, k0, rank);
+  let a1 = laneBase(slot, k0 + 1u, rank);
+  let a2 = laneBase(slot, k0 + 2u, rank);
+  let a3 = laneBase(slot, k0 + 3u, rank);
   let xb = row * p.xStride;
   let n4 = p.inDim / 4u;
-  var acc = vec4<f32>(0.0);
+  var l0 = vec4<f32>(0.0);
+  var l1 = vec4<f32>(0.0);
+  var l2 = vec4<f32>(0.0);
+  var l3 = vec4<f32>(0.0);
   for (var c = 0u; c < n4; c++) {
-    acc += A[a0 + c] * xq(xb + 4u * c);
+    let xv = xq(xb + 4u * c);
+    l0 += A[a0 + c] * xv;
+    l1 += A[a1 + c] * xv;
+    l2 += A[a2 + c] * xv;
+    l3 += A[a3 + c] * xv;
   }
   let rem = p.inDim - 4u * n4;
-  if (rem > 0u) { acc += A[a0 + n4] * xtail(xb + 4u * n4, rem); }
-  t[row * p.rMax + k] = acc.x + acc.y + acc.z + acc.w;
+  if (rem > 0u) {
+    let xv = xtail(xb + 4u * n4, rem);
+    l0 += A[a0 + n4] * xv;
+    l1 += A[a1 + n4] * xv;
+    l2 += A[a2 + n4] * xv;
+    l3 += A[a3 + n4] * xv;
+  }
+  let tb = row * p.rMax + k0;
+  t[tb] = l0.x + l0.y + l0.z + l0.w;
+  if (k0 + 1u < rank) { t[tb + 1u] = l1.x + l1.y + l1.z + l1.w; }
+  if (k0 + 2u < rank) { t[tb + 2u] = l2.x + l2.y + l2.z + l2.w; }
+  if (k0 + 3u < rank) { t[tb + 3u] = l3.x + l3.y + l3.z + l3.w; }
 }
 
-// One invocation per (item = tile of ≤ 4 rows sharing one adapter, rank lane k).
+// One invocation per (item = tile of ≤ 4 rows sharing one adapter, group of 4 rank lanes):
+// a 4-row × 4-lane register tile; each A vec4 is used for 4 rows and each x vec4 for 4 lanes.
 // Item: (slot, nRows, row0, row1, row2, row3, 0, 0); unused rows repeat row0 (results dropped).
 @compute @workgroup_size(64)
 fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let item = i / p.kSpan;
-  let k = i % p.kSpan;
+  let kg = (p.kSpan + 3u) / 4u;
+  let item = i / kg;
+  let k0 = 4u * (i % kg);
   if (item >= p.nItems) { return; }
   let slot = items[8u * item];
   let nRows = items[8u * item + 1u];
@@ -54,36 +86,115 @@ fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r1 = items[8u * item + 3u];
   let r2 = items[8u * item + 4u];
   let r3 = items[8u * item + 5u];
-  if (!slotTargets(slot) || k >= slotRank(slot)) { return; }
-  let a0 = pageOf(slot, k) * p.inP4;
+  if (!slotTargets(slot)) { return; }
+  let rank = slotRank(slot);
+  if (k0 >= rank) { return; }
+  let a0 = laneBase(slot, k0, rank);
+  let a1 = laneBase(slot, k0 + 1u, rank);
+  let a2 = laneBase(slot, k0 + 2u, rank);
+  let a3 = laneBase(slot, k0 + 3u, rank);
   let x0 = r0 * p.xStride;
   let x1 = r1 * p.xStride;
   let x2 = r2 * p.xStride;
   let x3 = r3 * p.xStride;
   let n4 = p.inDim / 4u;
-  var c0 = vec4<f32>(0.0);
-  var c1 = vec4<f32>(0.0);
-  var c2 = vec4<f32>(0.0);
-  var c3 = vec4<f32>(0.0);
+  var c00 = vec4<f32>(0.0);
+  var c01 = vec4<f32>(0.0);
+  var c02 = vec4<f32>(0.0);
+  var c03 = vec4<f32>(0.0);
+  var c10 = vec4<f32>(0.0);
+  var c11 = vec4<f32>(0.0);
+  var c12 = vec4<f32>(0.0);
+  var c13 = vec4<f32>(0.0);
+  var c20 = vec4<f32>(0.0);
+  var c21 = vec4<f32>(0.0);
+  var c22 = vec4<f32>(0.0);
+  var c23 = vec4<f32>(0.0);
+  var c30 = vec4<f32>(0.0);
+  var c31 = vec4<f32>(0.0);
+  var c32 = vec4<f32>(0.0);
+  var c33 = vec4<f32>(0.0);
   for (var c = 0u; c < n4; c++) {
-    let a = A[a0 + c];
     let o = 4u * c;
-    c0 += a * xq(x0 + o);
-    c1 += a * xq(x1 + o);
-    c2 += a * xq(x2 + o);
-    c3 += a * xq(x3 + o);
+    let xv0 = xq(x0 + o);
+    let xv1 = xq(x1 + o);
+    let xv2 = xq(x2 + o);
+    let xv3 = xq(x3 + o);
+    let av0 = A[a0 + c];
+    let av1 = A[a1 + c];
+    let av2 = A[a2 + c];
+    let av3 = A[a3 + c];
+    c00 += av0 * xv0;
+    c01 += av1 * xv0;
+    c02 += av2 * xv0;
+    c03 += av3 * xv0;
+    c10 += av0 * xv1;
+    c11 += av1 * xv1;
+    c12 += av2 * xv1;
+    c13 += av3 * xv1;
+    c20 += av0 * xv2;
+    c21 += av1 * xv2;
+    c22 += av2 * xv2;
+    c23 += av3 * xv2;
+    c30 += av0 * xv3;
+    c31 += av1 * xv3;
+    c32 += av2 * xv3;
+    c33 += av3 * xv3;
   }
   let rem = p.inDim - 4u * n4;
   if (rem > 0u) {
-    let a = A[a0 + n4];
     let o = 4u * n4;
-    c0 += a * xtail(x0 + o, rem);
-    c1 += a * xtail(x1 + o, rem);
-    c2 += a * xtail(x2 + o, rem);
-    c3 += a * xtail(x3 + o, rem);
+    let xv0 = xtail(x0 + o, rem);
+    let xv1 = xtail(x1 + o, rem);
+    let xv2 = xtail(x2 + o, rem);
+    let xv3 = xtail(x3 + o, rem);
+    let av0 = A[a0 + n4];
+    let av1 = A[a1 + n4];
+    let av2 = A[a2 + n4];
+    let av3 = A[a3 + n4];
+    c00 += av0 * xv0;
+    c01 += av1 * xv0;
+    c02 += av2 * xv0;
+    c03 += av3 * xv0;
+    c10 += av0 * xv1;
+    c11 += av1 * xv1;
+    c12 += av2 * xv1;
+    c13 += av3 * xv1;
+    c20 += av0 * xv2;
+    c21 += av1 * xv2;
+    c22 += av2 * xv2;
+    c23 += av3 * xv2;
+    c30 += av0 * xv3;
+    c31 += av1 * xv3;
+    c32 += av2 * xv3;
+    c33 += av3 * xv3;
   }
-  t[r0 * p.rMax + k] = c0.x + c0.y + c0.z + c0.w;
-  if (nRows > 1u) { t[r1 * p.rMax + k] = c1.x + c1.y + c1.z + c1.w; }
-  if (nRows > 2u) { t[r2 * p.rMax + k] = c2.x + c2.y + c2.z + c2.w; }
-  if (nRows > 3u) { t[r3 * p.rMax + k] = c3.x + c3.y + c3.z + c3.w; }
+  {
+    let tb = r0 * p.rMax + k0;
+    t[tb] = c00.x + c00.y + c00.z + c00.w;
+    if (k0 + 1u < rank) { t[tb + 1u] = c01.x + c01.y + c01.z + c01.w; }
+    if (k0 + 2u < rank) { t[tb + 2u] = c02.x + c02.y + c02.z + c02.w; }
+    if (k0 + 3u < rank) { t[tb + 3u] = c03.x + c03.y + c03.z + c03.w; }
+  }
+  if (nRows > 1u) {
+    let tb = r1 * p.rMax + k0;
+    t[tb] = c10.x + c10.y + c10.z + c10.w;
+    if (k0 + 1u < rank) { t[tb + 1u] = c11.x + c11.y + c11.z + c11.w; }
+    if (k0 + 2u < rank) { t[tb + 2u] = c12.x + c12.y + c12.z + c12.w; }
+    if (k0 + 3u < rank) { t[tb + 3u] = c13.x + c13.y + c13.z + c13.w; }
+  }
+  if (nRows > 2u) {
+    let tb = r2 * p.rMax + k0;
+    t[tb] = c20.x + c20.y + c20.z + c20.w;
+    if (k0 + 1u < rank) { t[tb + 1u] = c21.x + c21.y + c21.z + c21.w; }
+    if (k0 + 2u < rank) { t[tb + 2u] = c22.x + c22.y + c22.z + c22.w; }
+    if (k0 + 3u < rank) { t[tb + 3u] = c23.x + c23.y + c23.z + c23.w; }
+  }
+  if (nRows > 3u) {
+    let tb = r3 * p.rMax + k0;
+    t[tb] = c30.x + c30.y + c30.z + c30.w;
+    if (k0 + 1u < rank) { t[tb + 1u] = c31.x + c31.y + c31.z + c31.w; }
+    if (k0 + 2u < rank) { t[tb + 2u] = c32.x + c32.y + c32.z + c32.w; }
+    if (k0 + 3u < rank) { t[tb + 3u] = c33.x + c33.y + c33.z + c33.w; }
+  }
 }

@@ -24,7 +24,7 @@ export const LoraParams = defineParams('LoraParams', {
   /** Bt row stride in vec4 (outP / 4). */
   outP4: 'u32',
   rMax: 'u32',
-  /** Rank lanes dispatched per item in shrink: the largest rank used in this step (≤ rMax). */
+  /** Largest rank used in this step (≤ rMax): shrink dispatches ceil(kSpan / 4) lane groups per item. */
   kSpan: 'u32',
   slotStride: 'u32',
   layer: 'u32',
@@ -207,7 +207,7 @@ export function loraApply(rt: Runtime, a: LoraApplyArgs): void {
   for (const [list, shrink, expand] of lists) {
     if (!list) continue;
     const params = { ...base, nItems: list.count };
-    rt.dispatch(shrink, { params, buffers: [a.x, bank.A, ...common, list.buffer, step.t], workgroups: rt.grid(Math.ceil((list.count * step.kSpan) / 64)) });
+    rt.dispatch(shrink, { params, buffers: [a.x, bank.A, ...common, list.buffer, step.t], workgroups: rt.grid(Math.ceil((list.count * Math.ceil(step.kSpan / 4)) / 64)) });
     rt.dispatch(expand, { params, buffers: [step.t, bank.Bt, ...common, list.buffer, a.out], workgroups: rt.grid(Math.ceil((list.count * base.outP4) / 64)) });
   }
 }
