@@ -125,6 +125,9 @@ describe('GPU forward vs float64 reference', () => {
         expect(after.pipelines).toBe(before.pipelines);
         expect(after.liveBuffers).toBe(before.liveBuffers);
         expect(after.allocatedBytes).toBe(before.allocatedBytes);
+        // ... and no bind groups: every dispatch is served from the runtime's bind-group cache
+        expect(after.bindGroupsCreated).toBe(before.bindGroupsCreated);
+        expect(after.bindGroupHits - before.bindGroupHits).toBe(after.dispatches - before.dispatches);
       } finally {
         cache.destroy();
       }
