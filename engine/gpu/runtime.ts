@@ -6,6 +6,12 @@
 // of a uniform arena that is uploaded right before the submit, so two dispatches of the same
 // kernel in one submission never see each other's params. write() flushes recorded work first,
 // so a CPU write never overtakes a dispatch recorded before it.
+//
+// Bind groups: pipelines get an explicit layout derived from the kernel's WGSL binding
+// declarations (parseBindings), with the params uniform at a dynamic offset, so bind groups are
+// cached by (pipeline, storage buffers, offsets, sizes) and reused across dispatches and steps;
+// only the arena offset changes. setLegacy(true) restores 'auto' layouts and one bind group per
+// dispatch (benchmarks compare both in one process).
 
 import type { ParamsLayout } from './params.ts';
 import { acquireGpu, type AcquireOptions, type GpuInfo } from './device.ts';
@@ -378,7 +384,10 @@ export class Runtime {
       if (k.params) entries.push({ binding: binding++, resource: { buffer: this.arena, offset: 0, size: k.params.byteSize } });
       for (const b of args.buffers) entries.push({ binding: binding++, resource: 'buffer' in b ? b : { buffer: b } });
       bg = this.device.createBindGroup({ label: k.name, layout: ex.layout, entries });
-      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear();
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) {
+        this.bindGroups.clear();
+        this.bindGroupKeysOf = new WeakMap();
+      }
       this.bindGroups.set(key, bg);
       for (const b of args.buffers) {
         const buf = 'buffer' in b ? b.buffer : b;
