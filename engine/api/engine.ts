@@ -206,6 +206,11 @@ export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
     maxQueue: opts.maxQueue,
     maxModelLen: config.maxPositions,
     hasAdapter: (name) => !!lora?.pool.has(name),
+    // A running request pins its adapter (never evicted while it runs), and the running set's
+    // adapters must fit the pool's GPU pages together, so a step never hits LoraPoolFullError.
+    adaptersFit: lora ? (set) => lora.pool.fits(set) : undefined,
+    onAdapterAcquire: lora ? (name) => lora.pool.pin(name) : undefined,
+    onAdapterRelease: lora ? (name) => lora.pool.unpin(name) : undefined,
   });
   let loop: Promise<void> | null = null;
   const ensureLoop = () => {

@@ -334,6 +334,51 @@ describe('Scheduler (CPU runner)', () => {
     expect((await Promise.all(hs2.map((h) => h.finished))).map((f) => f.reason)).toEqual(['length', 'length', 'length', 'length']);
   });
 
+  it('holds an adapter (acquire/release) exactly while a request using it runs, through preemption and cancellation', async () => {
+    const rng = new Rng(99);
+    const held = new Map<string, number>();
+    let maxRunningHeld = 0;
+    const { kv, sched } = setup(10, 4, {
+      maxBatchTokens: 32,
+      onAdapterAcquire: (a) => {
+        if (a === 'gamma' && rng.uniform() < 0.3) throw new Error('adapter gamma was unloaded');
+        held.set(a, (held.get(a) ?? 0) + 1);
+      },
+      onAdapterRelease: (a) => {
+        const n = held.get(a) ?? 0;
+        expect(n).toBeGreaterThan(0); // never released without a matching acquire
+        held.set(a, n - 1);
+      },
+    });
+    const startFree = kv.freeBlocks();
+    const handles: RequestHandle[] = [];
+    for (let i = 0; i < 60; i++) {
+      const h = sched.submit(randomRequest(rng, { maxTokens: 1 + rng.int(12) }));
+      handles.push(h);
+      if (rng.uniform() < 0.15) h.cancel();
+    }
+    let steps = 0;
+    while (sched.hasWork()) {
+      await sched.step();
+      if (++steps > 100_000) throw new Error('scheduler did not finish');
+      // what is held equals the adapters of the running set, counted per running request
+      const m = sched.metrics();
+      const total = [...held.values()].reduce((a, b) => a + b, 0);
+      expect(total).toBeLessThanOrEqual(m.running);
+      maxRunningHeld = Math.max(maxRunningHeld, total);
+    }
+    const fins = await Promise.all(handles.map((h) => h.finished));
+    expect([...held.values()].every((n) => n === 0)).toBe(true);
+    expect(maxRunningHeld).toBeGreaterThan(1);
+    expect(sched.metrics().preemptions).toBeGreaterThan(0);
+    // a failed acquire fails that request only, with the acquire's error
+    const errs = fins.filter((f) => f.reason === 'error');
+    expect(errs.length).toBeGreaterThan(0);
+    for (const f of errs) expect(f.error?.message).toContain('unloaded');
+    expect(fins.filter((f) => f.reason === 'stop' || f.reason === 'length').length).toBeGreaterThan(30);
+    expect(kv.freeBlocks()).toBe(startFree);
+  });
+
   it('run() sleeps when idle (no busy-spin), wakes on submit, stops on stop()', async () => {
     const { sched, runner } = setup(16, 4);
     const loop = sched.run();

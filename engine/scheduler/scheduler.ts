@@ -104,6 +104,13 @@ export interface SchedulerOptions {
   maxAdapters?: number;
   /** Finer test than maxAdapters (e.g. pool pages by rank): may the running set use these adapters together? */
   adaptersFit?: (adapters: ReadonlySet<string>) => boolean;
+  /**
+   * Called when a sequence using `adapter` enters the running set, and again (onAdapterRelease)
+   * when it leaves it (finish, cancel, error or preemption). The engine pins the adapter in the
+   * LoRA pool in between, so an adapter used by a running request is never evicted.
+   */
+  onAdapterAcquire?: (adapter: string) => void;
+  onAdapterRelease?: (adapter: string) => void;
 }
 
 export interface SchedulerMetrics {
@@ -443,6 +450,15 @@ export class Scheduler {
         }
         break;
       }
+      if (s.req.adapter !== null && this.opts.onAdapterAcquire) {
+        try {
+          this.opts.onAdapterAcquire(s.req.adapter);
+        } catch (e) {
+          // e.g. the adapter was unloaded while the request waited: this request fails, not the step
+          this.finish(s, 'error', asError(e));
+          continue;
+        }
+      }
       this.kvAllocate(s, n);
       this.waiting.shift();
       s.state = 'running';
@@ -491,6 +507,7 @@ export class Scheduler {
   private preempt(s: Seq): void {
     this.kv.free(s.id);
     this.running.splice(this.running.indexOf(s), 1);
+    if (s.req.adapter !== null) this.opts.onAdapterRelease?.(s.req.adapter);
     s.computed = 0;
     s.state = 'waiting';
     s.preemptions++;
@@ -552,8 +569,10 @@ export class Scheduler {
 
   private finish(s: Seq | undefined, reason: FinishReason, error?: Error, stopToken: number | null = null): void {
     if (!s || s.state === 'done') return;
-    if (s.state === 'running') this.running.splice(this.running.indexOf(s), 1);
-    else this.waiting.splice(this.waiting.indexOf(s), 1);
+    if (s.state === 'running') {
+      this.running.splice(this.running.indexOf(s), 1);
+      if (s.req.adapter !== null) this.opts.onAdapterRelease?.(s.req.adapter);
+    } else this.waiting.splice(this.waiting.indexOf(s), 1);
     this.kv.free(s.id);
     s.state = 'done';
     this.seqs.delete(s.id);
