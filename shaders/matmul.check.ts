@@ -107,6 +107,19 @@ checks.push({ name: 'matmul tiled:3x8:32:u2 q8+f32 awkward shapes', run: async (
   // Both on the f32 scale: q8's ratio (< 1) is mapped onto 1e-5.
   return a.maxRelErr >= b.maxRelErr * 1e-5 ? a : { ...b, maxRelErr: b.maxRelErr * 1e-5, bound: 1e-5 };
 } });
+// The generator with the vec4 loaders (':v', K % 4 == 0 and x offset % 4 == 0 take them; other
+// K / offsets fall back to the scalar loaders): f32 and q8, with parts, bias, accumulate, offsets.
+checks.push({ name: 'matmul tiled:2x4:32:v f32+q8 vec4 loaders', run: async (rt) => {
+  const cases: Case[] = [
+    { M: 7, N: 67, K: 64, seed: 21, bias: true, accumulate: true, xOff: 8, outOff: 3 },
+    { M: 33, N: 130, K: 172, seed: 22, maxPartBytes: 48 * 172 * 4, xOff: 64 },
+    { M: 3, N: 5, K: 13, seed: 23, xOff: 4 },
+    { M: 6, N: 130, K: 64, seed: 24, xOff: 3 },
+  ];
+  const a = await checkCases(rt, cases, 'f32', 'tiled:2x4:32:v');
+  const b = await checkCases(rt, cases, 'q8', 'tiled:2x4:32:v');
+  return a.maxRelErr >= b.maxRelErr * 1e-5 ? a : { ...b, maxRelErr: b.maxRelErr * 1e-5, bound: 1e-5 };
+} });
 for (const format of FORMATS) {
   // Product path (variant picked by M) with a weight split into several row parts, bias,
   // accumulate and element offsets that are not multiples of 4 or 64.

@@ -48,6 +48,9 @@ interface Variant {
   subgroups?: boolean;
   /** gen:tiled only: vec4 steps along K per loop iteration (default 1). */
   unroll?: number;
+  /** gen:tiled only: read x (and f32 W) through the array<vec4> loaders when K % 4 == 0 (and the
+   *  x offset is a multiple of 4): one robustness clamp per vec4 instead of four. */
+  vec4?: boolean;
   /** Outputs per invocation along m (x rows) and along r (weight rows). */
   tileM: number;
   tileN: number;
@@ -73,7 +76,7 @@ const ASSUMED_SUBGROUP = 4;
  *  unrolled over the tile. One K loop over ceil(K/4) steps: x loads are guarded (0 past K), so
  *  W loads past K (next row's values, the zero padding of f16/q8, or an index clamped by
  *  robust buffer access) are multiplied by 0. Accumulators are vec4s over 4 weight rows. */
-function genTiled(TM: number, TN: number, U = 1, q8 = false): string {
+function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false): string {
   if (TN % 4) throw new Error('genTiled: TN must be a multiple of 4');
   const I = [...Array(TM).keys()], J = [...Array(TN).keys()], JB = [...Array(TN / 4).keys()];
   let s = `override WG: u32 = 64u;\n@compute @workgroup_size(WG)\n`;
@@ -87,7 +90,8 @@ function genTiled(TM: number, TN: number, U = 1, q8 = false): string {
     let t = '';
     for (const j of J) t += `    let wv${j}_${u} = w4(rj${j}, ${k});\n`;
     for (const i of I) {
-      t += `    let xv${i}_${u} = ${guarded ? 'x4g' : 'x4'}(mi${i}, ${k});\n`;
+      // With the vec4 x loader K % 4 == 0, so k < K implies k + 3 < K: no guard needed.
+      t += `    let xv${i}_${u} = ${guarded && !xVec4 ? 'x4g' : 'x4'}(mi${i}, ${k});\n`;
       for (const b of JB)
         t += `    c${i}_${b} += vec4<f32>(${[0, 1, 2, 3].map((q) => `dot(xv${i}_${u}, wv${4 * b + q}_${u})`).join(', ')});\n`;
     }
@@ -157,16 +161,18 @@ export type MatmulVariant = keyof typeof MATMUL_VARIANTS;
 
 /**
  * A variant by name: a key of MATMUL_VARIANTS, or an ad-hoc register tile for exploration
- * (bench/kernels/explore.ts) written `tiled:<TM>x<TN>[:<WG>][:u<U>]` (TN a multiple of 4; U =
- * vec4 steps per K-loop iteration), built by the same generator as v3/v4/mv1.
+ * (bench/kernels/explore.ts) written `tiled:<TM>x<TN>[:<WG>][:u<U>][:v]` (TN a multiple of 4; U =
+ * vec4 steps per K-loop iteration; v = vec4 loaders when K % 4 == 0), built by the same generator
+ * as v3/v4/mv1.
  */
 export function resolveVariant(name: string): Variant | undefined {
   if (Object.prototype.hasOwnProperty.call(MATMUL_VARIANTS, name)) return MATMUL_VARIANTS[name];
-  const m = /^tiled:(\d+)x(\d+)(?::(\d+))?(?::u(\d+))?$/.exec(name);
+  const m = /^tiled:(\d+)x(\d+)(?::(\d+))?(?::u(\d+))?(:v)?$/.exec(name);
   if (!m) return undefined;
   const [tileM, tileN, wg, unroll] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 64), Number(m[4] ?? 1)];
   if (tileM < 1 || tileN < 4 || tileN % 4 || tileM * tileN > 512 || wg < 1 || wg > 256 || unroll < 1 || unroll > 8) return undefined;
-  return { body: 'gen:tiled', tileM, tileN, wg, unroll, description: `ad-hoc register tile ${tileM}x${tileN}, WG ${wg}, K unroll ${unroll}` };
+  const vec4 = !!m[5];
+  return { body: 'gen:tiled', tileM, tileN, wg, unroll, vec4, description: `ad-hoc register tile ${tileM}x${tileN}, WG ${wg}, K unroll ${unroll}${vec4 ? ', vec4 loaders' : ''}` };
 }
 
 const kernels = new Map<string, Kernel<F>>();
@@ -182,7 +188,7 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
   if (!v.body.startsWith('gen:')) parts.push(`matmul.${v.body}`);
   for (const p of parts) if (!(p in src)) throw new Error(`matmul: missing WGSL ${p} (run node scripts/gen-shaders.mjs)`);
   let body = '';
-  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8');
+  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8', xl === 'vec4');
   else if (v.body === 'gen:splitk') body = genSplitK(v.tileM, v.tileN);
   const header = v.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
   k = {
@@ -254,9 +260,9 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
   if (v.subgroups && !rt.info.features.subgroups) throw new Error(`matmul: variant ${variant} needs the subgroups feature`);
   // Generated variants read x and f32 W with the scalar loaders (one pipeline per format; on
   // SwiftShader a vec4 load is four per-lane gathers either way).
-  const gen = v.body.startsWith('gen:');
-  const wl: WLoader = w.format === 'f32' ? (K % 4 === 0 && !gen ? 'f32v4' : 'f32') : w.format;
-  const xl: XLoader = K % 4 === 0 && xOff % 4 === 0 && !gen ? 'vec4' : 'f32';
+  const vec = !v.body.startsWith('gen:') || !!v.vec4;
+  const wl: WLoader = w.format === 'f32' ? (K % 4 === 0 && vec ? 'f32v4' : 'f32') : w.format;
+  const xl: XLoader = K % 4 === 0 && xOff % 4 === 0 && vec ? 'vec4' : 'f32';
   const kernel = kernelFor(variant, wl, xl);
   const wStride = wl === 'f32' ? K : wl === 'f32v4' ? K / 4 : w.format === 'f16' ? w.Kp / 2 : w.Kp / 4;
   const flags = (opts.accumulate ? 1 : 0) | (w.bias ? 2 : 0);
