@@ -259,7 +259,8 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
 
   if (v.subgroups && !rt.info.features.subgroups) throw new Error(`matmul: variant ${variant} needs the subgroups feature`);
   // Generated variants read x and f32 W with the scalar loaders (one pipeline per format; on
-  // SwiftShader a vec4 load is four per-lane gathers either way).
+  // SwiftShader a vec4 load is four per-lane gathers either way) unless the spec asks for the
+  // vec4 loaders (':v', exploration: measured within the noise of v4, bench/kernels README).
   const vec = !v.body.startsWith('gen:') || !!v.vec4;
   const wl: WLoader = w.format === 'f32' ? (K % 4 === 0 && vec ? 'f32v4' : 'f32') : w.format;
   const xl: XLoader = K % 4 === 0 && xOff % 4 === 0 && vec ? 'vec4' : 'f32';
