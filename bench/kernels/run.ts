@@ -148,7 +148,7 @@ function toMarkdown(r: { date: string; info: Runtime['info']; timing: string; co
   const i = r.info;
   let s = `# bench/kernels results\n\n${r.date} · ${r.seconds.toFixed(0)} s · timing: ${r.timing} · args: \`${r.args.join(' ') || '(none)'}\`\n\n`;
   s += `Adapter: ${i.vendor} / ${i.architecture} / ${i.device} / ${i.description} (backend ${i.backend}, CPU adapter: ${i.isCpu}; `;
-  s += `shader-f16 ${i.features.shaderF16}, subgroups ${i.features.subgroups}, timestamps ${i.features.timestampQuery}). `;
+  s += `shader-f16 ${i.features.shaderF16}, subgroups ${i.features.subgroups}, timestamps ${i.features.timestampQuery}; Dawn flags: ${i.dawnFlags?.length ? i.dawnFlags.join(" ") : "none (robustness on)"}). `;
   s += `${r.cores} cores, load average ${r.loadavg.map((l) => l.toFixed(1)).join(' → ')} during the run.\n\n`;
   s += 'Shape is K→N (in → out features). GFLOP/s = 2·M·N·K / time (best of the interleaved rounds); GB/s counts weights once + x + out. ';
   s += '"cpu GFLOP/s" = 2·M·N·K / (process CPU time / cores): the same work per CPU-second, which stays meaningful when other processes load the machine. ';

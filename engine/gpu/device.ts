@@ -27,6 +27,8 @@ export interface GpuInfo {
   isCpu: boolean;
   features: GpuFeatures;
   limits: Record<string, number>;
+  /** Dawn instance toggles in effect (Node), e.g. disable_robustness; [] in a browser. */
+  dawnFlags: string[];
 }
 
 export interface AcquiredGpu {
@@ -41,6 +43,14 @@ export interface AcquireOptions {
   wantF16?: boolean;
   /** Ask for timestamp-query when the adapter has it (default true). */
   wantTimestamps?: boolean;
+  /**
+   * Node only: Dawn instance toggles, e.g. ['enable-dawn-features=disable_robustness'].
+   * Also read from LORAFLEET_DAWN_FLAGS (comma-separated). They apply when the Dawn instance is
+   * first created in the process. Robustness (bounds clamping of every buffer access) stays on
+   * by default; turning it off leaves out-of-bounds safety to the kernels' own guards, and its
+   * speed effect on SwiftShader measured between 1.5x and none (bench/kernels/README.md).
+   */
+  dawnFlags?: string[];
 }
 
 const isNode =
@@ -48,8 +58,9 @@ const isNode =
   typeof (globalThis as { window?: unknown }).window === 'undefined';
 
 let nodeGpu: GPU | null = null;
+let nodeGpuFlags: string[] = [];
 
-async function nodeNavigatorGpu(): Promise<GPU> {
+async function nodeNavigatorGpu(dawnFlags: string[] = []): Promise<GPU> {
   if (nodeGpu) return nodeGpu;
   const fs = await import(/* @vite-ignore */ 'node:fs');
   // A user's own VK_ICD_FILENAMES always wins. Without one, SwiftShader is used only when
@@ -77,7 +88,9 @@ async function nodeNavigatorGpu(): Promise<GPU> {
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  nodeGpu = mod.create([]);
+  const envFlags = (process.env.LORAFLEET_DAWN_FLAGS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+  nodeGpuFlags = [...envFlags, ...dawnFlags];
+  nodeGpu = mod.create(nodeGpuFlags);
   return nodeGpu;
 }
 
@@ -112,7 +125,7 @@ const LIMIT_NAMES = [
 /** Returns a GPUDevice with the adapter's largest buffer/binding limits and its useful features. */
 export async function acquireGpu(opts: AcquireOptions = {}): Promise<AcquiredGpu> {
   let gpu: GPU | undefined;
-  if (isNode) gpu = await nodeNavigatorGpu();
+  if (isNode) gpu = await nodeNavigatorGpu(opts.dawnFlags);
   else gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!gpu) throw new WebGPUNotAvailableError('This environment has no navigator.gpu. ' + noAdapterHelp());
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
@@ -152,6 +165,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<AcquiredGpu
       timestampQuery: device.features.has('timestamp-query'),
     },
     limits,
+    dawnFlags: isNode ? [...nodeGpuFlags] : [],
   };
   return { device, adapter, info };
 }
