@@ -22,7 +22,8 @@ import { GpuStepRunner } from '../../engine/forward/runner.ts';
 import { matmul, matmulBytes } from '../../shaders/matmul.ts';
 import { uploadWeight, destroyWeight, type WeightFormat } from '../../shaders/weights.ts';
 import { randomArray } from '../../shaders/check.ts';
-import { writeRandomModel, type PresetName } from '../../reference/random-model.ts';
+import type { PresetName } from '../../reference/random-model.ts';
+import { benchModelDir, adapterLine, runIfMain } from '../common.ts';
 import type { SampleParams } from '../../shaders/sample.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -195,20 +196,12 @@ export async function run(argv: string[]): Promise<number> {
   const rt = await Runtime.create();
   const t0 = performance.now();
   const info = rt.info;
-  log(`adapter: ${info.vendor} ${info.architecture} ${info.description} (${info.backend}, cpu=${info.isCpu})`);
+  log(adapterLine(rt));
   const base = await matvecBaseline(rt, formats, log);
   const rows: Row[] = [];
   for (const n of names) {
     const spec = SPECS[n]!;
-    let dir = STORIES;
-    if (spec.preset) {
-      dir = join(values['cache-dir']!, spec.preset);
-      if (!existsSync(join(dir, '.complete'))) {
-        log(`writing random ${spec.preset} model to ${dir} ...`);
-        await writeRandomModel(dir, spec.preset, { seed: 1 });
-        writeFileSync(join(dir, '.complete'), '');
-      }
-    }
+    const dir = await benchModelDir(spec.preset, STORIES, values['cache-dir']!, log);
     for (const f of formats) {
       const r = await benchModel(rt, dir, spec, f, values.quick!, log);
       const mv = base.gbps[f];
@@ -247,3 +240,5 @@ function toMarkdown(r: { date: string; info: Runtime['info']; seconds: number; c
   }
   return s;
 }
+
+runIfMain(import.meta.url, run);

@@ -17,6 +17,7 @@ import { Runtime } from '../../engine/gpu/runtime.ts';
 import { matmul, matmulBytes, MATMUL_VARIANTS, variantSupported } from '../../shaders/matmul.ts';
 import { uploadWeight, destroyWeight, type WeightFormat, type GpuWeight } from '../../shaders/weights.ts';
 import { randomArray } from '../../shaders/check.ts';
+import { runIfMain } from '../common.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -161,7 +162,9 @@ function toMarkdown(r: { date: string; info: Runtime['info']; timing: string; co
   return s;
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+/** `lorafleet bench kernels [options]` (options are read from the process's argv, as above). */
+export async function run(_argv: string[]): Promise<void> {
+  await main();
+}
+
+runIfMain(import.meta.url, run);

@@ -19,7 +19,7 @@
 // contents do not match the adapter of a timing run, which does not change the work done. Correctness
 // of every path is tested elsewhere (engine/lora/multi-lora.test.ts).
 // Writes bench/multi-lora/results.json and results.md.
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -30,7 +30,8 @@ import { LocalDirSource } from '../../engine/model/source.ts';
 import { PagedKvCache } from '../../engine/kv/paged-cache.ts';
 import { GpuModel } from '../../engine/forward/gpu-model.ts';
 import { GpuStepRunner } from '../../engine/forward/runner.ts';
-import { writeRandomModel, type PresetName } from '../../reference/random-model.ts';
+import type { PresetName } from '../../reference/random-model.ts';
+import { benchModelDir, adapterLine, runIfMain } from '../common.ts';
 import type { SampleParams } from '../../shaders/sample.ts';
 import type { StepSegment } from '../../engine/scheduler/types.ts';
 import { createLoraSupport, type LoraSupport } from '../../engine/lora/index.ts';
@@ -302,19 +303,11 @@ export async function run(argv: string[]): Promise<number> {
   const rt = await Runtime.create();
   const t0 = performance.now();
   const info = rt.info;
-  log(`adapter: ${info.vendor} ${info.architecture} ${info.description} (${info.backend}, cpu=${info.isCpu})`);
+  log(adapterLine(rt));
   const rows: ModelResult[] = [];
   for (const n of names) {
     const spec = SPECS[n]!;
-    let dir = STORIES;
-    if (spec.preset) {
-      dir = join(values['cache-dir']!, spec.preset);
-      if (!existsSync(join(dir, '.complete'))) {
-        log(`writing random ${spec.preset} model to ${dir} ...`);
-        await writeRandomModel(dir, spec.preset, { seed: 1 });
-        writeFileSync(join(dir, '.complete'), '');
-      }
-    }
+    const dir = await benchModelDir(spec.preset, STORIES, values['cache-dir']!, log);
     const steps = values.steps ? Number(values.steps) : values.quick ? Math.max(1, spec.steps >> 2) : spec.steps;
     log(`${spec.name}: ${N_REQ} requests, ${N_ADAPTERS} rank-${RANK} adapters on q/k/v/o/gate/up/down, ${steps} timed decode steps`);
     rows.push(await benchModel(rt, dir, spec, steps, values.quick ? 1 : spec.rounds, log));
@@ -347,3 +340,5 @@ function toMarkdown(r: { date: string; seconds: number; device: Runtime['info'];
   }
   return s;
 }
+
+runIfMain(import.meta.url, run);
