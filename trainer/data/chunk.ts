@@ -1,10 +1,10 @@
 /**
- * Markdown-header-aware recursive chunking, measured in the model's tokens.
+ * Markdown-header-aware chunking (iterative: no recursion, so a one-line megabyte document is fine), measured in the model's tokens.
  *
  * 1. The document is cut into sections at ATX headings (never inside code fences); each section remembers its
  *    heading path (e.g. ["Runbooks", "Restart the scheduler"]).
  * 2. A section that fits the target becomes one chunk. A larger one is cut into blocks at blank lines (a code
- *    fence or a table is one block); blocks still too large are split recursively: tables into row groups that
+ *    fence or a table is one block); blocks still too large are split (one pass per level, no recursion): tables into row groups that
  *    repeat the header row, code into line groups re-fenced, prose at newlines, then sentences, then words,
  *    then characters.
  * 3. Blocks are packed greedily up to `targetTokens`; each new chunk starts with the tail of the previous one
@@ -14,6 +14,9 @@
 import type { Chunk, Doc } from './types.ts';
 import type { TokenCounter } from './tokenizer.ts';
 import { sha256 } from './util.ts';
+
+/** No token of any tokenizer we meet spans more characters than this; longer strings are split before counting. */
+const MAX_CHARS_PER_TOKEN = 32;
 
 export interface ChunkOptions {
   targetTokens: number;
@@ -112,11 +115,12 @@ export class Chunker {
    * Split one block into pieces that each fit the target. A piece remembers the separator that joined it to the
    * previous one ('\n\n' between blocks, '\n' between lines, ' ' between sentences/words, '' inside a hard split),
    * so packing can put the text back together exactly and overlap at sentence granularity.
+   * Iterative (no recursion, no spreading of unbounded arrays): a single 1 MB line is fine.
    */
   splitBlock(block: string): Piece[] {
     const T = this.opts.targetTokens;
     const lines = block.split('\n');
-    if (this.n(block) <= T && !this.isProse(lines)) return [{ text: block, sep: '\n\n' }];
+    if (this.fits(block, T) && !this.isProse(lines)) return [{ text: block, sep: '\n\n' }];
     if (/^\s*\|/.test(lines[0] ?? '') && /^\s*\|[\s:|-]+\|\s*$/.test(lines[1] ?? '')) {
       const header = lines.slice(0, 2).join('\n');
       const rows = lines.slice(2);
@@ -128,7 +132,7 @@ export class Chunker {
       const close = lines[lines.length - 1] ?? '```';
       if (this.n(`${open}\n${close}`) < T / 2) return this.group(lines.slice(1, -1), T, (g) => `${open}\n${g}\n${close}`).map((text) => ({ text, sep: '\n\n' }));
     }
-    const units = this.units(block, ['\n', ' ', ''], T);
+    const units = this.proseUnits(lines, T);
     if (units[0]) units[0].sep = '\n\n';
     return units;
   }
@@ -137,25 +141,33 @@ export class Chunker {
     return !/^\s*(\||```|~~~)/.test(lines[0] ?? '');
   }
 
+  /**
+   * Does `s` fit in `T` tokens? A string far longer than any T-token string is not tokenised at all (a token
+   * spans at most a few dozen characters), so a megabyte line is never handed to the tokenizer whole.
+   */
+  private fits(s: string, T: number): boolean {
+    if (s.length > T * MAX_CHARS_PER_TOKEN) return false;
+    return this.n(s) <= T;
+  }
+
   /** Greedy grouping of table rows / code lines under `T` tokens after wrapping. */
   private group(units: string[], T: number, wrap: (g: string) => string): string[] {
     const out: string[] = [];
     let cur: string[] = [];
     for (const u of units) {
-      const trial = [...cur, u];
-      if (this.n(wrap(trial.join('\n'))) <= T) {
-        cur = trial;
+      if (this.fits(wrap(cur.length ? `${cur.join('\n')}\n${u}` : u), T)) {
+        cur.push(u);
         continue;
       }
       if (cur.length) out.push(wrap(cur.join('\n')));
       cur = [u];
-      if (this.n(wrap(u)) > T) {
+      if (!this.fits(wrap(u), T)) {
         // one row/line larger than a chunk: split it inside the wrapper's remaining budget
         const budget = Math.max(4, T - this.n(wrap('')) - 2);
         let acc = '';
-        for (const p of this.units(u, [' ', ''], budget)) {
+        for (const p of this.proseUnits([u], budget)) {
           const t = acc ? `${acc}${p.sep}${p.text}` : p.text;
-          if (this.n(wrap(t)) <= T) acc = t;
+          if (this.fits(wrap(t), T)) acc = t;
           else {
             if (acc) out.push(wrap(acc));
             acc = p.text;
@@ -169,40 +181,53 @@ export class Chunker {
     return out;
   }
 
-  /** Smallest natural units: lines, then sentences, then words, then characters — only as deep as needed. */
-  private units(text: string, seps: string[], T: number): Piece[] {
-    const [sep, ...rest] = seps;
-    if (sep === undefined || sep === '') return this.hardSplit(text, T);
-    let parts: { text: string; sep: string }[];
-    if (sep === ' ') {
-      // sentences first, words only for a sentence that is itself too long
-      const sentences = text.split(/(?<=[.!?;:])\s+/).filter((x) => x);
-      if (sentences.length > 1) {
-        return sentences.flatMap((s, i) => {
-          const sub = this.n(s) <= T ? [{ text: s, sep: ' ' }] : this.units(s, [' ', ''], T).slice();
-          if (sub[0]) sub[0].sep = i === 0 ? '' : ' ';
-          return sub;
-        });
-      }
-      parts = text.split(' ').filter((x) => x).map((t) => ({ text: t, sep: ' ' }));
-    } else parts = text.split(sep).map((t) => ({ text: t, sep }));
+  /**
+   * Smallest natural units, only as fine as needed: lines; a line too long → sentences; a sentence too long →
+   * runs of words (about T characters each, verified); a word too long → characters. One pass per level, no
+   * recursion: every level pushes onto the output array one piece at a time.
+   */
+  private proseUnits(lines: string[], T: number): Piece[] {
     const out: Piece[] = [];
-    for (const p of parts) {
-      if (this.n(p.text) <= T || (rest.length === 0 && sep !== ' ')) out.push(p);
-      else {
-        const sub = this.units(p.text, sep === '\n' ? [' ', ''] : [''], T);
-        if (sub[0]) sub[0].sep = p.sep;
-        out.push(...sub);
-      }
-    }
-    if (out[0]) out[0].sep = '';
-    return out.filter((p) => p.text.trim());
+    const emit = (text: string, sep: string) => {
+      if (text.trim()) out.push({ text, sep: out.length ? sep : '' });
+    };
+    lines.forEach((line, li) => {
+      const lineSep = li === 0 ? '' : '\n';
+      if (this.fits(line, T)) return emit(line, lineSep);
+      const sentences = line.split(/(?<=[.!?;:])\s+/);
+      sentences.forEach((sentence, si) => {
+        const sSep = si === 0 ? lineSep : ' ';
+        if (this.fits(sentence, T)) return emit(sentence, sSep);
+        // runs of words about T characters long (≈ T/4 tokens), each verified; a run still too long is cut by characters
+        const words = sentence.split(' ');
+        let run = '';
+        let first = true;
+        const flush = () => {
+          if (!run) return;
+          const sep = first ? sSep : ' ';
+          first = false;
+          if (this.fits(run, T)) emit(run, sep);
+          else this.hardSplit(run, T).forEach((p, i) => emit(p, i === 0 ? sep : ''));
+          run = '';
+        };
+        for (const w of words) {
+          if (!w) continue;
+          if (run && run.length + 1 + w.length > Math.max(8, T)) flush();
+          run = run ? `${run} ${w}` : w;
+        }
+        flush();
+      });
+    });
+    return out;
   }
 
-  private hardSplit(text: string, T: number): Piece[] {
-    const out: Piece[] = [];
-    let rest = text;
-    while (rest.length) {
+  /** Cut by characters: the longest prefix that fits (binary search inside a bounded window). */
+  private hardSplit(text: string, T: number): string[] {
+    const out: string[] = [];
+    let pos = 0;
+    const window = T * MAX_CHARS_PER_TOKEN;
+    while (pos < text.length) {
+      const rest = text.slice(pos, pos + window);
       let lo = 1;
       let hi = rest.length;
       while (lo < hi) {
@@ -210,35 +235,91 @@ export class Chunker {
         if (this.n(rest.slice(0, mid)) <= T) lo = mid;
         else hi = mid - 1;
       }
-      out.push({ text: rest.slice(0, lo), sep: '' });
-      rest = rest.slice(lo);
+      out.push(rest.slice(0, lo));
+      pos += lo;
     }
     return out;
   }
 
-  /** Pack pieces into chunks ≤ target; each new chunk starts with the previous chunk's tail (≤ overlap tokens). */
+  /**
+   * Pack pieces into chunks ≤ target; each new chunk starts with the previous chunk's tail (≤ overlap tokens).
+   * Linear: every piece is counted once (with its separator) and the running sum decides; each chunk is then
+   * counted exactly once, and in the rare case the sum under-estimated, pieces go back to the queue until it fits.
+   */
   pack(pieces: Piece[]): string[] {
     const T = this.opts.targetTokens;
     const O = this.opts.overlapTokens;
     const chunks: string[] = [];
     const join = (xs: Piece[]) => xs.map((p, i) => (i === 0 ? p.text : p.sep + p.text)).join('');
+    // a piece's own count (already known to the tokenizer's cache from splitting) plus one for a separator: an
+    // estimate, made exact by the per-chunk check below
+    const cost = (p: Piece, first: boolean) => this.n(p.text) + (first || !p.sep ? 0 : 1);
     let cur: Piece[] = [];
-    for (const p of pieces) {
-      if (!cur.length || this.n(join([...cur, p])) <= T) {
+    let costs: number[] = [];
+    let est = 0;
+    let tailLen = 0; // cur[0 .. tailLen) is overlap carried from the previous chunk
+    const pending: Piece[] = []; // pieces handed back by an exact check, processed before the rest, in order
+    let i = 0;
+    const next = (): Piece | undefined => (pending.length ? pending.shift() : pieces[i++]);
+    const setCur = (xs: Piece[], tail: number) => {
+      cur = xs;
+      costs = xs.map((q, k) => cost(q, k === 0));
+      est = costs.reduce((a, b) => a + b, 0);
+      tailLen = tail;
+    };
+    for (let p = next(); p; p = next()) {
+      const c = cost(p, cur.length === 0);
+      if (!cur.length || est + c <= T) {
         cur.push(p);
+        costs.push(c);
+        est += c;
         continue;
       }
-      chunks.push(join(cur));
-      const tail: Piece[] = [];
-      for (let i = cur.length - 1; i > 0 && O > 0; i--) {
-        const cand = [cur[i] as Piece, ...tail];
-        if (this.n(join(cand)) > O) break;
-        tail.unshift(cur[i] as Piece);
+      if (cur.length === tailLen) {
+        // only overlap so far: drop overlap from the front until the new piece fits
+        pending.unshift(p);
+        setCur(cur.slice(1), tailLen - 1);
+        continue;
       }
-      cur = [...tail, p];
-      while (cur.length > 1 && this.n(join(cur)) > T) cur.shift();
+      pending.unshift(p);
+      // exact check of the chunk; hand pieces back while it is over budget
+      let t = join(cur);
+      while (cur.length > 1 && !this.fits(t, T)) {
+        if (cur.length - tailLen > 1) pending.unshift(cur.pop() as Piece);
+        else {
+          cur.shift();
+          tailLen--;
+        }
+        t = join(cur);
+      }
+      chunks.push(t);
+      // the next chunk starts with the tail of this one
+      const tail: Piece[] = [];
+      let tEst = 0;
+      for (let k = cur.length - 1; k > 0 && O > 0; k--) {
+        const ck = cost(cur[k] as Piece, false);
+        if (tEst + ck > O) break;
+        tail.unshift(cur[k] as Piece);
+        tEst += ck;
+      }
+      while (tail.length && !this.fits(join(tail), O)) tail.shift();
+      setCur(tail, tail.length);
     }
-    if (cur.length) chunks.push(join(cur));
+    if (cur.length > tailLen) {
+      let t = join(cur);
+      // final chunk: same exact check; any piece handed back starts one more chunk
+      const rest: Piece[] = [];
+      while (cur.length > 1 && !this.fits(t, T)) {
+        if (cur.length - tailLen > 1) rest.unshift(cur.pop() as Piece);
+        else {
+          cur.shift();
+          tailLen--;
+        }
+        t = join(cur);
+      }
+      chunks.push(t);
+      if (rest.length) for (const x of this.pack(rest)) chunks.push(x);
+    }
     return chunks.map((c) => c.trim()).filter(Boolean);
   }
 
@@ -246,7 +327,8 @@ export class Chunker {
     const out: Chunk[] = [];
     const min = this.opts.minTokens ?? 4;
     for (const s of splitSections(doc.markdown)) {
-      const pieces = splitBlocks(s.body).flatMap((b) => this.splitBlock(b));
+      const pieces: Piece[] = [];
+      for (const b of splitBlocks(s.body)) for (const p of this.splitBlock(b)) pieces.push(p);
       for (const text of this.pack(pieces)) {
         const index = out.length;
         const tokens = this.n(text);
@@ -269,5 +351,7 @@ export class Chunker {
 
 export function chunkDocs(docs: Doc[], tok: TokenCounter, opts: ChunkOptions): Chunk[] {
   const c = new Chunker(tok, opts);
-  return docs.flatMap((d) => c.chunkDoc(d));
+  const out: Chunk[] = [];
+  for (const d of docs) for (const ch of c.chunkDoc(d)) out.push(ch);
+  return out;
 }

@@ -12,7 +12,7 @@ import { runAll, stageChunk, stageDedupe, stageFormat, stageIngest, stageSynth, 
 
 const HELP = `lorafleet data — raw domain documents to training sets
 
-  data ingest <dir> --out <work> [--log-year YYYY]
+  data ingest <dir> --out <work> [--log-year YYYY] [--max-file-mb 10]
   data chunk --out <work> --tokenizer <dir with tokenizer.json> [--target 256] [--overlap 32]
   data dedupe --out <work>
   data synth --out <work> [--chunks <file>]                 offline extractive generator (no teacher)
@@ -31,6 +31,7 @@ const OPTIONS = {
   target: { type: 'string' },
   overlap: { type: 'string' },
   'log-year': { type: 'string' },
+  'max-file-mb': { type: 'string' },
   chunks: { type: 'string' },
   domain: { type: 'string' },
   'teacher-url': { type: 'string' },
@@ -90,6 +91,10 @@ export async function dataCli(argv: string[]): Promise<number> {
     : undefined;
   const chunkOpts = { tokenizer: v.tokenizer, targetTokens: num(v.target, 'target'), overlapTokens: num(v.overlap, 'overlap') };
   const fmtOpts = { valFraction: num(v.val, 'val'), seed: num(v.seed, 'seed') };
+  const mbytes = (x: string | undefined) => {
+    const n = num(x, 'max-file-mb');
+    return n === undefined ? undefined : Math.round(n * 1024 * 1024);
+  };
   const clean = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
   const say = (s: string) => {
     if (!v.quiet) process.stderr.write(`${s}\n`);
@@ -98,7 +103,7 @@ export async function dataCli(argv: string[]): Promise<number> {
     case 'ingest': {
       const input = positionals[0];
       if (!input) throw new Error('data ingest <dir> --out <work>');
-      const docs = await stageIngest(resolve(input), { ...common, logYear: num(v['log-year'], 'log-year') });
+      const docs = await stageIngest(resolve(input), clean({ ...common, logYear: num(v['log-year'], 'log-year'), maxFileBytes: mbytes(v['max-file-mb']) }));
       say(`ingested ${docs.length} documents → ${join(common.work, 'docs.jsonl')}`);
       return 0;
     }
@@ -127,7 +132,7 @@ export async function dataCli(argv: string[]): Promise<number> {
       if (!input) throw new Error('data run <dir> --out <work>');
       const res = await runAll(
         resolve(input),
-        clean({ ...common, ...chunkOpts, ...fmtOpts, domain: v.domain ? resolve(v.domain) : undefined, logYear: num(v['log-year'], 'log-year'), teacher: teacher && clean(teacher), withExtractive: v['with-extractive'] }),
+        clean({ ...common, ...chunkOpts, ...fmtOpts, domain: v.domain ? resolve(v.domain) : undefined, logYear: num(v['log-year'], 'log-year'), maxFileBytes: mbytes(v['max-file-mb']), teacher: teacher && clean(teacher), withExtractive: v['with-extractive'] }),
       );
       for (const s of res.sets) say(`${s.name.padEnd(26)} ${String(s.train.length).padStart(5)} train ${String(s.val.length).padStart(5)} val`);
       say(`report → ${join(common.work, 'report.md')}`);

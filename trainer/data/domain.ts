@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import Ajv from 'ajv';
 import { z } from 'zod';
+import { zodIssues } from './util.ts';
 
 const JsonSchema: z.ZodType<Record<string, unknown>> = z.record(z.string(), z.unknown());
 
@@ -39,17 +41,72 @@ export const DomainSchema = z
     general: z.array(z.object({ question: z.string(), answer: z.string() })).default([]),
   })
   .superRefine((d, ctx) => {
-    for (const ls of d.labelSets) {
-      for (const k of Object.keys(ls.templates))
-        if (!ls.labels.includes(k)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `label set ${ls.name}: template label ${k} is not declared` });
-      for (const v of Object.values(ls.fromTools ?? {}))
-        if (!ls.labels.includes(v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `label set ${ls.name}: fromTools label ${v} is not declared` });
-    }
+    d.labelSets.forEach((ls, i) => {
+      const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['labelSets', i, ...path], message });
+      for (const k of Object.keys(ls.templates)) if (!ls.labels.includes(k)) issue(['templates', k], `label set ${ls.name}: template label ${k} is not declared in labels`);
+      for (const [t, v] of Object.entries(ls.fromTools ?? {})) {
+        if (!ls.labels.includes(v)) issue(['fromTools', t], `label set ${ls.name}: fromTools label ${v} is not declared in labels`);
+        if (!d.tools.some((x) => x.name === t)) issue(['fromTools', t], `label set ${ls.name}: fromTools names tool ${t}, which is not declared in tools`);
+      }
+    });
   });
 export type Domain = z.infer<typeof DomainSchema>;
 
+/**
+ * Load and validate a domain spec. Every error names the file and the field: JSON syntax, the zod schema, entity
+ * patterns that are not regular expressions, tool parameters that are not JSON Schemas, templates naming entity
+ * types that are not declared.
+ */
 export async function loadDomain(path: string): Promise<Domain> {
-  return DomainSchema.parse(JSON.parse(await readFile(path, 'utf8')));
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read the domain spec: ${(e as Error).message}`);
+  }
+  return parseDomain(text, path);
+}
+
+export function parseDomain(text: string, path = 'domain.json'): Domain {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: invalid JSON: ${(e as Error).message}`);
+  }
+  const res = DomainSchema.safeParse(raw);
+  if (!res.success) throw new Error(`${path}: invalid domain spec: ${zodIssues(res.error)}`);
+  const d = res.data;
+  const problems: string[] = [];
+  for (const [type, e] of Object.entries(d.entities)) {
+    if (!e.pattern) continue;
+    try {
+      new RegExp(e.pattern, 'g');
+    } catch (err) {
+      problems.push(`entities.${type}.pattern: not a regular expression (${(err as Error).message})`);
+    }
+  }
+  const ajv = new Ajv({ strict: false });
+  const types = new Set(Object.keys(d.entities));
+  const slots = (s: string, where: string) => {
+    for (const m of s.matchAll(/\{([A-Z_]+)\}/g)) if (!types.has(m[1] as string)) problems.push(`${where}: entity type {${m[1]}} is not declared in entities`);
+  };
+  d.tools.forEach((t, i) => {
+    try {
+      ajv.compile(t.parameters);
+    } catch (err) {
+      problems.push(`tools[${i}].parameters: not a valid JSON Schema (${(err as Error).message})`);
+    }
+    t.queries.forEach((q, j) => {
+      slots(q.text, `tools[${i}].queries[${j}].text`);
+      slots(JSON.stringify(q.arguments), `tools[${i}].queries[${j}].arguments`);
+    });
+  });
+  d.labelSets.forEach((ls, i) => {
+    for (const [label, tpls] of Object.entries(ls.templates)) tpls.forEach((t, j) => slots(t, `labelSets[${i}].templates.${label}[${j}]`));
+  });
+  if (problems.length) throw new Error(`${path}: invalid domain spec: ${problems.join('; ')}`);
+  return d;
 }
 
 /** Regex finding every occurrence of an entity type (patterns as given, values as whole words). */

@@ -76,11 +76,12 @@ function slotTypes(tpl: string): string[] {
 function expand(tpl: string, ents: Record<string, string[]>, r: () => number, cap: number): Record<string, string>[] {
   const types = slotTypes(tpl);
   if (!types.length) return [{}];
+  if (types.some((t) => !ents[t]?.length)) return []; // no value known for a slot: no row (never a '<TYPE>' placeholder)
   const out: Record<string, string>[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < cap * 4 && out.length < cap; i++) {
     const s: Record<string, string> = {};
-    for (const t of types) s[t] = pick(r, ents[t]?.length ? (ents[t] as string[]) : [`<${t}>`]);
+    for (const t of types) s[t] = pick(r, ents[t] as string[]);
     const k = JSON.stringify(s);
     if (!seen.has(k)) {
       seen.add(k);
@@ -348,8 +349,9 @@ function dpoRows(c: Ctx, pairs: QAPair[], examples: ToolExample[], clsRows: Map<
       const other = c.domain.tools.filter((t) => t.name !== e.tool.name);
       if (other.length) {
         const t = pick(c.r, other);
-        const args = fillArgs(pick(c.r, t.queries).arguments, Object.fromEntries(Object.entries(c.ents).map(([k, v]) => [k, pick(c.r, v)]))) as Record<string, unknown>;
-        rejected = toolCallText(t.name, args);
+        const q = pick(c.r, t.queries);
+        const slots = expand(JSON.stringify(q.arguments), c.ents, c.r, 1)[0];
+        if (slots) rejected = toolCallText(t.name, fillArgs(q.arguments, slots) as Record<string, unknown>);
       }
     }
     if (rejected) add(toolSys, e.query, chosen, rejected, kind, `tool:${e.query}`);

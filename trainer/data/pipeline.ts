@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chunkDocs } from './chunk.ts';
+import { Chunker } from './chunk.ts';
 import { MINHASH, dedupe } from './dedupe.ts';
 import { loadDomain } from './domain.ts';
 import { formatAll, type FormatOptions } from './format.ts';
@@ -21,7 +21,7 @@ import { extractPairs } from './synth/extractive.ts';
 import { Teacher, type TeacherOptions } from './synth/teacher.ts';
 import { approxCounter, loadTokenizer, type TokenCounter } from './tokenizer.ts';
 import { ChunkSchema, DocSchema, QAPairSchema, type Chunk, type Doc, type QAPair } from './types.ts';
-import { readJsonl, writeFileAtomic, writeJsonl } from './util.ts';
+import { readJsonlAs, writeFileAtomic, writeJsonl } from './util.ts';
 
 export interface CommonOptions {
   work: string;
@@ -47,11 +47,12 @@ function slug(s: string): string {
   return s.replace(/[^\w.-]+/g, '_').slice(0, 120);
 }
 
-export async function stageIngest(input: string, o: CommonOptions & { logYear?: number }): Promise<Doc[]> {
+export async function stageIngest(input: string, o: CommonOptions & { logYear?: number; maxFileBytes?: number }): Promise<Doc[]> {
   await mkdir(o.work, { recursive: true });
   let bar: Progress | null = null;
   const res = await ingestDir(input, {
     logYear: o.logYear,
+    maxFileBytes: o.maxFileBytes,
     onProgress: (d, t, f) => {
       bar ??= new Progress('ingest', t, !o.quiet);
       bar.update(d, f);
@@ -65,6 +66,10 @@ export async function stageIngest(input: string, o: CommonOptions & { logYear?: 
     s.startedAt ??= new Date().toISOString();
     s.ingest = { files: new Set(res.docs.map((d) => d.source.split('#')[0])).size + res.skipped.length, docs: res.docs.length, byFormat: res.byFormat, skipped: res.skipped, boilerplateRemoved: res.boilerplateRemoved };
   });
+  // skipped files are always reported on stderr (also with --quiet): a silent loss of input is worse than noise
+  const list = res.skipped.map((x) => `  ${x.source}: ${x.reason}`).join('\n');
+  if (!res.docs.length) throw new Error(`ingest: no usable document in ${input}${res.skipped.length ? `; every file was skipped:\n${list}` : ' (no files)'}`);
+  if (res.skipped.length) process.stderr.write(`ingest: skipped ${res.skipped.length} file(s), kept ${res.docs.length} document(s) (reasons also in report.md):\n${list}\n`);
   return res.docs;
 }
 
@@ -75,15 +80,16 @@ export async function getTokenizer(path: string | undefined): Promise<TokenCount
 }
 
 export async function stageChunk(o: CommonOptions & { tokenizer?: string; targetTokens?: number; overlapTokens?: number; docs?: string }): Promise<Chunk[]> {
-  const docs = (await readJsonl(o.docs ?? join(o.work, 'docs.jsonl'))).map((d) => DocSchema.parse(d));
+  const docs = await readJsonlAs(o.docs ?? join(o.work, 'docs.jsonl'), DocSchema);
   const tok = await getTokenizer(o.tokenizer);
   const target = o.targetTokens ?? 256;
   const overlap = o.overlapTokens ?? 32;
   const bar = new Progress('chunk', docs.length, !o.quiet);
   const chunks: Chunk[] = [];
+  const chunker = new Chunker(tok, { targetTokens: target, overlapTokens: overlap });
   docs.forEach((d, i) => {
-    chunks.push(...chunkDocs([d], tok, { targetTokens: target, overlapTokens: overlap }));
-    bar.update(i + 1);
+    for (const c of chunker.chunkDoc(d)) chunks.push(c);
+    bar.update(i + 1, d.source);
   });
   await writeJsonl(join(o.work, 'chunks.jsonl'), chunks);
   const toks = chunks.map((c) => c.tokens);
@@ -93,9 +99,9 @@ export async function stageChunk(o: CommonOptions & { tokenizer?: string; target
       targetTokens: target,
       overlapTokens: overlap,
       chunks: chunks.length,
-      minTokens: toks.length ? Math.min(...toks) : 0,
+      minTokens: toks.length ? toks.reduce((a, b) => Math.min(a, b)) : 0,
       meanTokens: toks.length ? Math.round(toks.reduce((a, b) => a + b, 0) / toks.length) : 0,
-      maxTokens: toks.length ? Math.max(...toks) : 0,
+      maxTokens: toks.length ? toks.reduce((a, b) => Math.max(a, b)) : 0,
       overBudget: toks.filter((t) => t > target).length,
     };
   });
@@ -103,7 +109,7 @@ export async function stageChunk(o: CommonOptions & { tokenizer?: string; target
 }
 
 export async function stageDedupe(o: CommonOptions & { chunks?: string }): Promise<Chunk[]> {
-  const chunks = (await readJsonl(o.chunks ?? join(o.work, 'chunks.jsonl'))).map((c) => ChunkSchema.parse(c));
+  const chunks = await readJsonlAs(o.chunks ?? join(o.work, 'chunks.jsonl'), ChunkSchema);
   const res = dedupe(chunks, (c) => c.text);
   await writeJsonl(join(o.work, 'chunks.dedup.jsonl'), res.kept);
   const name = (c: Chunk) => `${c.source} › ${c.sectionPath.join(' › ')}`;
@@ -129,7 +135,7 @@ export type SynthOptions = CommonOptions & {
 
 export async function stageSynth(o: SynthOptions): Promise<QAPair[]> {
   const src = o.chunks ?? (existsSync(join(o.work, 'chunks.dedup.jsonl')) ? join(o.work, 'chunks.dedup.jsonl') : join(o.work, 'chunks.jsonl'));
-  const chunks = (await readJsonl(src)).map((c) => ChunkSchema.parse(c));
+  const chunks = await readJsonlAs(src, ChunkSchema);
   const pairs: QAPair[] = [];
   const rejected: NonNullable<Stats['rejected']> = [];
   let teacherStats: Record<string, number | string> | undefined;
@@ -165,9 +171,9 @@ export async function stageSynth(o: SynthOptions): Promise<QAPair[]> {
 
 export async function stageFormat(o: CommonOptions & FormatOptions & { domain: string; qa?: string; chunks?: string }) {
   const domain = await loadDomain(o.domain);
-  const pairs = (await readJsonl(o.qa ?? join(o.work, 'qa.jsonl'))).map((p) => QAPairSchema.parse(p));
+  const pairs = await readJsonlAs(o.qa ?? join(o.work, 'qa.jsonl'), QAPairSchema);
   const chunkSrc = o.chunks ?? (existsSync(join(o.work, 'chunks.dedup.jsonl')) ? join(o.work, 'chunks.dedup.jsonl') : join(o.work, 'chunks.jsonl'));
-  const chunks = (await readJsonl(chunkSrc)).map((c) => ChunkSchema.parse(c));
+  const chunks = await readJsonlAs(chunkSrc, ChunkSchema);
   const res = formatAll(domain, pairs, chunks, o);
   const bar = new Progress('format', res.sets.length, !o.quiet);
   let i = 0;
@@ -189,10 +195,11 @@ export async function stageFormat(o: CommonOptions & FormatOptions & { domain: s
 
 export async function runAll(
   input: string,
-  o: CommonOptions & { domain?: string; tokenizer?: string; targetTokens?: number; overlapTokens?: number; logYear?: number } & Omit<SynthOptions, 'work'> & FormatOptions,
+  o: CommonOptions & { domain?: string; tokenizer?: string; targetTokens?: number; overlapTokens?: number; logYear?: number; maxFileBytes?: number } & Omit<SynthOptions, 'work'> & FormatOptions,
 ) {
   const domain = o.domain ?? join(input, 'domain.json');
   if (!existsSync(domain)) throw new Error(`no domain spec: pass --domain (looked for ${domain})`);
+  await loadDomain(domain); // validated before any stage runs: a bad spec fails fast, naming the file and field
   await stageIngest(input, o);
   await stageChunk(o);
   await stageDedupe(o);

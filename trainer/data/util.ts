@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { z } from 'zod';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -48,10 +49,36 @@ export async function writeJsonl(path: string, rows: unknown[]): Promise<void> {
 
 export async function readJsonl<T = unknown>(path: string): Promise<T[]> {
   const text = await readFile(path, 'utf8');
-  return text
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as T);
+  const out: T[] = [];
+  text.split('\n').forEach((l, i) => {
+    if (!l.trim()) return;
+    try {
+      out.push(JSON.parse(l) as T);
+    } catch (e) {
+      throw new Error(`${path}:${i + 1}: invalid JSON: ${(e as Error).message}`);
+    }
+  });
+  return out;
+}
+
+/** "a.b[2].c: message; …" — a zod error as one readable line naming every field. */
+export function zodIssues(err: z.ZodError, max = 8): string {
+  const parts = err.issues.slice(0, max).map((i) => {
+    const path = i.path.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)), '');
+    return `${path || '(root)'}: ${i.message}`;
+  });
+  if (err.issues.length > max) parts.push(`… ${err.issues.length - max} more`);
+  return parts.join('; ');
+}
+
+/** Read a JSONL file and validate every row; an error names the file, the line and the field. */
+export async function readJsonlAs<S extends z.ZodTypeAny>(path: string, schema: S): Promise<z.infer<S>[]> {
+  const rows = await readJsonl(path);
+  return rows.map((r, i) => {
+    const res = schema.safeParse(r);
+    if (!res.success) throw new Error(`${path}: row ${i + 1}: ${zodIssues(res.error)}`);
+    return res.data as z.infer<S>;
+  });
 }
 
 /** Write-then-rename so a killed process never leaves a half-written file behind. */

@@ -20,6 +20,16 @@ export interface IngestSkip {
   source: string;
   reason: string;
 }
+/** Per-file input limit (bytes) unless configured: larger files are skipped with a message saying how to raise it. */
+export const DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024;
+
+export interface IngestOptions {
+  logYear?: number;
+  /** skip files larger than this (default 10 MiB) */
+  maxFileBytes?: number;
+  onProgress?: (done: number, total: number, file: string) => void;
+}
+
 export interface IngestResult {
   docs: Doc[];
   skipped: IngestSkip[];
@@ -56,16 +66,25 @@ function titleOf(markdown: string, fallback: string): string {
   return /^#\s+(.+)$/m.exec(markdown)?.[1]?.trim() ?? fallback;
 }
 
-/** Ingest one file into zero or more documents (a MediaWiki export holds many pages). */
-export async function ingestFile(path: string, rel: string, opts: { logYear?: number } = {}): Promise<Doc[]> {
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+
+/** Ingest one file into zero or more documents (a MediaWiki export holds many pages). Throws with the reason when the file is unusable. */
+export async function ingestFile(path: string, rel: string, opts: Omit<IngestOptions, 'onProgress'> = {}): Promise<Doc[]> {
+  const st = await stat(path);
+  const limit = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  if (st.size === 0) throw new Error('empty file (0 bytes)');
+  if (st.size > limit) throw new Error(`file is ${mb(st.size)}, over the per-file limit of ${mb(limit)} (raise it with --max-file-mb)`);
   const buf = await readFile(path);
   const head = buf.subarray(0, 2048).toString('utf8');
   const format = detectFormat(path, head);
   if (!format) throw new Error(`unsupported file type ${extname(path) || '(none)'}`);
+  if (format === 'pdf' && !buf.subarray(0, 1024).toString('latin1').includes('%PDF-')) throw new Error('not a PDF (no %PDF- header; binary or mislabelled file)');
+  if (format !== 'pdf' && looksBinary(buf)) throw new Error(`binary content in a ${format} file (NUL bytes or invalid UTF-8)`);
+  const mtime = st.mtime.toISOString();
   const base = rel.split(sep).join('/');
   const mk = (source: string, title: string, markdown: string, meta: Record<string, unknown> = {}): Doc => {
     const md = normalizeText(markdown);
-    return { id: sha256(`${source}\n${md}`).slice(0, 16), source, format, title: title.trim() || source, markdown: md, meta };
+    return { id: sha256(`${source}\n${md}`).slice(0, 16), source, format, title: title.trim() || source, markdown: md, meta: { mtime, ...meta } };
   };
   switch (format) {
     case 'markdown': {
@@ -101,10 +120,21 @@ export async function ingestFile(path: string, rel: string, opts: { logYear?: nu
   }
 }
 
-export async function ingestDir(
-  dir: string,
-  opts: { logYear?: number; onProgress?: (done: number, total: number, file: string) => void } = {},
-): Promise<IngestResult> {
+/** NUL bytes, or many U+FFFD after decoding, in the first 64 KiB: not text. */
+export function looksBinary(buf: Buffer): boolean {
+  const head = buf.subarray(0, 65536);
+  if (head.includes(0)) return true;
+  const text = head.toString('utf8');
+  let bad = 0;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 0xfffd) bad++;
+  return bad > 8 && bad / Math.max(1, text.length) > 0.01;
+}
+
+/**
+ * Ingest every file of a folder. Each file is ingested on its own: one that fails, is over the size limit or comes
+ * out empty is recorded in `skipped` with the reason, and the others go on. Callers decide what "nothing usable" means.
+ */
+export async function ingestDir(dir: string, opts: IngestOptions = {}): Promise<IngestResult> {
   const st = await stat(dir);
   const files = st.isDirectory() ? await walk(dir) : [dir];
   const docs: Doc[] = [];
@@ -124,7 +154,7 @@ export async function ingestDir(
         byFormat[d.format] = (byFormat[d.format] ?? 0) + 1;
       }
     } catch (e) {
-      skipped.push({ source: rel, reason: (e as Error).message });
+      skipped.push({ source: rel.split(sep).join('/'), reason: ((e as Error).message || String(e)).split('\n')[0] as string });
     }
     opts.onProgress?.(++i, files.length, rel);
   }
