@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { KeepPolicy } from './dedupe.ts';
 import { renderReport, type Stats } from './report.ts';
 import { runAll, stageChunk, stageDedupe, stageFormat, stageIngest, stageSynth, type SynthOptions } from './pipeline.ts';
 
@@ -14,7 +15,7 @@ const HELP = `lorafleet data — raw domain documents to training sets
 
   data ingest <dir> --out <work> [--log-year YYYY] [--max-file-mb 10]
   data chunk --out <work> --tokenizer <dir with tokenizer.json> [--target 256] [--overlap 32]
-  data dedupe --out <work>
+  data dedupe --out <work> [--keep canonical|newest|first]   which copy of a duplicate survives
   data synth --out <work> [--chunks <file>]                 offline extractive generator (no teacher)
   data synth --out <work> --teacher-url <http://host/v1> --model <name> [--api-key K] [--judge-model M]
              [--concurrency 4] [--pairs 4] [--threshold 4] [--max-attempts 4] [--cache <dir>] [--with-extractive]
@@ -32,6 +33,7 @@ const OPTIONS = {
   overlap: { type: 'string' },
   'log-year': { type: 'string' },
   'max-file-mb': { type: 'string' },
+  keep: { type: 'string' },
   chunks: { type: 'string' },
   domain: { type: 'string' },
   'teacher-url': { type: 'string' },
@@ -91,6 +93,11 @@ export async function dataCli(argv: string[]): Promise<number> {
     : undefined;
   const chunkOpts = { tokenizer: v.tokenizer, targetTokens: num(v.target, 'target'), overlapTokens: num(v.overlap, 'overlap') };
   const fmtOpts = { valFraction: num(v.val, 'val'), seed: num(v.seed, 'seed') };
+  const keepPolicy = (x: string | undefined): KeepPolicy | undefined => {
+    if (x === undefined) return undefined;
+    if (x !== 'canonical' && x !== 'newest' && x !== 'first') throw new Error(`--keep must be canonical, newest or first, got ${x}`);
+    return x;
+  };
   const mbytes = (x: string | undefined) => {
     const n = num(x, 'max-file-mb');
     return n === undefined ? undefined : Math.round(n * 1024 * 1024);
@@ -113,7 +120,7 @@ export async function dataCli(argv: string[]): Promise<number> {
       return 0;
     }
     case 'dedupe':
-      await stageDedupe({ ...common, chunks: v.chunks });
+      await stageDedupe(clean({ ...common, chunks: v.chunks, keep: keepPolicy(v.keep) }));
       return 0;
     case 'synth': {
       const pairs = await stageSynth({ ...common, chunks: v.chunks, teacher: teacher && clean(teacher), withExtractive: v['with-extractive'] });
@@ -132,7 +139,7 @@ export async function dataCli(argv: string[]): Promise<number> {
       if (!input) throw new Error('data run <dir> --out <work>');
       const res = await runAll(
         resolve(input),
-        clean({ ...common, ...chunkOpts, ...fmtOpts, domain: v.domain ? resolve(v.domain) : undefined, logYear: num(v['log-year'], 'log-year'), maxFileBytes: mbytes(v['max-file-mb']), teacher: teacher && clean(teacher), withExtractive: v['with-extractive'] }),
+        clean({ ...common, ...chunkOpts, ...fmtOpts, domain: v.domain ? resolve(v.domain) : undefined, logYear: num(v['log-year'], 'log-year'), maxFileBytes: mbytes(v['max-file-mb']), keep: keepPolicy(v.keep), teacher: teacher && clean(teacher), withExtractive: v['with-extractive'] }),
       );
       for (const s of res.sets) say(`${s.name.padEnd(26)} ${String(s.train.length).padStart(5)} train ${String(s.val.length).padStart(5)} val`);
       say(`report → ${join(common.work, 'report.md')}`);

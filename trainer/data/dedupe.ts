@@ -13,7 +13,8 @@
  *     0.8 is ≈ 99.8 % per pair;
  *   - every candidate pair is then verified on the exact Jaccard of the shingle sets (≥ threshold, default 0.8),
  *     so false positives from the permissive banding cost time, not precision.
- * Clusters are formed with union-find; the earliest member of each cluster is kept.
+ * Clusters are formed with union-find; the member kept is the best by a rank (e.g. the canonical/newest copy:
+ * not under legacy/ or old/, highest version, newest mtime — see `sourceRank`), ties to the earliest.
  */
 import { fnv1a, normalizeForHash, sha256 } from './util.ts';
 
@@ -194,50 +195,101 @@ export interface DedupeResult<T> {
   clusterOf: number[];
 }
 
-/** Exact then near de-duplication, keeping the first item of every cluster. */
-export function dedupe<T>(items: T[], textOf: (t: T) => string, opts: LshOptions = {}): DedupeResult<T> {
+export interface DedupeOptions<T = unknown> extends LshOptions {
+  /**
+   * Which member of a cluster survives: the one with the smallest rank (compared element by element when arrays),
+   * ties to the earliest. Without it the earliest item is kept.
+   */
+  rank?: (item: T, index: number) => number | number[];
+}
+
+function cmpRank(a: number | number[], b: number | number[]): number {
+  const x = Array.isArray(a) ? a : [a];
+  const y = Array.isArray(b) ? b : [b];
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d) return d;
+  }
+  return 0;
+}
+
+/** Exact then near de-duplication; of every cluster the best-ranked item (or the earliest) is kept. */
+export function dedupe<T>(items: T[], textOf: (t: T) => string, opts: DedupeOptions<T> = {}): DedupeResult<T> {
   const exactDuplicates: { item: T; of: T }[] = [];
   const nearDuplicates: { item: T; of: T; jaccard: number }[] = [];
-  const clusterOf = items.map((_, i) => i);
-  const firstByHash = new Map<string, number>();
-  const survivors: number[] = [];
-  items.forEach((it, i) => {
-    const h = sha256(normalizeForHash(textOf(it)));
-    const f = firstByHash.get(h);
-    if (f !== undefined) {
-      exactDuplicates.push({ item: it, of: items[f] as T });
-      clusterOf[i] = f;
-    } else {
-      firstByHash.set(h, i);
-      survivors.push(i);
-    }
+  const ranks = opts.rank ? items.map((it, i) => (opts.rank as NonNullable<DedupeOptions<T>['rank']>)(it, i)) : null;
+  const better = (a: number, b: number) => (ranks ? cmpRank(ranks[a] as number, ranks[b] as number) < 0 : false) || (!ranks && a < b);
+  // 1. exact groups (normalised hash); each group's representative is its best-ranked member
+  const hashes = items.map((it) => sha256(normalizeForHash(textOf(it))));
+  const groupOf = new Map<string, number[]>();
+  hashes.forEach((h, i) => {
+    const g = groupOf.get(h);
+    if (g) g.push(i);
+    else groupOf.set(h, [i]);
   });
+  const exactRep = new Array<number>(items.length);
+  const survivors: number[] = [];
+  for (const g of groupOf.values()) {
+    let r = g[0] as number;
+    for (const i of g) if (better(i, r)) r = i;
+    for (const i of g) exactRep[i] = r;
+    survivors.push(r);
+  }
+  survivors.sort((a, b) => a - b);
+  // 2. near clusters among the exact representatives (MinHash-LSH, verified); representative = best-ranked member
   const uf = new UnionFind(survivors.length);
-  const best = new Map<number, number>();
   const near = (opts.threshold ?? MINHASH.threshold) <= 1;
   const idx = new NearDupIndex(opts);
   if (near) for (const i of survivors) idx.add(textOf(items[i] as T));
-  for (const p of near ? idx.pairs() : []) {
-    uf.union(p.a, p.b);
-    const k = Math.max(p.a, p.b);
-    best.set(k, Math.max(best.get(k) ?? 0, p.jaccard));
-  }
-  const kept: T[] = [];
+  for (const p of near ? idx.pairs() : []) uf.union(p.a, p.b);
+  const clusterRep = new Map<number, number>();
   survivors.forEach((orig, local) => {
     const root = uf.find(local);
-    if (root === local) kept.push(items[orig] as T);
-    else {
-      const rootOrig = survivors[root] as number;
-      clusterOf[orig] = rootOrig;
-      nearDuplicates.push({ item: items[orig] as T, of: items[rootOrig] as T, jaccard: best.get(local) ?? 0 });
-    }
+    const cur = clusterRep.get(root);
+    if (cur === undefined || better(orig, cur)) clusterRep.set(root, orig);
   });
-  for (let i = 0; i < clusterOf.length; i++) {
-    let c = clusterOf[i] as number;
-    while (clusterOf[c] !== c) c = clusterOf[c] as number;
-    clusterOf[i] = c;
-  }
+  const finalRep = new Map<number, number>();
+  survivors.forEach((orig, local) => finalRep.set(orig, clusterRep.get(uf.find(local)) as number));
+  const clusterOf = items.map((_, i) => finalRep.get(exactRep[i] as number) as number);
+  const kept: T[] = [];
+  items.forEach((it, i) => {
+    const er = exactRep[i] as number;
+    if (er !== i) exactDuplicates.push({ item: it, of: items[er] as T });
+    else if (clusterOf[i] !== i) {
+      const r = clusterOf[i] as number;
+      nearDuplicates.push({ item: it, of: items[r] as T, jaccard: jaccard(shingles(textOf(it), idx.o.shingle), shingles(textOf(items[r] as T), idx.o.shingle)) });
+    } else kept.push(it);
+  });
   return { kept, exactDuplicates, nearDuplicates, clusterOf };
+}
+
+/** Path hints that mark a copy as superseded (folders or file names). */
+export const LEGACY_PATH = /(^|[/_.-])(legacy|old|archive[sd]?|deprecated|obsolete|backup|bak|attic|outdated|superseded)([/_.-]|$)|~$/i;
+
+/** Version in a file name: overview-v2.md, spec_v10.txt, guide.version-3.html → 2, 10, 3 (0 when none). */
+export function versionOf(source: string): number {
+  const name = source.split('#')[0]?.split('/').pop() ?? '';
+  const m = /(?:^|[-_. ])v(?:ersion)?[-_ ]?(\d+)(?:[._-]\d+)*(?=[-_. ]|$)/i.exec(name.replace(/\.[a-z0-9]+$/i, ''));
+  return m ? Number(m[1]) : 0;
+}
+
+export type KeepPolicy = 'canonical' | 'newest' | 'first';
+
+/**
+ * Rank for the copy to keep, smaller is better.
+ *  canonical: not under a legacy/old/archive… path, then the highest version in the name, then the newest mtime;
+ *  newest: the newest mtime, then the path hints;
+ *  first: input order.
+ */
+export function sourceRank(policy: KeepPolicy, legacy: RegExp = LEGACY_PATH): (source: string, mtime?: string) => number[] {
+  return (source, mtime) => {
+    const path = source.split('#')[0] ?? source;
+    const old = legacy.test(path) ? 1 : 0;
+    const t = mtime ? -Date.parse(mtime) || 0 : 0;
+    if (policy === 'first') return [];
+    if (policy === 'newest') return [t, old, -versionOf(path)];
+    return [old, -versionOf(path), t];
+  };
 }
 
 /** Pairs above the threshold found by brute force — ground truth for tests and small audits. */

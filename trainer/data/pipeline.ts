@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Chunker } from './chunk.ts';
-import { MINHASH, dedupe } from './dedupe.ts';
+import { MINHASH, dedupe, sourceRank, type KeepPolicy } from './dedupe.ts';
 import { loadDomain } from './domain.ts';
 import { formatAll, type FormatOptions } from './format.ts';
 import { ingestDir } from './ingest/index.ts';
@@ -108,9 +108,15 @@ export async function stageChunk(o: CommonOptions & { tokenizer?: string; target
   return chunks;
 }
 
-export async function stageDedupe(o: CommonOptions & { chunks?: string }): Promise<Chunk[]> {
+export async function stageDedupe(o: CommonOptions & { chunks?: string; keep?: KeepPolicy }): Promise<Chunk[]> {
   const chunks = await readJsonlAs(o.chunks ?? join(o.work, 'chunks.jsonl'), ChunkSchema);
-  const res = dedupe(chunks, (c) => c.text);
+  // which copy survives: the canonical one by default (not legacy/old/archive…, highest version, newest mtime)
+  const keep = o.keep ?? 'canonical';
+  const docsPath = join(o.work, 'docs.jsonl');
+  const mtimes = new Map<string, string>();
+  if (existsSync(docsPath)) for (const d of await readJsonlAs(docsPath, DocSchema)) if (typeof d.meta.mtime === 'string') mtimes.set(d.id, d.meta.mtime);
+  const rank = sourceRank(keep);
+  const res = dedupe(chunks, (c) => c.text, { rank: (c) => rank(c.source, mtimes.get(c.docId)) });
   await writeJsonl(join(o.work, 'chunks.dedup.jsonl'), res.kept);
   const name = (c: Chunk) => `${c.source} › ${c.sectionPath.join(' › ')}`;
   await update(o.work, (s) => {
@@ -119,6 +125,7 @@ export async function stageDedupe(o: CommonOptions & { chunks?: string }): Promi
       after: res.kept.length,
       exact: res.exactDuplicates.length,
       near: res.nearDuplicates.length,
+      keep,
       params: { shingleWords: MINHASH.shingle, hashes: MINHASH.numHashes, bands: MINHASH.bands, rows: MINHASH.rows, jaccardThreshold: MINHASH.threshold },
       examples: [...res.exactDuplicates.map((d) => ({ removed: name(d.item), of: name(d.of) })), ...res.nearDuplicates.map((d) => ({ removed: name(d.item), of: name(d.of), jaccard: d.jaccard }))],
     };
@@ -195,7 +202,7 @@ export async function stageFormat(o: CommonOptions & FormatOptions & { domain: s
 
 export async function runAll(
   input: string,
-  o: CommonOptions & { domain?: string; tokenizer?: string; targetTokens?: number; overlapTokens?: number; logYear?: number; maxFileBytes?: number } & Omit<SynthOptions, 'work'> & FormatOptions,
+  o: CommonOptions & { domain?: string; tokenizer?: string; targetTokens?: number; overlapTokens?: number; logYear?: number; maxFileBytes?: number; keep?: KeepPolicy } & Omit<SynthOptions, 'work'> & FormatOptions,
 ) {
   const domain = o.domain ?? join(input, 'domain.json');
   if (!existsSync(domain)) throw new Error(`no domain spec: pass --domain (looked for ${domain})`);

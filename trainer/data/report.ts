@@ -6,7 +6,7 @@ export interface Stats {
   input?: string;
   ingest?: { files: number; docs: number; byFormat: Record<string, number>; skipped: { source: string; reason: string }[]; boilerplateRemoved: Record<string, number> };
   chunk?: { tokenizer: string; targetTokens: number; overlapTokens: number; chunks: number; minTokens: number; meanTokens: number; maxTokens: number; overBudget: number };
-  dedupe?: { before: number; after: number; exact: number; near: number; params: Record<string, number>; examples: { removed: string; of: string; jaccard?: number }[] };
+  dedupe?: { before: number; after: number; exact: number; near: number; keep?: string; params: Record<string, number>; examples: { removed: string; of: string; jaccard?: number }[] };
   synth?: { mode: string; chunks: number; pairs: number; byKind: Record<string, number>; teacher?: Record<string, number | string> };
   format?: {
     sets: { name: string; train: number; val: number; kinds: Record<string, number>; labels?: Record<string, number>; failures?: Record<string, number> }[];
@@ -34,7 +34,7 @@ export function renderReport(s: Stats): string {
 
   out.push('## Duplicates removed', '');
   if (s.dedupe) {
-    out.push(`Chunks: ${s.dedupe.exact} exact (normalised SHA-256), ${s.dedupe.near} near (MinHash-LSH, ${Object.entries(s.dedupe.params).map(([k, v]) => `${k}=${v}`).join(', ')}).`, '');
+    out.push(`Chunks: ${s.dedupe.exact} exact (normalised SHA-256), ${s.dedupe.near} near (MinHash-LSH, ${Object.entries(s.dedupe.params).map(([k, v]) => `${k}=${v}`).join(', ')}); copy kept: ${s.dedupe.keep ?? 'first'}.`, '');
     if (s.dedupe.examples.length) out.push(table(['Removed chunk', 'Duplicate of', 'Jaccard'], s.dedupe.examples.slice(0, 10).map((e) => [e.removed, e.of, e.jaccard === undefined ? 'exact' : e.jaccard.toFixed(3)])), '');
   }
   if (s.format) out.push(table(['Set', 'Exact', 'Near'], s.format.duplicatesRemoved.map((d) => [d.task, d.exact, d.near])), '');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bruteForcePairs, candidateProbability, dedupe, estimateJaccard, jaccard, minhash, MINHASH, NearDupIndex, shingles } from '../dedupe.ts';
+import { bruteForcePairs, candidateProbability, dedupe, estimateJaccard, jaccard, LEGACY_PATH, minhash, MINHASH, NearDupIndex, shingles, sourceRank, versionOf } from '../dedupe.ts';
 import { rng } from '../util.ts';
 
 /** A corpus with planted duplicates: exact copies (re-cased, re-spaced), near copies with k word edits, and unrelated docs. */
@@ -128,5 +128,38 @@ describe('MinHash-LSH de-duplication', () => {
   it('never merges unrelated texts', () => {
     const res = dedupe(['alpha beta gamma delta epsilon zeta', 'one two three four five six seven', 'red green blue cyan magenta yellow'], (t) => t);
     expect(res.kept.length).toBe(3);
+  });
+});
+
+describe('which copy of a duplicate survives', () => {
+  const text =
+    'The scheduler triggers periodic jobs such as nightly settlement at two and the hourly index refresh and publishes them to queue-broker; it keeps its lease in ledger-db and only one replica holds the lease at a time.';
+  const items = [
+    { source: 'docs/legacy/overview-v1.md', mtime: '2026-03-01T00:00:00Z', text },
+    { source: 'docs/old/overview.md', mtime: '2026-05-01T00:00:00Z', text: `${text} ` },
+    { source: 'docs/overview-v2.md', mtime: '2026-01-01T00:00:00Z', text: text.replace('periodic', 'the periodic') },
+    { source: 'docs/overview-v3.md', mtime: '2025-12-01T00:00:00Z', text: text.toUpperCase() },
+  ];
+  const run = (policy: 'canonical' | 'newest' | 'first') => {
+    const rank = sourceRank(policy);
+    return dedupe(items, (i) => i.text, { rank: (i) => rank(i.source, i.mtime) });
+  };
+  it('canonical: not under legacy/ or old/, then the highest version, then the newest; newest: mtime; first: input order', () => {
+    expect(run('canonical').kept.map((i) => i.source)).toEqual(['docs/overview-v3.md']);
+    expect(run('newest').kept.map((i) => i.source)).toEqual(['docs/old/overview.md']);
+    expect(run('first').kept.map((i) => i.source)).toEqual(['docs/legacy/overview-v1.md']);
+    const r = run('canonical');
+    expect(r.exactDuplicates.map((d) => [d.item.source, d.of.source])).toEqual([
+      ['docs/legacy/overview-v1.md', 'docs/overview-v3.md'],
+      ['docs/old/overview.md', 'docs/overview-v3.md'],
+    ]);
+    expect(r.nearDuplicates[0]?.jaccard).toBeGreaterThan(0.8);
+    expect(r.nearDuplicates.map((d) => d.item.source)).toEqual(['docs/overview-v2.md']);
+    expect(r.clusterOf).toEqual([3, 3, 3, 3]);
+  });
+  it('path hints and versions', () => {
+    for (const p of ['docs/legacy/a.md', 'old/a.md', 'a.old.md', 'archive/x/a.md', 'a_deprecated.md', 'a.md~', 'backup/a.md']) expect(LEGACY_PATH.test(p), p).toBe(true);
+    for (const p of ['docs/a.md', 'docs/golden/a.md', 'holdover.md', 'bold.md', 'docs/archiver.md']) expect(LEGACY_PATH.test(p), p).toBe(false);
+    expect([versionOf('overview-v2.md'), versionOf('spec_v10.txt'), versionOf('guide.version-3.html'), versionOf('overview.md'), versionOf('dev.md')]).toEqual([2, 10, 3, 0, 0]);
   });
 });

@@ -55,6 +55,11 @@ describe('data run on the shipped sample domain (offline, no teacher)', () => {
     expect(stats.chunk?.maxTokens).toBeLessThanOrEqual(192);
     expect(stats.dedupe?.exact).toBeGreaterThan(0); // the legacy copy of the overview page …
     expect(stats.dedupe?.near).toBeGreaterThan(0); // … whose scheduler section was lightly edited
+    // the current page survives, the legacy copy goes (canonical policy: legacy/ paths lose)
+    for (const e of stats.dedupe?.examples ?? []) {
+      expect(e.removed).toMatch(/^docs\/legacy\//);
+      expect(e.of).toMatch(/^docs\/overview\.md/);
+    }
     const report = readFileSync(join(work, 'report.md'), 'utf8');
     for (const h of ['## Stage counts', '## Duplicates removed', '## Label balance', '## Rejected rows', '## Train/validation leakage audit']) expect(report).toContain(h);
     expect(report).toMatch(/arguments fail schema/); // restart_service cannot target ledger-db: the template row is rejected and reported
