@@ -2,8 +2,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Runtime } from '../engine/gpu/runtime.ts';
-import { writeRandomModel, type PresetName } from '../reference/random-model.ts';
+import type { Runtime } from '../shaders/gpu/runtime.ts';
+import { writeRandomModel, type PresetName } from '../tests/helpers/random-model.ts';
 
 /**
  * The model dir for a bench entry: `realDir` when there is no preset, else a random-weight model

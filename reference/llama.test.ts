@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { forward, greedyGenerate } from './llama.ts';
 import { loadReferenceModel } from './load.ts';
-import { STORIES_DIR, STORIES_FIRST_11, STORIES_GREEDY_40, STORIES_PROMPT } from './stories-fixture.ts';
+import { STORIES_DIR, STORIES_FIRST_11, STORIES_GREEDY_40, STORIES_PROMPT } from '../tests/fixtures/stories.ts';
 
 describe('float64 reference on stories260K', () => {
   it('reproduces the llama2.c greedy tokens exactly', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { applyRope, forward, linear, mergeLora, ropeInvFreq, type RefWeights } from './llama.ts';
-import { mulberry32, Rng } from './random.ts';
-import { presetConfig, randomRefWeights, TINY_PRESETS } from './random-model.ts';
+import { mulberry32, Rng } from '../shaders/lib/random.ts';
+import { presetConfig, randomRefWeights, TINY_PRESETS } from '../tests/helpers/random-model.ts';
 import type { ModelConfig } from '../engine/model/config.ts';
 
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {

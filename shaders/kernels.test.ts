@@ -1,7 +1,7 @@
 // Runs every kernel check (shaders/*.check.ts) in Node under Dawn.
 import { describe, test, expect, beforeAll, afterAll } from 'vitest';
-import { Runtime } from '../engine/gpu/runtime.ts';
-import { allChecks } from '../tests/all-checks.ts';
+import { Runtime } from './gpu/runtime.ts';
+import { allChecks } from '../tests/helpers/all-checks.ts';
 
 let rt: Runtime;
 beforeAll(async () => {

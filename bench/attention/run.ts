@@ -8,11 +8,11 @@
 // Timing: GPU timestamps when the adapter has timestamp-query, else wall clock around rt.sync();
 // plus this process's CPU time per call, which on SwiftShader (in-process) is the kernel's work
 // and, unlike wall time, barely moves when other processes compete for the cores.
-import { Runtime } from '../../engine/gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { PagedKvCache, type BatchEntry } from '../../engine/kv/paged-cache.ts';
-import { pagedAttention, ATTENTION_VARIANTS, type AttentionVariant } from '../../shaders/attention.ts';
-import { kvWrite, fusedQkvLayout } from '../../shaders/kv_write.ts';
-import { randomArray } from '../../shaders/check.ts';
+import { pagedAttention, ATTENTION_VARIANTS, type AttentionVariant } from '../../shaders/attention/attention.ts';
+import { kvWrite, fusedQkvLayout } from '../../shaders/kv_write/kv_write.ts';
+import { randomArray } from '../../shaders/lib/check.ts';
 
 const quick = process.argv.includes('--quick');
 const variantsArg = process.argv.indexOf('--variants');

@@ -2,14 +2,14 @@
 // submit, wall clock to the end of the GPU work (rt.sync), best of `rounds`; plus an empty
 // submit+readback round trip. npx tsx bench/decode/ops.ts [--hd 64 --inter 172 --heads 8 --kv 4 --hdim 8 --vocab 512]
 import { parseArgs } from 'node:util';
-import { Runtime } from '../../engine/gpu/runtime.ts';
-import { uploadWeight } from '../../shaders/weights.ts';
-import { matmul } from '../../shaders/matmul.ts';
-import { rmsnorm } from '../../shaders/rmsnorm.ts';
-import { siluMul } from '../../shaders/silu_mul.ts';
-import { rope } from '../../shaders/rope.ts';
-import { argmax } from '../../shaders/argmax.ts';
-import { randomArray } from '../../shaders/check.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
+import { uploadWeight } from '../../shaders/matmul/weights.ts';
+import { matmul } from '../../shaders/matmul/matmul.ts';
+import { rmsnorm } from '../../shaders/rmsnorm/rmsnorm.ts';
+import { siluMul } from '../../shaders/silu_mul/silu_mul.ts';
+import { rope } from '../../shaders/rope/rope.ts';
+import { argmax } from '../../shaders/argmax/argmax.ts';
+import { randomArray } from '../../shaders/lib/check.ts';
 
 const { values } = parseArgs({ options: {
   hd: { type: 'string', default: '64' }, inter: { type: 'string', default: '172' }, heads: { type: 'string', default: '8' },

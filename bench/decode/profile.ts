@@ -14,14 +14,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Runtime } from '../../engine/gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { LocalDirSource } from '../../engine/model/source.ts';
 import { PagedKvCache } from '../../engine/kv/paged-cache.ts';
 import { GpuModel } from '../../engine/forward/gpu-model.ts';
 import { GpuStepRunner } from '../../engine/forward/runner.ts';
-import { writeRandomModel, type PresetName } from '../../reference/random-model.ts';
+import { writeRandomModel, type PresetName } from '../../tests/helpers/random-model.ts';
 import { createEngine } from '../../engine/api/engine.ts';
-import type { SampleParams } from '../../shaders/sample.ts';
+import type { SampleParams } from '../../shaders/sample/sample.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const STORIES = join(here, '../../../shared/models/stories260K');

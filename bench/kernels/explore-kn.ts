@@ -12,11 +12,11 @@
 //   nk=<variant>    shaders/matmul.ts variant (e.g. nk=tiled:8x8, nk=mv1)
 // Prints best-of-reps wall time and process CPU time (per CPU-second on 2 cores), ×baseline
 // (v4, or mv1 for M < 4). 'u' and 'a' print their (meaningless) error in the warm-up line.
-import { Runtime, type Kernel } from '../../engine/gpu/runtime.ts';
-import { defineParams } from '../../engine/gpu/params.ts';
-import { matmul } from '../../shaders/matmul.ts';
-import { uploadWeight } from '../../shaders/weights.ts';
-import { randomArray } from '../../shaders/check.ts';
+import { Runtime, type Kernel } from '../../shaders/gpu/runtime.ts';
+import { defineParams } from '../../shaders/gpu/params.ts';
+import { matmul } from '../../shaders/matmul/matmul.ts';
+import { uploadWeight } from '../../shaders/matmul/weights.ts';
+import { randomArray } from '../../shaders/lib/check.ts';
 
 const P = defineParams('KnParams', { M: 'u32', N: 'u32', K: 'u32', pad: 'u32' });
 

@@ -2,10 +2,10 @@
 //   npx tsx bench/kernels/explore.ts 576 1536 128 f32 v3,tiled:12x8,tiled:8x8:32 5
 // (K N M format variants rounds). Variants: MATMUL_VARIANTS keys or ad-hoc `tiled:<TM>x<TN>[:<WG>]`.
 // Prints GPU-timestamp time and process CPU time (the latter stays meaningful on a loaded machine).
-import { Runtime } from '../../engine/gpu/runtime.ts';
-import { matmul } from '../../shaders/matmul.ts';
-import { uploadWeight, type WeightFormat } from '../../shaders/weights.ts';
-import { randomArray } from '../../shaders/check.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
+import { matmul } from '../../shaders/matmul/matmul.ts';
+import { uploadWeight, type WeightFormat } from '../../shaders/matmul/weights.ts';
+import { randomArray } from '../../shaders/lib/check.ts';
 async function main() {
   const [K, N, M, fmt, variants, rounds] = process.argv.slice(2);
   const rt = await Runtime.create();

@@ -2,11 +2,11 @@
 //   npx tsx bench/kernels/robustness.ts
 //   npx tsx bench/kernels/robustness.ts enable-dawn-features=disable_robustness
 // (VARIANTS=v2,v3 to choose). Exploration only: the product keeps robustness on.
-import { Runtime } from '../../engine/gpu/runtime.ts';
-import { acquireGpu } from '../../engine/gpu/device.ts';
-import { matmul } from '../../shaders/matmul.ts';
-import { uploadWeight } from '../../shaders/weights.ts';
-import { randomArray } from '../../shaders/check.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
+import { acquireGpu } from '../../shaders/gpu/device.ts';
+import { matmul } from '../../shaders/matmul/matmul.ts';
+import { uploadWeight } from '../../shaders/matmul/weights.ts';
+import { randomArray } from '../../shaders/lib/check.ts';
 async function main() {
   const flags = process.argv.slice(2);
   const { info } = await acquireGpu(); // sets up env + globals

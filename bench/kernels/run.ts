@@ -13,10 +13,10 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Runtime } from '../../engine/gpu/runtime.ts';
-import { matmul, matmulBytes, MATMUL_VARIANTS, variantSupported } from '../../shaders/matmul.ts';
-import { uploadWeight, destroyWeight, type WeightFormat, type GpuWeight } from '../../shaders/weights.ts';
-import { randomArray } from '../../shaders/check.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
+import { matmul, matmulBytes, MATMUL_VARIANTS, variantSupported } from '../../shaders/matmul/matmul.ts';
+import { uploadWeight, destroyWeight, type WeightFormat, type GpuWeight } from '../../shaders/matmul/weights.ts';
+import { randomArray } from '../../shaders/lib/check.ts';
 import { runIfMain } from '../common.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -5,13 +5,13 @@
 //
 //   npx tsx bench/sampling/run.ts [--vocab 49152,151936] [--rows 1] [--rounds 8]
 import { cpus, loadavg } from 'node:os';
-import { Runtime } from '../../engine/gpu/runtime.ts';
-import { randomArray } from '../../shaders/check.ts';
-import { argmax } from '../../shaders/argmax.ts';
-import { topk } from '../../shaders/topk.ts';
-import { softmax } from '../../shaders/softmax.ts';
-import { rmsnorm } from '../../shaders/rmsnorm.ts';
-import { sample, packSampleParams, type SampleParams } from '../../shaders/sample.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
+import { randomArray } from '../../shaders/lib/check.ts';
+import { argmax } from '../../shaders/argmax/argmax.ts';
+import { topk } from '../../shaders/topk/topk.ts';
+import { softmax } from '../../shaders/softmax/softmax.ts';
+import { rmsnorm } from '../../shaders/rmsnorm/rmsnorm.ts';
+import { sample, packSampleParams, type SampleParams } from '../../shaders/sample/sample.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string) => {

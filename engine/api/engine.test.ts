@@ -4,12 +4,12 @@
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Runtime } from '../gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { MemorySource } from '../model/source.ts';
 import { createEngine, InvalidRequestError, type Engine, type ChatCompletion, type ChatCompletionChunk } from './engine.ts';
-import { generateCli } from '../cli/generate.ts';
-import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
-import { presetConfig, randomModelFiles } from '../../reference/random-model.ts';
+import { generateCli } from '../../cli/generate.ts';
+import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../tests/fixtures/stories.ts';
+import { presetConfig, randomModelFiles } from '../../tests/helpers/random-model.ts';
 
 let rt: Runtime;
 let engine: Engine;
@@ -56,7 +56,9 @@ describe('lorafleet generate --json', () => {
   it('--adapter <peft dir>: greedy ids = the float64 reference with the adapter merged', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
-    const { randomLoraAdapter, savePeftAdapter, adapterSpec, toRefAdapter } = await import('../lora/index.ts');
+    const {savePeftAdapter, adapterSpec } = await import('../lora/index.ts');
+    const { randomLoraAdapter } = await import('../../tests/helpers/random-lora.ts');
+    const { toRefAdapter } = await import('../../reference/lora.ts');
     const { greedyGenerate, mergeLora } = await import('../../reference/llama.ts');
     const { loadReferenceModel } = await import('../../reference/load.ts');
     const { config, weights } = await loadReferenceModel(STORIES_DIR);

@@ -12,7 +12,7 @@
 // Every request is one scheduler sequence; concurrent requests (different adapters and sampling
 // settings too) share forward steps. Request bodies are zod-validated (InvalidRequestError names
 // the field). `model` in a request is the base model's name (or 'base') or an adapter name.
-import { Runtime } from '../gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { openModelSource, type HubSourceOptions, type ModelSource, type ProgressCallback } from '../model/source.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
@@ -20,7 +20,7 @@ import { GpuModel, type UploadProgress, type WeightFormat } from '../forward/gpu
 import { GpuStepRunner } from '../forward/runner.ts';
 import { Scheduler, type RequestHandle, type SchedulerMetrics } from '../scheduler/scheduler.ts';
 import { createLoraSupport, type LoraSupport, type LoraSupportOptions } from '../lora/index.ts';
-import type { SampleParams } from '../../shaders/sample.ts';
+import type { SampleParams } from '../../shaders/sample/sample.ts';
 import { StopMatcher } from './stop.ts';
 import {
   chatCompletionRequestSchema,

@@ -6,13 +6,14 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runtime } from '../gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { createEngine, type Engine } from './engine.ts';
 import { loadModelConfig } from '../model/weights.ts';
 import { LocalDirSource } from '../model/source.ts';
-import { randomLoraAdapter, savePeftAdapter, adapterSpec } from '../lora/peft.ts';
-import { Rng } from '../../reference/random.ts';
-import { STORIES_DIR } from '../../reference/stories-fixture.ts';
+import { savePeftAdapter, adapterSpec } from '../lora/peft.ts';
+import { Rng } from '../../shaders/lib/random.ts';
+import { STORIES_DIR } from '../../tests/fixtures/stories.ts';
+import { randomLoraAdapter } from '../../tests/helpers/random-lora.ts';
 
 const N = process.env.LORAFLEET_SOAK ? 1000 : 120;
 const ADAPTERS = ['tool_adapter', 'chat_adapter', 'ner_adapter'];

@@ -1,17 +1,17 @@
 // GPU forward vs the float64 reference (reference/llama.ts): full-sequence logits, prefill +
 // decode through the paged KV cache, and a mixed batch of several sequences in one step.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { Runtime } from '../gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
 import { LocalDirSource, MemorySource } from '../model/source.ts';
 import { GpuModel } from './gpu-model.ts';
 import { GpuStepRunner } from './runner.ts';
 import { forward as refForward, type RefWeights } from '../../reference/llama.ts';
 import { loadReferenceModel } from '../../reference/load.ts';
-import { presetConfig, randomModelFiles, randomRefWeights, type PresetName } from '../../reference/random-model.ts';
-import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
+import { presetConfig, randomModelFiles, randomRefWeights, type PresetName } from '../../tests/helpers/random-model.ts';
+import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../tests/fixtures/stories.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { SampleParams } from '../../shaders/sample.ts';
+import type { SampleParams } from '../../shaders/sample/sample.ts';
 
 let rt: Runtime;
 beforeAll(async () => {
@@ -169,7 +169,9 @@ describe('GPU forward vs float64 reference', () => {
 
 describe('GPU forward with LoRA adapters (engine/lora runtime through the hook)', () => {
   it('mixed batch: adapter a, base, adapter b rows in one step = merged-weight references', async () => {
-    const { createLoraSupport, randomLoraAdapter, toRefAdapter } = await import('../lora/index.ts');
+    const {createLoraSupport } = await import('../lora/index.ts');
+    const { randomLoraAdapter } = await import('../../tests/helpers/random-lora.ts');
+    const { toRefAdapter } = await import('../../reference/lora.ts');
     const { mergeLora } = await import('../../reference/llama.ts');
     const config = presetConfig('tiny-qwen2');
     const model = await GpuModel.load(rt, new MemorySource(randomModelFiles(config, { seed: 4 })));
@@ -218,7 +220,7 @@ describe('GPU forward with LoRA adapters (engine/lora runtime through the hook)'
 
 describe('GPU sampling inside the step', () => {
   it('sampled token = shaders/sample.ref on the step logits (temperature, top-k, top-p, penalty, seeds), rows of one batch independent', async () => {
-    const { sampleRef } = await import('../../shaders/sample.ref.ts');
+    const { sampleRef } = await import('../../shaders/sample/sample.ref.ts');
     const model = await GpuModel.load(rt, new LocalDirSource(STORIES_DIR));
     const { cache, runner } = setup(model);
     try {
@@ -261,7 +263,7 @@ describe('GPU sampling inside the step', () => {
 describe('f16 / q8 weight formats', () => {
   for (const [name, format] of [['tiny-qwen2', 'f16'], ['tiny-llama3', 'q8'], ['tiny-qwen2', 'q8']] as const) {
     it(`${name} ${format}: logits = reference with the dequantized weights`, async () => {
-      const { dequantized } = await import('../../shaders/weights.ts');
+      const { dequantized } = await import('../../shaders/matmul/weights.ts');
       const config = presetConfig(name);
       const model = await GpuModel.load(rt, new MemorySource(randomModelFiles(config, { seed: 8 })), { weightFormat: format });
       try {

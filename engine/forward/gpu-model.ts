@@ -15,23 +15,23 @@
 //     down      [Hd, I]          down_proj
 //   norm      [Hd] f32           model.norm.weight
 //   lmHead    [V, Hd]            lm_head.weight (or embed when tie_word_embeddings)
-import type { Runtime } from '../gpu/runtime.ts';
+import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { loadModelConfig, loadModelWeights, type LoadedTensor } from '../model/weights.ts';
 import type { ModelSource } from '../model/source.ts';
 import type { LoraRuntime, LoraStepPlan, LoraModule } from '../lora/hook.ts';
 import type { PagedKvCache, BatchMeta } from '../kv/paged-cache.ts';
-import { uploadWeight, destroyWeight, type GpuWeight, type WeightFormat } from '../../shaders/weights.ts';
-import { matmul } from '../../shaders/matmul.ts';
-import { rmsnorm } from '../../shaders/rmsnorm.ts';
-import { rope, ropeInvFreq } from '../../shaders/rope.ts';
-import { siluMul } from '../../shaders/silu_mul.ts';
-import { argmax } from '../../shaders/argmax.ts';
-import { embedding } from '../../shaders/embedding.ts';
-import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample.ts';
-import { kvWrite } from '../../shaders/kv_write.ts';
-import { ropeKvWrite } from '../../shaders/rope_kv_write.ts';
-import { pagedAttention } from '../../shaders/attention.ts';
+import { uploadWeight, destroyWeight, type GpuWeight, type WeightFormat } from '../../shaders/matmul/weights.ts';
+import { matmul } from '../../shaders/matmul/matmul.ts';
+import { rmsnorm } from '../../shaders/rmsnorm/rmsnorm.ts';
+import { rope, ropeInvFreq } from '../../shaders/rope/rope.ts';
+import { siluMul } from '../../shaders/silu_mul/silu_mul.ts';
+import { argmax } from '../../shaders/argmax/argmax.ts';
+import { embedding } from '../../shaders/embedding/embedding.ts';
+import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample/sample.ts';
+import { kvWrite } from '../../shaders/kv_write/kv_write.ts';
+import { ropeKvWrite } from '../../shaders/rope_kv_write/rope_kv_write.ts';
+import { pagedAttention } from '../../shaders/attention/attention.ts';
 
 export type { WeightFormat };
 

@@ -1,17 +1,9 @@
 import { describe, test, expect } from 'vitest';
 import { BlockAllocator, KvCacheFullError } from './block-allocator.ts';
 import { buildBatchMeta, TOKEN_WORDS } from './paged-cache.ts';
+import { uniform01 } from '../../shaders/lib/random.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = uniform01;
 
 describe('BlockAllocator', () => {
   test('allocate grows block tables by whole blocks; free returns them', () => {

@@ -2,7 +2,7 @@
 // upload reusing its buffer. Kernel correctness is in shaders/kv_write.check.ts and
 // shaders/attention.check.ts.
 import { describe, test, expect, beforeAll, afterAll } from 'vitest';
-import { Runtime } from '../gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { PagedKvCache, KvCacheFullError, TOKEN_WORDS, type BatchEntry } from './paged-cache.ts';
 
 let rt: Runtime;

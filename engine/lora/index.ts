@@ -6,7 +6,7 @@
 //   model.attachLora(lora.runtime);
 //   new Scheduler(runner, cache, { hasAdapter: (n) => lora.pool.has(n), ... });
 // Adapters can be added / removed at run time with lora.pool.register(name, dirOrSource) / unload(name).
-import type { Runtime } from '../gpu/runtime.ts';
+import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { ModelSource } from '../model/source.ts';
 import { AdapterPool } from './pool.ts';

@@ -5,11 +5,10 @@ import { join } from 'node:path';
 import { parseModelConfig, type ModelConfig } from '../model/config.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
 import { MemorySource } from '../model/source.ts';
-import {
-  ADAPTER_CONFIG, ADAPTER_WEIGHTS, encodePeftAdapter, loadPeftAdapter, loraKey, LoraAdapterError, moduleDims,
-  peftTensorName, randomLoraAdapter, savePeftAdapter, adapterSpec, toRefAdapter,
-} from './peft.ts';
-import { STORIES_DIR } from '../../reference/stories-fixture.ts';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, encodePeftAdapter, loadPeftAdapter, loraKey, LoraAdapterError, moduleDims, peftTensorName, savePeftAdapter, adapterSpec } from './peft.ts';
+import { STORIES_DIR } from '../../tests/fixtures/stories.ts';
+import { randomLoraAdapter } from '../../tests/helpers/random-lora.ts';
+import { toRefAdapter } from '../../reference/lora.ts';
 
 let config: ModelConfig;
 beforeAll(async () => {

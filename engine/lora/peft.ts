@@ -12,8 +12,6 @@ import { parseSafetensorsBuffer, writeSafetensors, SafetensorsError, type Tensor
 import { bytesToFloat32 } from '../model/dtype.ts';
 import { LocalDirSource, type ModelSource } from '../model/source.ts';
 import { LORA_MODULES, type LoraModule } from './hook.ts';
-import { Rng } from '../../reference/random.ts';
-import type { RefLoraAdapter } from '../../reference/llama.ts';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -296,10 +294,11 @@ export async function loadPeftAdapter(source: ModelSource | string, config: Mode
     weights.set(key, { A: e.A, B: e.B });
   }
   if (!weights.size) throw new LoraAdapterError(`${file}: no LoRA weights found`, 'corrupt', ADAPTER_WEIGHTS);
-  return makeAdapter(name ?? src.name, pc.r, pc.alpha, pc.useRslora, weights, pc.baseModel);
+  return makeLoraAdapter(name ?? src.name, pc.r, pc.alpha, pc.useRslora, weights, pc.baseModel);
 }
 
-function makeAdapter(name: string, r: number, alpha: number, useRslora: boolean, weights: Map<string, LoraPair>, baseModel: string | null): LoraAdapter {
+/** A LoraAdapter from its (layer.module → A/B) weights; scaling per PEFT (alpha/r, or alpha/√r with rsLoRA). */
+export function makeLoraAdapter(name: string, r: number, alpha: number, useRslora: boolean, weights: Map<string, LoraPair>, baseModel: string | null): LoraAdapter {
   const mods = new Set<string>();
   let bytes = 0;
   for (const [k, p] of weights) {
@@ -382,45 +381,4 @@ export async function savePeftAdapter(dir: string, spec: PeftAdapterSpec): Promi
 
 export function adapterSpec(a: LoraAdapter): PeftAdapterSpec {
   return { r: a.r, alpha: a.alpha, targetModules: a.targetModules, useRslora: a.useRslora, tensors: a.weights, baseModel: a.baseModel };
-}
-
-// ---------------------------------------------------------------- random adapters (tests, bench)
-
-export interface RandomAdapterOptions {
-  name: string;
-  r: number;
-  alpha?: number;
-  targetModules?: LoraModule[];
-  useRslora?: boolean;
-  seed?: number;
-  /** Std of A and B entries (default 0.05 for A and 0.05 for B: a visible but small change). */
-  std?: number;
-  /** Only these layers (default all). */
-  layers?: number[];
-}
-
-/** A seeded random adapter for a base model (both A and B non-zero, unlike PEFT's init). */
-export function randomLoraAdapter(config: ModelConfig, o: RandomAdapterOptions): LoraAdapter {
-  const rng = new Rng(o.seed ?? 1);
-  const mods = o.targetModules ?? [...LORA_MODULES];
-  const std = o.std ?? 0.05;
-  const weights = new Map<string, LoraPair>();
-  const layers = o.layers ?? Array.from({ length: config.numLayers }, (_, i) => i);
-  for (const l of layers) {
-    for (const m of mods) {
-      const { inDim, outDim } = moduleDims(config, m);
-      weights.set(loraKey(l, m), { A: rng.normalF32(o.r * inDim, std), B: rng.normalF32(outDim * o.r, std) });
-    }
-  }
-  return makeAdapter(o.name, o.r, o.alpha ?? 2 * o.r, o.useRslora ?? false, weights, null);
-}
-
-/** The adapter in the float64 oracle's form (for reference/llama.ts mergeLora). */
-export function toRefAdapter(a: LoraAdapter): RefLoraAdapter {
-  const layers: RefLoraAdapter['layers'] = new Map();
-  for (const [key, { A, B }] of a.weights) {
-    const [l, m] = key.split('.') as [string, LoraModule];
-    layers.set(`${modulePath(Number(l), m)}.weight`, { A: Float64Array.from(A), B: Float64Array.from(B), r: a.r });
-  }
-  return { scaling: a.scaling, layers };
 }

@@ -18,10 +18,10 @@
 //
 // Counters (stats()): gpu hits / misses / loads / evictions, CPU-tier hits, persistent-tier loads,
 // and bytes in each tier.
-import type { Runtime } from '../gpu/runtime.ts';
+import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { ModelSource } from '../model/source.ts';
-import { ceil4, type LoraBank, type LoraTables } from '../../shaders/lora.ts';
+import { ceil4, type LoraBank, type LoraTables } from '../../shaders/lora/lora.ts';
 import { LORA_MODULES, type LoraModule } from './hook.ts';
 import { adapterSpec, encodePeftAdapter, loadPeftAdapter, loraKey, moduleDims, type LoraAdapter } from './peft.ts';
 import { MemorySource } from '../model/source.ts';

@@ -6,8 +6,8 @@
 //   apply(plan, layer, module, ...): records shrink + expand for this projection; a no-op when no
 //     row's adapter targets (layer, module).
 //   endStep(plan): returns the scratch buffers, unpins.
-import type { Runtime } from '../gpu/runtime.ts';
-import { buildItems, loraApply, releaseItems, segmentsFromRowSlots, uploadItems, type LoraStepBuffers } from '../../shaders/lora.ts';
+import type { Runtime } from '../../shaders/gpu/runtime.ts';
+import { buildItems, loraApply, releaseItems, segmentsFromRowSlots, uploadItems, type LoraStepBuffers } from '../../shaders/lora/lora.ts';
 import { LORA_MODULES, type LoraApplyOptions, type LoraModule, type LoraRuntime, type LoraStepPlan } from './hook.ts';
 import { AdapterPool, LoraPoolError, moduleBit } from './pool.ts';
 

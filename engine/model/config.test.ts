@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseModelConfig, toHfConfigJson } from './config.ts';
-import { STORIES_DIR } from '../../reference/stories-fixture.ts';
+import { STORIES_DIR } from '../../tests/fixtures/stories.ts';
 
 const stories = () => JSON.parse(readFileSync(join(STORIES_DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
 

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { HubSource, LocalDirSource, openModelSource, type FileCache, type ModelSource } from './source.ts';
 import { loadModelConfig, loadModelWeights } from './weights.ts';
 import { loadTokenizer } from './tokenizer.ts';
-import { STORIES_DIR, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
+import { STORIES_DIR, STORIES_PROMPT } from '../../tests/fixtures/stories.ts';
 
 /** A tiny Hugging Face hub on 127.0.0.1: GET/HEAD /{owner}/{name}/resolve/{rev}/{file}, with Range. */
 function hub(root: string, repo: string, rev: string) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LocalDirSource, MemorySource } from './source.ts';
 import { loadTokenizer, ModelTokenizer, parseGenerationConfig } from './tokenizer.ts';
-import { STORIES_DIR, STORIES_GREEDY_40, STORIES_PROMPT, STORIES_TEXT, STORIES_FIRST_11 } from '../../reference/stories-fixture.ts';
+import { STORIES_DIR, STORIES_GREEDY_40, STORIES_PROMPT, STORIES_TEXT, STORIES_FIRST_11 } from '../../tests/fixtures/stories.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

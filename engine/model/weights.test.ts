@@ -6,8 +6,8 @@ import { parseModelConfig } from './config.ts';
 import { writeSafetensors, parseSafetensorsBuffer } from './safetensors.ts';
 import { LocalDirSource, MemorySource } from './source.ts';
 import { expectedTensors, loadModelConfig, loadModelWeights } from './weights.ts';
-import { presetConfig, randomModelFiles, randomRefWeights, TINY_PRESETS, writeRandomModel } from '../../reference/random-model.ts';
-import { STORIES_DIR } from '../../reference/stories-fixture.ts';
+import { presetConfig, randomModelFiles, randomRefWeights, TINY_PRESETS, writeRandomModel } from '../../tests/helpers/random-model.ts';
+import { STORIES_DIR } from '../../tests/fixtures/stories.ts';
 
 /** Index of the first differing element (-1: equal). Fast; deep-equal of long arrays is slow. */
 function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -4,15 +4,15 @@
 // run alone through the same GPU path. Then mixed requests with random cancellations leave the
 // KV free list and the runtime's in-use buffer bytes where they started.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Runtime } from '../gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
 import { LocalDirSource } from '../model/source.ts';
 import { GpuModel } from '../forward/gpu-model.ts';
 import { GpuStepRunner } from '../forward/runner.ts';
 import { greedyGenerate } from '../../reference/llama.ts';
 import { loadReferenceModel } from '../../reference/load.ts';
-import { Rng } from '../../reference/random.ts';
-import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
+import { Rng } from '../../shaders/lib/random.ts';
+import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../tests/fixtures/stories.ts';
 import { Scheduler, type FinishInfo, type GenerateRequest, type SchedulerOptions } from './scheduler.ts';
 
 let rt: Runtime;

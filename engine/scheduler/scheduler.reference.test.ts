@@ -4,10 +4,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forward, greedyGenerate, mergeLora, type RefLoraAdapter, type RefWeights } from '../../reference/llama.ts';
 import { loadReferenceModel } from '../../reference/load.ts';
-import { Rng } from '../../reference/random.ts';
-import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../reference/stories-fixture.ts';
+import { Rng } from '../../shaders/lib/random.ts';
+import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../tests/fixtures/stories.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { CpuStepRunner, TrackedKv, type LastLogitsModel } from './cpu-runner.ts';
+import { CpuStepRunner, TrackedKv, type LastLogitsModel } from '../../tests/helpers/cpu-runner.ts';
 import { Scheduler, type RequestHandle } from './scheduler.ts';
 
 let config: ModelConfig;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../reference/random.ts';
-import { CpuStepRunner, soloGenerate, toyModel, TrackedKv, type LastLogitsModel } from './cpu-runner.ts';
+import { Rng } from '../../shaders/lib/random.ts';
+import { CpuStepRunner, soloGenerate, toyModel, TrackedKv, type LastLogitsModel } from '../../tests/helpers/cpu-runner.ts';
 import { QueueFullError, RequestTooLargeError, Scheduler, UnknownAdapterError, type FinishInfo, type GenerateRequest, type RequestHandle, type SchedulerOptions } from './scheduler.ts';
 
 const V = 61;

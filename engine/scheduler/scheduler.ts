@@ -20,7 +20,7 @@
 // are in the KV cache. Pending = tokens.length - computed. A segment covering the last pending
 // token samples (decode is the case pending = 1; recompute after preemption is a prefill).
 
-import type { SampleParams } from '../../shaders/sample.ts';
+import type { SampleParams } from '../../shaders/sample/sample.ts';
 import type { SegmentResult, StepBatch, StepRunner, StepSegment } from './types.ts';
 
 // ----------------------------------------------------------------------------- public types

@@ -4,7 +4,7 @@
 // sequences in decode. Segments of different sequences, adapters and sampling settings share
 // one forward pass (one GPU step).
 
-import type { SampleParams } from '../../shaders/sample.ts';
+import type { SampleParams } from '../../shaders/sample/sample.ts';
 
 export interface StepSegment {
   seqId: number;

@@ -3,7 +3,7 @@
 // llama2.c reference, and a second load served from the cache.
 import { describe, test, expect, beforeAll, afterAll } from 'vitest';
 import { openBrowserPage, type BrowserEnv } from './harness.ts';
-import { STORIES_DIR, STORIES_PROMPT, STORIES_FIRST_11 } from '../../reference/stories-fixture.ts';
+import { STORIES_DIR, STORIES_PROMPT, STORIES_FIRST_11 } from '../fixtures/stories.ts';
 
 let env: BrowserEnv;
 const hubRequests: string[] = [];

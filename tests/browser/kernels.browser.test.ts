@@ -1,6 +1,6 @@
 // The kernel checks again, in headless Chromium's WebGPU (playwright-core + system Chromium).
 import { describe, test, expect, beforeAll, afterAll } from 'vitest';
-import { allChecks } from '../all-checks.ts';
+import { allChecks } from '../helpers/all-checks.ts';
 import { openBrowserPage, type BrowserEnv } from './harness.ts';
 
 let env: BrowserEnv;

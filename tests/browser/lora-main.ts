@@ -1,14 +1,15 @@
 // The page side of the browser adapter-pool test: the persistent tier is IndexedDB here
 // (defaultAdapterStore() picks it by environment). Registers adapters, evicts, restores them
 // into a second pool from IndexedDB, applies them on the GPU and compares with the float64 reference.
-import { Runtime } from '../../engine/gpu/runtime.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { parseModelConfig } from '../../engine/model/config.ts';
 import { AdapterPool } from '../../engine/lora/pool.ts';
 import { MultiLoraRuntime } from '../../engine/lora/runtime.ts';
 import { defaultAdapterStore } from '../../engine/lora/store.ts';
-import { loraKey, moduleDims, randomLoraAdapter, type LoraAdapter } from '../../engine/lora/peft.ts';
-import { loraRef } from '../../shaders/lora.ref.ts';
-import { randomArray, relErr } from '../../shaders/check.ts';
+import { loraKey, moduleDims, type LoraAdapter } from '../../engine/lora/peft.ts';
+import { loraRef } from '../../shaders/lora/lora.ref.ts';
+import { randomArray, relErr } from '../../shaders/lib/check.ts';
+import { randomLoraAdapter } from '../helpers/random-lora.ts';
 
 declare global {
   interface Window {

@@ -4,7 +4,7 @@ import { describe, test, expect, beforeAll, afterAll } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openBrowserPage, type BrowserEnv } from './harness.ts';
-import { STORIES_DIR } from '../../reference/stories-fixture.ts';
+import { STORIES_DIR } from '../fixtures/stories.ts';
 
 let env: BrowserEnv;
 beforeAll(async () => {

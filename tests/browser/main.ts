@@ -1,6 +1,6 @@
 // The page side of the browser suite: the same kernel checks as in Node, on the page's WebGPU.
-import { Runtime } from '../../engine/gpu/runtime.ts';
-import { allChecks } from '../all-checks.ts';
+import { Runtime } from '../../shaders/gpu/runtime.ts';
+import { allChecks } from '../helpers/all-checks.ts';
 
 export interface BrowserCheckOutcome {
   maxRelErr: number;

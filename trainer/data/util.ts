@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { uniform01 } from '../../shaders/lib/random.ts';
 
 export function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
@@ -90,16 +91,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
 }
 
 /** Deterministic PRNG (mulberry32) so every stage is reproducible from a seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng: (seed: number) => () => number = uniform01;
 
 export function pick<T>(r: () => number, xs: readonly T[]): T {
   if (xs.length === 0) throw new Error('pick from empty list');

@@ -1,0 +1,44 @@
+// `lorafleet <command>`: one dispatch over subcommands, each loaded on demand.
+
+const HELP = `lorafleet — one small language model, many LoRA adapters, on WebGPU
+
+Usage: lorafleet <command> [options]
+
+Commands:
+  doctor                     WebGPU adapter, features, limits and a kernel self-check
+  generate --model <dir|url> --prompt <text> [--adapter <peft dir>] [--max-tokens N]
+           [--temperature T] [--seed S] [--json]
+  data <ingest|chunk|dedupe|synth|format|run> ...   the data engine (lorafleet data --help)
+  bench <kernels|decode|multi-lora> [--json]
+  help                       this text
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  doctor: async () => (await import('./doctor.ts')).doctorCli,
+  generate: async () => (await import('./generate.ts')).generateCli,
+  data: async () => (await import('../trainer/data/cli.ts')).dataCli,
+  bench: async () => (await import('./bench.ts')).benchCli,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 1;
+  }
+  const load = commands[cmd];
+  if (!load) {
+    process.stderr.write(`lorafleet: unknown command '${cmd}'\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (e) {
+    const err = e as Error;
+    process.stderr.write(`lorafleet ${cmd}: ${err.name && err.name !== 'Error' ? err.name + ': ' : ''}${err.message}\n`);
+    if (process.env.LORAFLEET_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
