@@ -16,6 +16,33 @@ export {
   type Usage,
 } from './api/engine.ts';
 export type { ChatCompletionRequest, ChatMessage } from './api/schema.ts';
+export type { GenerateFn, ChatCompletions } from './api/types.ts';
+// the OpenAI shaping, for surfaces that wrap generate() (server, worker)
+export { createChatCompletion, chatCompletionChunks, chatCompletionOf, chatGenerateOptions, responseMeta, type ResponseMeta } from './api/openai.ts';
+// typed errors: every error lorafleet throws on purpose is a LorafleetError with a stable `code`
+export {
+  LorafleetError,
+  asLorafleetError,
+  ERROR_HINTS,
+  HTTP_STATUS,
+  errorBody,
+  ModelNotFoundError,
+  ContextLengthExceededError,
+  DeviceLostError,
+  QueueFullError,
+  RequestTooLargeError,
+  UnknownAdapterError,
+  KvCacheFullError,
+  LoraAdapterError,
+  LoraPoolError,
+  LoraPoolFullError,
+  ModelConfigError,
+  ModelSourceError,
+  ModelWeightsError,
+  SafetensorsError,
+  type ErrorCode,
+  type OpenAIErrorBody,
+} from './api/errors.ts';
 export { StopMatcher } from './api/stop.ts';
 export { GpuModel, type ForwardStep, type ForwardSegment, type ForwardResult, type LoadGpuModelOptions, type UploadProgress } from './forward/gpu-model.ts';
 export { GpuStepRunner } from './forward/runner.ts';

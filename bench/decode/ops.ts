@@ -14,12 +14,11 @@ import { randomArray } from '../../shaders/lib/check.ts';
 const { values } = parseArgs({ options: {
   hd: { type: 'string', default: '64' }, inter: { type: 'string', default: '172' }, heads: { type: 'string', default: '8' },
   kv: { type: 'string', default: '4' }, hdim: { type: 'string', default: '8' }, vocab: { type: 'string', default: '512' },
-  reps: { type: 'string', default: '40' }, rounds: { type: 'string', default: '3' }, legacy: { type: 'boolean', default: false },
+  reps: { type: 'string', default: '40' }, rounds: { type: 'string', default: '3' },
 } });
 const Hd = +values.hd!, I = +values.inter!, H = +values.heads!, KVH = +values.kv!, D = +values.hdim!, V = +values.vocab!;
 const reps = +values.reps!, rounds = +values.rounds!;
 const rt = await Runtime.create();
-rt.setLegacy(values.legacy!);
 const QKV = (H + 2 * KVH) * D;
 const buf = (n: number, s = 1) => rt.upload(randomArray(n, s));
 const x = buf(Hd), h = buf(Hd), nw = buf(Hd), qkv = buf(QKV), gu = buf(2 * I), act = buf(I), lg = buf(V), pos = rt.upload(new Uint32Array([5])), ids = rt.createBuffer(4);

@@ -3,12 +3,14 @@
 // (rt.setProfiling(true): one compute pass per dispatch with timestamps, so the GPU sum there
 // includes a pass per dispatch and is an upper bound of what the batched step pays).
 //
-//   npx tsx bench/decode/profile.ts [--models stories260K,smollm2-135m] [--steps 16] [--modes new,legacy]
+//   npx tsx bench/decode/profile.ts [--models stories260K,smollm2-135m] [--steps 16]
 //
 // Modes (same process, interleaved by round so load drift hits both alike):
 //   new     the current runtime (bind-group cache, explicit layouts with a dynamic params offset)
 //           and forward (fused kernels)
-//   legacy  rt.setLegacy(true): 'auto' layouts, one bind group per dispatch, the unfused forward
+//   (the 'legacy' mode — 'auto' layouts, a bind group per dispatch, unfused rope + kv_write — was
+//   compared here against the current path; its numbers stay in results.md and the README, and the
+//   switch itself left the runtime and the model in wave 2)
 import { join, dirname } from 'node:path';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -94,8 +96,6 @@ async function profileModel(rt: Runtime, dir: string, name: string, steps: numbe
   try {
     let id = 1;
     for (const m of modes) {
-      rt.setLegacy(m === 'legacy');
-      model.fusedKernels = m !== 'legacy';
       cache.allocateOrThrow(id, P);
       const [r] = await runner.runStep({ segments: [{ seqId: id, tokens: prompt, startPos: 0, adapter: null, sample: GREEDY, history: prompt }] });
       seqs.set(m, { id, seq: [...prompt], next: r!.token! });
@@ -104,8 +104,6 @@ async function profileModel(rt: Runtime, dir: string, name: string, steps: numbe
     }
     const decodeOne = async (m: string) => {
       const s = seqs.get(m)!;
-      rt.setLegacy(m === 'legacy');
-      model.fusedKernels = m !== 'legacy';
       s.seq.push(s.next);
       cache.allocateOrThrow(s.id, 1);
       const st0 = rt.stats();
@@ -154,7 +152,6 @@ async function profileModel(rt: Runtime, dir: string, name: string, steps: numbe
         })
         .sort((a, b) => b.ms - a.ms);
     }
-    rt.setLegacy(false);
     // per phase: the median over the timed steps (a shared, loaded host: means are dominated by stalls)
     const median = (xs: number[]) => {
       const a = [...xs].sort((x, y) => x - y);
@@ -281,7 +278,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       models: { type: 'string', default: 'stories260K,smollm2-135m' },
       steps: { type: 'string', default: '16' },
-      modes: { type: 'string', default: 'new,legacy' },
+      modes: { type: 'string', default: 'new' },
       'cache-dir': { type: 'string', default: join(tmpdir(), 'lorafleet-bench-models') },
       out: { type: 'string', default: '' },
       'no-write': { type: 'boolean', default: false },

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { MemorySource } from '../model/source.ts';
 import { createEngine, InvalidRequestError, type Engine, type ChatCompletion, type ChatCompletionChunk } from './engine.ts';
+import { ContextLengthExceededError, errorBody, HTTP_STATUS, ModelNotFoundError } from './errors.ts';
 import { generateCli } from '../../cli/generate.ts';
 import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../tests/fixtures/stories.ts';
 import { presetConfig, randomModelFiles } from '../../tests/helpers/random-model.ts';
@@ -263,16 +264,35 @@ describe('request validation', () => {
     ['max_tokens 0', { ...ok, max_tokens: 0 }, /max_tokens/],
     ['max_tokens not an integer', { ...ok, max_tokens: 2.5 }, /max_tokens/],
     ['n > 1', { ...ok, n: 2 }, /\bn\b/],
-    ['missing model', { messages: user('hi') }, /model/],
-    ['unknown model', { ...ok, model: 'gpt-17' }, /unknown model 'gpt-17'/],
+    ['a model that is not a string', { ...ok, model: 7 }, /model/],
   ];
   for (const [name, body, re] of bad) {
     it(`rejects ${name}`, async () => {
       const p = engine.chat.completions.create(body as never);
       await expect(p).rejects.toThrow(InvalidRequestError);
       await expect(p).rejects.toThrow(re);
+      await expect(p).rejects.toMatchObject({ code: 'invalid_request' });
     });
   }
+  it('rejects an unknown model with model_not_found (param: model), listing the names', async () => {
+    const p = engine.chat.completions.create({ ...ok, model: 'gpt-17' });
+    await expect(p).rejects.toThrow(ModelNotFoundError);
+    await expect(p).rejects.toThrow(/unknown model 'gpt-17': available: stories260K/);
+    await expect(p).rejects.toMatchObject({ code: 'model_not_found', param: 'model' });
+    const body = errorBody(await p.catch((e: unknown) => e));
+    expect(body).toEqual({ error: { message: expect.stringMatching(/gpt-17/), type: 'invalid_request_error', param: 'model', code: 'model_not_found' } });
+    expect(HTTP_STATUS[body.error.code]).toBe(404);
+  });
+  it('a request without model runs on the base model', async () => {
+    const r = await engine.chat.completions.create({ messages: user('hi'), max_tokens: 2, temperature: 0 });
+    expect(r.model).toBe(engine.modelName);
+    expect(r.usage.completion_tokens).toBeGreaterThan(0);
+  });
+  it('a prompt longer than the context is context_length_exceeded', () => {
+    const long = Array.from({ length: engine.config.maxPositions + 5 }, () => 1);
+    expect(() => engine.generate({ prompt_ids: long })).toThrow(ContextLengthExceededError);
+    expect(() => engine.generate({ prompt_ids: long })).toThrow(expect.objectContaining({ code: 'context_length_exceeded' }));
+  });
   it('generate() rejects bad prompt ids and options', () => {
     expect(() => engine.generate({ prompt_ids: [1, 99999] })).toThrow(/prompt_ids/);
     expect(() => engine.generate('hi', { temperature: 'hot' as unknown as number })).toThrow(/temperature/);

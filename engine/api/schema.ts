@@ -1,13 +1,11 @@
 // Request validation for the OpenAI-style facade and engine.generate (zod), with errors that
 // name the field: `invalid request: messages.0.role: Invalid enum value ...`.
 import { z } from 'zod';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 
-export class InvalidRequestError extends Error {
-  constructor(
-    message: string,
-    readonly param?: string,
-  ) {
-    super(message);
+export class InvalidRequestError extends LorafleetError {
+  constructor(message: string, param?: string) {
+    super(message, 'invalid_request', { param });
     this.name = 'InvalidRequestError';
   }
 }
@@ -39,7 +37,8 @@ const samplingShape = {
 
 export const chatCompletionRequestSchema = z
   .object({
-    model: z.string().min(1),
+    /** An adapter name or the base model's name; left out (or null): the base model. */
+    model: z.string().min(1).nullable().optional(),
     messages: z.array(messageSchema).min(1, 'messages must contain at least one message'),
     stream: z.boolean().nullable().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),

@@ -24,12 +24,11 @@ import type { PagedKvCache, BatchMeta } from '../kv/paged-cache.ts';
 import { uploadWeight, destroyWeight, type GpuWeight, type WeightFormat } from '../../shaders/matmul/weights.ts';
 import { matmul } from '../../shaders/matmul/matmul.ts';
 import { rmsnorm } from '../../shaders/rmsnorm/rmsnorm.ts';
-import { rope, ropeInvFreq } from '../../shaders/rope/rope.ts';
+import { ropeInvFreq } from '../../shaders/rope/rope.ts';
 import { siluMul } from '../../shaders/silu_mul/silu_mul.ts';
 import { argmax } from '../../shaders/argmax/argmax.ts';
 import { embedding } from '../../shaders/embedding/embedding.ts';
 import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample/sample.ts';
-import { kvWrite } from '../../shaders/kv_write/kv_write.ts';
 import { ropeKvWrite } from '../../shaders/rope_kv_write/rope_kv_write.ts';
 import { pagedAttention } from '../../shaders/attention/attention.ts';
 
@@ -91,6 +90,20 @@ export interface ForwardResult {
   logits: Array<Float32Array | undefined>;
 }
 
+/** What packStep put on the GPU for one step (see GpuModel.packStep). */
+interface PackedStep {
+  /** token ids [T] u32, positions [T] u32 after them */
+  ids: GPUBuffer;
+  /** per segment: its first logits row and row count (first -1: none) */
+  rowsOf: Array<{ first: number; count: number }>;
+  /** logits rows */
+  R: number;
+  sampleSegs: Array<{ s: ForwardSegment; i: number }>;
+  nS: number;
+  /** null: every sampled row is greedy without penalty → argmax */
+  sampleIn: { params: GPUBuffer; history?: GPUBuffer } | null;
+}
+
 const LAYER_RE = /^model\.layers\.(\d+)\.(.+)$/;
 
 export class GpuModel {
@@ -106,11 +119,6 @@ export class GpuModel {
   /** Bytes of weights on the GPU. */
   readonly weightBytes: number;
   private lora: LoraRuntime | null = null;
-  /**
-   * Fused decode kernels (RoPE + KV write in one dispatch, positions read from the batch
-   * metadata). false: the separate rope + kv_write dispatches (bench before/after in one process).
-   */
-  fusedKernels = true;
   private idsScratch = new Uint32Array(256);
 
   private constructor(rt: Runtime, config: ModelConfig, format: WeightFormat, p: {
@@ -265,11 +273,15 @@ export class GpuModel {
    * One forward step over `step.segments` (their tokens' K/V slots already reserved in the
    * cache, metadata in `step.meta`), then lm_head on the rows that need logits, then GPU
    * sampling. One readback: the sampled ids (and the logits when asked).
+   *
+   * The step is: packStep (token ids, positions, logits rows, sampling params → GPU), the layer
+   * loop below (one line per HF modeling_llama line), then head (final norm, lm_head, sampling)
+   * and its single readback.
    */
   async forward(step: ForwardStep): Promise<ForwardResult> {
     const rt = this.rt;
     const c = this.config;
-    const { hiddenSize: Hd, intermediateSize: I, numHeads: H, numKvHeads: KVH, headDim: D, vocabSize: V } = c;
+    const { hiddenSize: Hd, intermediateSize: I, numHeads: H, numKvHeads: KVH, headDim: D } = c;
     const Q = H * D;
     const KV = KVH * D;
     const QKV = this.qkvDim;
@@ -277,8 +289,94 @@ export class GpuModel {
     const T = segs.reduce((n, s) => n + s.tokens.length, 0);
     if (T === 0) return { tokens: segs.map(() => null), logits: segs.map(() => undefined) };
     if (step.meta.numTokens !== T) throw new Error(`forward: batch meta has ${step.meta.numTokens} tokens, segments have ${T}`);
+    const acquired: GPUBuffer[] = [];
+    const acq = (floats: number, label: string) => {
+      const b = rt.acquire(floats * 4, undefined, label);
+      acquired.push(b);
+      return b;
+    };
+    const packed = this.packStep(step, T, acq);
+    const idsB = packed.ids;
 
-    // ---- inputs: token ids [T] u32 and positions [T] u32
+    // ---- activations (pool), sized to this step
+    const x = acq(T * Hd, 'fwd-x'); //      residual stream [T, Hd]
+    const h = acq(T * Hd, 'fwd-h'); //      normed          [T, Hd]
+    const qkv = acq(T * QKV, 'fwd-qkv'); // q|k|v           [T, Q+2KV]
+    const att = acq(T * Q, 'fwd-att'); //   attention out   [T, Q]
+    const gu = acq(T * 2 * I, 'fwd-gu'); // gate|up          [T, 2I]
+    const act = acq(T * I, 'fwd-act'); //   silu(g)*u       [T, I]
+
+    // ---- LoRA plan: adapter of every token row
+    const lora = this.lora;
+    let plan: LoraStepPlan | null = null;
+    if (lora && segs.some((s) => s.adapter !== null)) {
+      const rowAdapters: Array<string | null> = [];
+      for (const s of segs) for (let i = 0; i < s.tokens.length; i++) rowAdapters.push(s.adapter);
+      plan = await lora.planStep(rowAdapters);
+      if (plan.empty) plan = null;
+    }
+    const loraApply = (layer: number, module: LoraModule, xin: GPUBuffer, out: GPUBuffer, inDim: number, outDim: number, outRowStride?: number, outColOffset?: number) => {
+      if (plan) lora!.apply(plan, layer, module, xin, out, { rows: T, inDim, outDim, outRowStride, outColOffset });
+    };
+
+    try {
+      // x = self.embed_tokens(input_ids)                                 x [T, Hd]
+      embedding(rt, idsB, this.embed, x, T);
+
+      for (let l = 0; l < c.numLayers; l++) {
+        const L = this.layers[l]!;
+        // h = self.input_layernorm(x)                                    h [T, Hd]
+        rmsnorm(rt, x, L.attnNorm, h, T, Hd, c.rmsNormEps);
+        // q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)       qkv [T, Q | KV | KV]  (+ bias)
+        matmul(rt, h, L.qkv, qkv, T);
+        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v)
+        loraApply(l, 'q_proj', h, qkv, Hd, Q, QKV, 0);
+        loraApply(l, 'k_proj', h, qkv, Hd, KV, QKV, Q);
+        loraApply(l, 'v_proj', h, qkv, Hd, KV, QKV, Q + KV);
+        // q, k = apply_rotary_pos_emb(q, k, cos, sin)  (rotate-half, in place, at positions)
+        //   q and k heads are adjacent in a qkv row (columns [0, Q+KV)): one dispatch over H+KVH heads
+        // past_key_value.update(k, v, layer_idx): K/V rows → their paged slots
+        //   one dispatch rotates q, k and writes k, v (positions and slots from step.meta)
+        ropeKvWrite(rt, step.cache, l, qkv, step.meta, this.invFreq, T, H, { rowStride: QKV, qCol: 0, kCol: Q, vCol: Q + KV });
+        // att = softmax(q·Kᵀ·scaling + causal_mask)·V  (GQA: head h reads kv head h / (H/KVH))   att [T, Q]
+        pagedAttention(rt, step.cache, l, qkv, att, step.meta, {
+          numHeads: H, qStride: QKV, qCol: 0, outStride: Q, outCol: 0,
+          scale: 1 / Math.sqrt(D), window: c.slidingWindow ?? 0,
+        });
+        // x = x + self.o_proj(att)                                       x [T, Hd]  (matmul accumulates)
+        matmul(rt, att, L.o, x, T, { accumulate: true });
+        loraApply(l, 'o_proj', att, x, Q, Hd);
+        // h = self.post_attention_layernorm(x)                           h [T, Hd]
+        rmsnorm(rt, x, L.mlpNorm, h, T, Hd, c.rmsNormEps);
+        // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]
+        matmul(rt, h, L.gateUp, gu, T);
+        loraApply(l, 'gate_proj', h, gu, Hd, I, 2 * I, 0);
+        loraApply(l, 'up_proj', h, gu, Hd, I, 2 * I, I);
+        // a = act_fn(g) * u                                              act [T, I]
+        siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I });
+        // x = x + self.down_proj(a)                                      x [T, Hd]
+        matmul(rt, act, L.down, x, T, { accumulate: true });
+        loraApply(l, 'down_proj', act, x, I, Hd);
+      }
+
+      return await this.head(step, x, h, T, packed, acq);
+    } finally {
+      if (plan) lora!.endStep(plan);
+      for (const b of acquired) rt.release(b);
+    }
+  }
+
+
+  /**
+   * Step inputs, written before any dispatch is recorded (rt.write flushes recorded work):
+   * token ids [T] u32 (positions follow at [T, 2T) for the record; the fused RoPE reads them from
+   * the batch metadata), which rows need logits, and per logits row the sampling params (rows that
+   * are not sampled get greedy dummies) plus the histories of rows with a repetition penalty.
+   */
+  private packStep(step: ForwardStep, T: number, acq: (floats: number, label: string) => GPUBuffer): PackedStep {
+    const rt = this.rt;
+    const V = this.config.vocabSize;
+    const segs = step.segments;
     if (this.idsScratch.length < 2 * T) this.idsScratch = new Uint32Array(2 * T * 2);
     const hostIn = this.idsScratch.subarray(0, 2 * T);
     {
@@ -292,23 +390,8 @@ export class GpuModel {
         }
       }
     }
-    const acquired: GPUBuffer[] = [];
-    const acq = (floats: number, label: string) => {
-      const b = rt.acquire(floats * 4, undefined, label);
-      acquired.push(b);
-      return b;
-    };
     const inBuf = acq(2 * T, 'fwd-ids-pos');
     rt.write(inBuf, hostIn);
-    const idsB: GPUBuffer = inBuf; // ids at [0, T)
-    const fused = this.fusedKernels;
-    // positions at [T, 2T): a separate binding needs a 256-byte aligned offset, so copy instead
-    // (the fused RoPE reads positions from the batch metadata: no copy).
-    let posBuf: GPUBuffer | null = null;
-    if (!fused) {
-      posBuf = acq(T, 'fwd-pos');
-      rt.copy(inBuf, T * 4, posBuf, 0, T * 4);
-    }
 
     // ---- rows that need logits: the last position of each segment (or all positions)
     const rowsOf: Array<{ first: number; count: number }> = [];
@@ -357,131 +440,71 @@ export class GpuModel {
       }
     }
 
-    // ---- activations (pool), sized to this step
-    const x = acq(T * Hd, 'fwd-x'); //      residual stream [T, Hd]
-    const h = acq(T * Hd, 'fwd-h'); //      normed          [T, Hd]
-    const qkv = acq(T * QKV, 'fwd-qkv'); // q|k|v           [T, Q+2KV]
-    const att = acq(T * Q, 'fwd-att'); //   attention out   [T, Q]
-    const gu = acq(T * 2 * I, 'fwd-gu'); // gate|up          [T, 2I]
-    const act = acq(T * I, 'fwd-act'); //   silu(g)*u       [T, I]
+    return { ids: inBuf, rowsOf, R, sampleSegs, nS, sampleIn };
+  }
 
-    // ---- LoRA plan: adapter of every token row
-    const lora = this.lora;
-    let plan: LoraStepPlan | null = null;
-    if (lora && segs.some((s) => s.adapter !== null)) {
-      const rowAdapters: Array<string | null> = [];
-      for (const s of segs) for (let i = 0; i < s.tokens.length; i++) rowAdapters.push(s.adapter);
-      plan = await lora.planStep(rowAdapters);
-      if (plan.empty) plan = null;
-    }
-    const loraApply = (layer: number, module: LoraModule, xin: GPUBuffer, out: GPUBuffer, inDim: number, outDim: number, outRowStride?: number, outColOffset?: number) => {
-      if (plan) lora!.apply(plan, layer, module, xin, out, { rows: T, inDim, outDim, outRowStride, outColOffset });
-    };
-
-    try {
-      // x = self.embed_tokens(input_ids)                                 x [T, Hd]
-      embedding(rt, idsB, this.embed, x, T);
-
-      for (let l = 0; l < c.numLayers; l++) {
-        const L = this.layers[l]!;
-        // h = self.input_layernorm(x)                                    h [T, Hd]
-        rmsnorm(rt, x, L.attnNorm, h, T, Hd, c.rmsNormEps);
-        // q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)       qkv [T, Q | KV | KV]  (+ bias)
-        matmul(rt, h, L.qkv, qkv, T);
-        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v)
-        loraApply(l, 'q_proj', h, qkv, Hd, Q, QKV, 0);
-        loraApply(l, 'k_proj', h, qkv, Hd, KV, QKV, Q);
-        loraApply(l, 'v_proj', h, qkv, Hd, KV, QKV, Q + KV);
-        // q, k = apply_rotary_pos_emb(q, k, cos, sin)  (rotate-half, in place, at positions)
-        //   q and k heads are adjacent in a qkv row (columns [0, Q+KV)): one dispatch over H+KVH heads
-        // past_key_value.update(k, v, layer_idx): K/V rows → their paged slots
-        //   fused: one dispatch rotates q, k and writes k, v (positions and slots from step.meta)
-        if (fused) {
-          ropeKvWrite(rt, step.cache, l, qkv, step.meta, this.invFreq, T, H, { rowStride: QKV, qCol: 0, kCol: Q, vCol: Q + KV });
-        } else {
-          rope(rt, qkv, posBuf!, this.invFreq, T, H + KVH, D, { rowStride: QKV, colOffset: 0 });
-          kvWrite(rt, step.cache, l, qkv, step.meta, T, { rowStride: QKV, kCol: Q, vCol: Q + KV });
-        }
-        // att = softmax(q·Kᵀ·scaling + causal_mask)·V  (GQA: head h reads kv head h / (H/KVH))   att [T, Q]
-        pagedAttention(rt, step.cache, l, qkv, att, step.meta, {
-          numHeads: H, qStride: QKV, qCol: 0, outStride: Q, outCol: 0,
-          scale: 1 / Math.sqrt(D), window: c.slidingWindow ?? 0,
-        });
-        // x = x + self.o_proj(att)                                       x [T, Hd]  (matmul accumulates)
-        matmul(rt, att, L.o, x, T, { accumulate: true });
-        loraApply(l, 'o_proj', att, x, Q, Hd);
-        // h = self.post_attention_layernorm(x)                           h [T, Hd]
-        rmsnorm(rt, x, L.mlpNorm, h, T, Hd, c.rmsNormEps);
-        // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]
-        matmul(rt, h, L.gateUp, gu, T);
-        loraApply(l, 'gate_proj', h, gu, Hd, I, 2 * I, 0);
-        loraApply(l, 'up_proj', h, gu, Hd, I, 2 * I, I);
-        // a = act_fn(g) * u                                              act [T, I]
-        siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I });
-        // x = x + self.down_proj(a)                                      x [T, Hd]
-        matmul(rt, act, L.down, x, T, { accumulate: true });
-        loraApply(l, 'down_proj', act, x, I, Hd);
-      }
-
-      const result: ForwardResult = { tokens: segs.map(() => null), logits: segs.map(() => undefined) };
-      if (R === 0) {
-        await rt.sync();
-        return result;
-      }
-      // xl = x[last rows]                                                xl [R, Hd]
-      let xl = x;
-      // (a pure decode batch needs every row: no gather)
-      const direct = step.allLogits || R === T;
-      if (!direct) {
-        xl = acq(R * Hd, 'fwd-xlast');
-        let t = 0;
-        segs.forEach((s, i) => {
-          const r = rowsOf[i]!;
-          if (r.count) rt.copy(x, (t + s.tokens.length - 1) * Hd * 4, xl, r.first * Hd * 4, Hd * 4);
-          t += s.tokens.length;
-        });
-      }
-      // hl = self.norm(xl)                                               h [R, Hd]
-      rmsnorm(rt, xl, this.norm, h, R, Hd, c.rmsNormEps);
-      // logits = self.lm_head(hl)            logits [R, V] then sampled ids [R] (u32) after them
-      const out = acq(R * V + (nS ? R : 0), 'fwd-logits');
-      matmul(rt, h, this.lmHead, out, R);
-
-      let idsBuf: GPUBuffer | null = null;
-      if (nS) {
-        // next = sample(logits[row], temperature, top_k, top_p, repetition_penalty, seed)   ids [R] u32 (one per logits row)
-        const ids = acq(R, 'fwd-sampled');
-        if (sampleIn) sample(rt, out, R, V, sampleIn.params, ids, { history: sampleIn.history });
-        else argmax(rt, out, R, V, ids); // all greedy, no penalty: next = argmax(logits[r])
-        idsBuf = ids;
-      }
-      // one readback: sampled ids, plus the logits when any segment wants them (ids copied behind
-      // the logits so one read returns both; without logits the ids buffer is read directly)
-      const wantAny = step.allLogits || segs.some((s) => s.wantLogits);
-      const nIds = nS ? R : 0;
-      if (idsBuf && (wantAny || !fused)) rt.copy(idsBuf, 0, out, R * V * 4, R * 4);
-      const buf = wantAny
-        ? await rt.read(out, (R * V + nIds) * 4)
-        : idsBuf && fused
-          ? await rt.read(idsBuf, nIds * 4)
-          : await rt.read(out, nIds * 4, R * V * 4);
-      const idsOut = new Uint32Array(buf, wantAny ? R * V * 4 : 0, nIds);
-      for (const { i } of sampleSegs) {
-        const r = rowsOf[i]!;
-        result.tokens[i] = idsOut[r.first + r.count - 1]!;
-      }
-      if (wantAny) {
-        const lg = new Float32Array(buf, 0, R * V);
-        segs.forEach((s, i) => {
-          const r = rowsOf[i]!;
-          if (r.count && (step.allLogits || s.wantLogits)) result.logits[i] = lg.slice(r.first * V, (r.first + r.count) * V);
-        });
-      }
+  /** hl = norm(x[last rows]); logits = lm_head(hl); ids = sample(logits); one readback. */
+  private async head(step: ForwardStep, x: GPUBuffer, h: GPUBuffer, T: number, packed: PackedStep, acq: (floats: number, label: string) => GPUBuffer): Promise<ForwardResult> {
+    const rt = this.rt;
+    const c = this.config;
+    const { hiddenSize: Hd, vocabSize: V } = c;
+    const segs = step.segments;
+    const { rowsOf, R, sampleSegs, nS, sampleIn } = packed;
+    const result: ForwardResult = { tokens: segs.map(() => null), logits: segs.map(() => undefined) };
+    if (R === 0) {
+      await rt.sync();
       return result;
-    } finally {
-      if (plan) lora!.endStep(plan);
-      for (const b of acquired) rt.release(b);
     }
+    // xl = x[last rows]                                                xl [R, Hd]
+    let xl = x;
+    // (a pure decode batch needs every row: no gather)
+    const direct = step.allLogits || R === T;
+    if (!direct) {
+      xl = acq(R * Hd, 'fwd-xlast');
+      let t = 0;
+      segs.forEach((s, i) => {
+        const r = rowsOf[i]!;
+        if (r.count) rt.copy(x, (t + s.tokens.length - 1) * Hd * 4, xl, r.first * Hd * 4, Hd * 4);
+        t += s.tokens.length;
+      });
+    }
+    // hl = self.norm(xl)                                               h [R, Hd]
+    rmsnorm(rt, xl, this.norm, h, R, Hd, c.rmsNormEps);
+    // logits = self.lm_head(hl)            logits [R, V] then sampled ids [R] (u32) after them
+    const out = acq(R * V + (nS ? R : 0), 'fwd-logits');
+    matmul(rt, h, this.lmHead, out, R);
+
+    let idsBuf: GPUBuffer | null = null;
+    if (nS) {
+      // next = sample(logits[row], temperature, top_k, top_p, repetition_penalty, seed)   ids [R] u32 (one per logits row)
+      const ids = acq(R, 'fwd-sampled');
+      if (sampleIn) sample(rt, out, R, V, sampleIn.params, ids, { history: sampleIn.history });
+      else argmax(rt, out, R, V, ids); // all greedy, no penalty: next = argmax(logits[r])
+      idsBuf = ids;
+    }
+    // one readback: sampled ids, plus the logits when any segment wants them (ids copied behind
+    // the logits so one read returns both; without logits the ids buffer is read directly)
+    const wantAny = step.allLogits || segs.some((s) => s.wantLogits);
+    const nIds = nS ? R : 0;
+    if (idsBuf && wantAny) rt.copy(idsBuf, 0, out, R * V * 4, R * 4);
+    const buf = wantAny
+      ? await rt.read(out, (R * V + nIds) * 4)
+      : idsBuf
+        ? await rt.read(idsBuf, nIds * 4)
+        : await rt.read(out, nIds * 4, R * V * 4);
+    const idsOut = new Uint32Array(buf, wantAny ? R * V * 4 : 0, nIds);
+    for (const { i } of sampleSegs) {
+      const r = rowsOf[i]!;
+      result.tokens[i] = idsOut[r.first + r.count - 1]!;
+    }
+    if (wantAny) {
+      const lg = new Float32Array(buf, 0, R * V);
+      segs.forEach((s, i) => {
+        const r = rowsOf[i]!;
+        if (r.count && (step.allLogits || s.wantLogits)) result.logits[i] = lg.slice(r.first * V, (r.first + r.count) * V);
+      });
+    }
+    return result;
   }
 
   destroy(): void {

@@ -1,3 +1,4 @@
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 // CPU-side block allocator for the paged KV cache (vLLM-style block tables).
 //
 // The cache holds `numBlocks` fixed-size blocks of `blockSize` token slots. Every sequence owns
@@ -13,12 +14,12 @@
 export type SeqId = number | string;
 
 /** Thrown by allocateOrThrow() when the cache has too few free blocks. */
-export class KvCacheFullError extends Error {
+export class KvCacheFullError extends LorafleetError {
   readonly seqId: SeqId;
   readonly neededBlocks: number;
   readonly freeBlocks: number;
   constructor(seqId: SeqId, neededBlocks: number, freeBlocks: number) {
-    super(`KV cache full: sequence ${String(seqId)} needs ${neededBlocks} more block(s), ${freeBlocks} free`);
+    super(`KV cache full: sequence ${String(seqId)} needs ${neededBlocks} more block(s), ${freeBlocks} free`, 'kv_cache_full');
     this.name = 'KvCacheFullError';
     this.seqId = seqId;
     this.neededBlocks = neededBlocks;

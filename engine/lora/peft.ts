@@ -12,19 +12,20 @@ import { parseSafetensorsBuffer, writeSafetensors, SafetensorsError, type Tensor
 import { bytesToFloat32 } from '../model/dtype.ts';
 import { LocalDirSource, type ModelSource } from '../model/source.ts';
 import { LORA_MODULES, type LoraModule } from './hook.ts';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 export type LoraAdapterErrorKind = 'config' | 'unsupported' | 'shape' | 'corrupt' | 'missing';
 
-export class LoraAdapterError extends Error {
+export class LoraAdapterError extends LorafleetError {
   constructor(
     message: string,
     readonly kind: LoraAdapterErrorKind,
     readonly file?: string,
   ) {
-    super(message);
+    super(message, 'adapter_invalid');
     this.name = 'LoraAdapterError';
   }
 }

@@ -26,17 +26,18 @@ import { LORA_MODULES, type LoraModule } from './hook.ts';
 import { adapterSpec, encodePeftAdapter, loadPeftAdapter, loraKey, moduleDims, type LoraAdapter } from './peft.ts';
 import { MemorySource } from '../model/source.ts';
 import type { AdapterStore } from './store.ts';
+import { LorafleetError, type ErrorCode } from '../../shaders/lib/errors.ts';
 
-export class LoraPoolError extends Error {
-  constructor(message: string) {
-    super(message);
+export class LoraPoolError extends LorafleetError {
+  constructor(message: string, code: ErrorCode = 'adapter_invalid') {
+    super(message, code);
     this.name = 'LoraPoolError';
   }
 }
 /** Every resident adapter is pinned and the requested one does not fit: wait for requests to finish. */
 export class LoraPoolFullError extends LoraPoolError {
   constructor(message: string) {
-    super(message);
+    super(message, 'adapter_pool_full');
     this.name = 'LoraPoolFullError';
   }
 }

@@ -3,6 +3,7 @@
 // Every error names the file and the field, e.g.
 //   "config.json: num_key_value_heads (3) must divide num_attention_heads (8)".
 import { z } from 'zod';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 
 export type ModelType = 'llama' | 'qwen2' | 'mistral';
 
@@ -43,13 +44,13 @@ export interface ModelConfig {
   slidingWindow?: number | null;
 }
 
-export class ModelConfigError extends Error {
+export class ModelConfigError extends LorafleetError {
   constructor(
     message: string,
     readonly fileName: string,
     readonly field?: string,
   ) {
-    super(message);
+    super(message, 'model_invalid');
     this.name = 'ModelConfigError';
   }
 }

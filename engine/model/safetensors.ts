@@ -7,16 +7,17 @@
 // exactly (sorted, no gap, no overlap, last end == buffer length).
 import type { ModelSource } from './source.ts';
 import { bytesToFloat32, DTYPE_BYTES, float32ToBytes, type SupportedDtype } from './dtype.ts';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 
 export type { SupportedDtype } from './dtype.ts';
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends LorafleetError {
   constructor(
     message: string,
     readonly fileName: string,
     readonly tensorName?: string,
   ) {
-    super(message);
+    super(message, 'model_invalid');
     this.name = 'SafetensorsError';
   }
 }

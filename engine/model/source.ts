@@ -1,3 +1,4 @@
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 // Where model files come from: a local directory (Node), memory, or a Hugging Face
 // hub-layout URL `{endpoint}/{repo}/resolve/{revision}/{file}` with an offline cache
 // (a directory in Node, IndexedDB in the browser).
@@ -18,9 +19,9 @@ export interface ModelSource {
 
 export type ProgressCallback = (file: string, loadedBytes: number, totalBytes: number) => void;
 
-export class ModelSourceError extends Error {
+export class ModelSourceError extends LorafleetError {
   constructor(message: string) {
-    super(message);
+    super(message, 'model_invalid');
     this.name = 'ModelSourceError';
   }
 }

@@ -9,14 +9,15 @@ import { parseModelConfig } from './config.ts';
 import { bytesToFloat32 } from './dtype.ts';
 import { openSafetensors, readTensorRaw, SafetensorsError, type SupportedDtype, type TensorInfo } from './safetensors.ts';
 import type { ModelSource } from './source.ts';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 
-export class ModelWeightsError extends Error {
+export class ModelWeightsError extends LorafleetError {
   constructor(
     message: string,
     readonly fileName: string,
     readonly tensorName?: string,
   ) {
-    super(message);
+    super(message, 'model_invalid');
     this.name = 'ModelWeightsError';
   }
 }

@@ -22,6 +22,7 @@
 
 import type { SampleParams } from '../../shaders/sample/sample.ts';
 import type { SegmentResult, StepBatch, StepRunner, StepSegment } from './types.ts';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 
 // ----------------------------------------------------------------------------- public types
 
@@ -133,24 +134,24 @@ export interface SchedulerMetrics {
   lastBatchSegments: number;
 }
 
-export class QueueFullError extends Error {
+export class QueueFullError extends LorafleetError {
   constructor(readonly maxQueue: number) {
-    super(`scheduler queue full (${maxQueue} waiting requests)`);
+    super(`scheduler queue full (${maxQueue} waiting requests)`, 'queue_full');
     this.name = 'QueueFullError';
   }
 }
 
 /** The request can never run: its prompt needs more KV slots than the cache / context holds. */
-export class RequestTooLargeError extends Error {
+export class RequestTooLargeError extends LorafleetError {
   constructor(readonly needTokens: number, readonly limitTokens: number) {
-    super(`request needs ${needTokens} KV slots but the context limit is ${limitTokens} tokens (KV cache capacity or maxModelLen)`);
+    super(`request needs ${needTokens} KV slots but the context limit is ${limitTokens} tokens (KV cache capacity or maxModelLen)`, 'context_length_exceeded');
     this.name = 'RequestTooLargeError';
   }
 }
 
-export class UnknownAdapterError extends Error {
+export class UnknownAdapterError extends LorafleetError {
   constructor(readonly adapter: string) {
-    super(`unknown adapter "${adapter}"`);
+    super(`unknown adapter "${adapter}"`, 'model_not_found', { param: 'model' });
     this.name = 'UnknownAdapterError';
   }
 }

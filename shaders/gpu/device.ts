@@ -1,12 +1,13 @@
+import { LorafleetError } from '../lib/errors.ts';
 // GPU acquisition: one function that returns a GPUDevice in the browser (navigator.gpu)
 // and in Node (the `webgpu` package, which is Dawn). On machines without a GPU, Node falls
 // back to SwiftShader (Chromium's CPU Vulkan driver) when Debian's chromium is installed.
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-export class WebGPUNotAvailableError extends Error {
+export class WebGPUNotAvailableError extends LorafleetError {
   constructor(message: string) {
-    super(message);
+    super(message, 'webgpu_unavailable');
     this.name = 'WebGPUNotAvailableError';
   }
 }

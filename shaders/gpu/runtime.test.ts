@@ -1,5 +1,5 @@
 // Runtime: WGSL binding parsing and the bind-group cache (explicit layouts, params at a dynamic
-// uniform offset) against the legacy per-dispatch bind groups.
+// uniform offset).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Runtime, parseBindings } from './runtime.ts';
 import { addInPlace } from '../add/add.ts';
@@ -68,20 +68,5 @@ describe('bind-group cache', () => {
     expect(s1.bindGroupsCreated - s0.bindGroupsCreated).toBe(2);
     rt.destroy(a);
     rt.destroy(b);
-  });
-
-  it('legacy path gives the same results and creates no cached groups', async () => {
-    const rows = 4, dim = 33;
-    const x = randomArray(rows * dim, 3), w = randomArray(dim, 4);
-    const gx = rt.upload(x), gw = rt.upload(w), o1 = rt.createBuffer(rows * dim * 4), o2 = rt.createBuffer(rows * dim * 4);
-    rmsnorm(rt, gx, gw, o1, rows, dim, 1e-5);
-    rt.setLegacy(true);
-    const s0 = rt.stats();
-    rmsnorm(rt, gx, gw, o2, rows, dim, 1e-5);
-    const s1 = rt.stats();
-    rt.setLegacy(false);
-    expect(s1.bindGroupsCreated + s1.bindGroupHits).toBe(s0.bindGroupsCreated + s0.bindGroupHits);
-    expect([...(await rt.readF32(o2))]).toEqual([...(await rt.readF32(o1))]);
-    for (const b of [gx, gw, o1, o2]) rt.destroy(b);
   });
 });

@@ -10,8 +10,9 @@
 // Bind groups: pipelines get an explicit layout derived from the kernel's WGSL binding
 // declarations (parseBindings), with the params uniform at a dynamic offset, so bind groups are
 // cached by (pipeline, storage buffers, offsets, sizes) and reused across dispatches and steps;
-// only the arena offset changes. setLegacy(true) restores 'auto' layouts and one bind group per
-// dispatch (benchmarks compare both in one process).
+// only the arena offset changes. A kernel whose bindings cannot be parsed falls back to an 'auto'
+// layout and one bind group per dispatch. (The earlier all-'auto' path was compared against this
+// one in bench/decode/results.md and removed.)
 
 import type { ParamsLayout } from './params.ts';
 import { acquireGpu, type AcquireOptions, type GpuInfo } from './device.ts';
@@ -124,9 +125,6 @@ export class Runtime {
   private queryNames: string[] = [];
   private readonly queryCapacity = 4096;
   private profileTotals = new Map<string, { ns: number; count: number }>();
-
-  /** Legacy path (benchmarks: before/after in one process): 'auto' layouts, a new bind group per dispatch. */
-  legacy = false;
 
   constructor(device: GPUDevice, info: GpuInfo) {
     this.device = device;
@@ -274,12 +272,10 @@ export class Runtime {
 
   dispatch<F extends string>(k: Kernel<F>, args: DispatchArgs<F>): void {
     const [x, y = 1, z = 1] = args.workgroups;
-    if (!this.legacy) {
-      const ex = this.explicitPipeline(k, (k.params ? 1 : 0) + args.buffers.length);
-      if (ex) {
-        this.dispatchCached(k, ex, args, x, y, z);
-        return;
-      }
+    const ex = this.explicitPipeline(k, (k.params ? 1 : 0) + args.buffers.length);
+    if (ex) {
+      this.dispatchCached(k, ex, args, x, y, z);
+      return;
     }
     const pipeline = this.pipeline(k);
     const entries: GPUBindGroupEntry[] = [];
@@ -442,12 +438,6 @@ export class Runtime {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     await Promise.all(this.pendingTimestamps.splice(0));
-  }
-
-  /** Switches the legacy dispatch path on/off (see `legacy`); flushes recorded work first. */
-  setLegacy(on: boolean): void {
-    this.flush();
-    this.legacy = on;
   }
 
   // ---------------------------------------------------------------- profiling

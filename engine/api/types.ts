@@ -1,0 +1,135 @@
+// The public types of the engine's front end: generation, OpenAI shapes, the Engine interface.
+import type { Runtime } from '../../shaders/gpu/runtime.ts';
+import type { HubSourceOptions, ModelSource } from '../model/source.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { PagedKvCache } from '../kv/paged-cache.ts';
+import type { GpuModel } from '../forward/gpu-model.ts';
+import type { WeightFormat } from '../../shaders/matmul/weights.ts';
+import type { SchedulerMetrics } from '../scheduler/scheduler.ts';
+import type { LoraSupport, LoraSupportOptions } from '../lora/index.ts';
+import type { ModelTokenizer } from '../model/tokenizer.ts';
+import type { ChatCompletionRequest, ChatMessage } from './schema.ts';
+
+export interface EngineProgress {
+  phase: 'download' | 'upload';
+  file?: string;
+  loadedBytes: number;
+  totalBytes: number;
+  tensor?: string;
+}
+
+export interface CreateEngineOptions {
+  /** Model directory (Node) or hub URL / repo id. */
+  model: string | ModelSource;
+  weightFormat?: WeightFormat;
+  /** KV cache capacity as bytes (default 64 MiB) ... */
+  kvCacheBytes?: number;
+  /** ... or as blocks (wins over kvCacheBytes). */
+  kvBlocks?: number;
+  kvBlockSize?: number;
+  /** Most tokens one step runs (prefill is chunked to this; default 256). */
+  maxBatchTokens?: number;
+  /** Waiting requests beyond this are refused (default 256). */
+  maxQueue?: number;
+  /** LoRA adapters by name: PEFT directory (or a ModelSource holding adapter_config.json + adapter_model.safetensors). */
+  adapters?: Record<string, string | ModelSource>;
+  /** Adapter pool options (GPU budget, max rank ...); giving this enables LoRA without initial adapters. */
+  lora?: Omit<LoraSupportOptions, 'adapters'>;
+  /** Use this runtime (device) instead of acquiring one. */
+  device?: Runtime;
+  onProgress?: (p: EngineProgress) => void;
+  /** Hub cache directory (Node) for URL models. */
+  cacheDir?: string;
+  /** More hub options for URL models (token, fetch, cache, revision). */
+  hub?: Omit<HubSourceOptions, 'repo' | 'onProgress'>;
+}
+
+export interface GenerateOptions {
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  repetition_penalty?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  /** Adapter name, or the base model name / null / undefined for the base model. */
+  model?: string | null;
+  signal?: AbortSignal;
+}
+
+export type GenerateInput = string | { messages: ChatMessage[] } | { prompt_ids: number[] };
+
+export interface GeneratedToken {
+  /** The sampled token id; -1 on a final item that only releases held-back text. */
+  token: number;
+  /** Text released by this token (may be '' while a UTF-8 sequence or a possible stop string is held back). */
+  text: string;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+/** What a generation produced; available after the iterator finishes. */
+export interface GenerationSummary {
+  promptIds: number[];
+  completionIds: number[];
+  text: string;
+  finishReason: FinishReason;
+  usage: Usage;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  /** Tokens sampled, an EOS that ended the generation included (OpenAI's count). */
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface Generation extends AsyncIterable<GeneratedToken> {
+  /** Resolves when the generation is done. */
+  readonly done: Promise<GenerationSummary>;
+}
+
+/** engine.generate's signature: what the OpenAI shaping (openai.ts) needs of an engine. */
+export type GenerateFn = (input: GenerateInput, opts?: GenerateOptions) => Generation;
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }>;
+  usage: Usage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }>;
+  usage?: Usage | null;
+}
+
+export interface ChatCompletions {
+  create(body: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(body: ChatCompletionRequest & { stream?: false | null }): Promise<ChatCompletion>;
+  create(body: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+}
+
+export interface Engine {
+  readonly config: ModelConfig;
+  readonly modelName: string;
+  readonly tokenizer: ModelTokenizer;
+  readonly model: GpuModel;
+  readonly cache: PagedKvCache;
+  readonly runtime: Runtime;
+  /** The adapter pool + LoRA runtime (register / unload adapters at run time through lora.pool). */
+  readonly lora: LoraSupport | null;
+  /** Names accepted as `model` (the base name + adapters). */
+  models(): string[];
+  generate: GenerateFn;
+  /** Scheduler counters (steps, prefilled / decoded tokens, preemptions, queue, KV blocks). */
+  metrics(): SchedulerMetrics;
+  chat: { completions: ChatCompletions };
+  destroy(): Promise<void>;
+}
