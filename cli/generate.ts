@@ -58,8 +58,8 @@ export async function generateCli(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (!values.model || values.prompt === undefined) {
-    process.stderr.write(`lorafleet generate: --model and --prompt are required\n${USAGE}`);
+  if (values.prompt === undefined) {
+    process.stderr.write(`lorafleet generate: --prompt is required\n${USAGE}`);
     return 2;
   }
   const wf = values['weight-format'];
@@ -70,7 +70,7 @@ export async function generateCli(argv: string[]): Promise<number> {
   let maxTokens, temperature, topP, topK, seed;
   try {
     maxTokens = num(values['max-tokens'], 'max-tokens', true) ?? 256;
-    temperature = num(values.temperature, 'temperature', false) ?? 1;
+    temperature = num(values.temperature, 'temperature', false); // default: the model's generation_config.json
     topP = num(values['top-p'], 'top-p', false);
     topK = num(values['top-k'], 'top-k', true);
     seed = num(values.seed, 'seed', true);
@@ -79,7 +79,7 @@ export async function generateCli(argv: string[]): Promise<number> {
     return 2;
   }
   const adapters = values.adapter ? { adapter: values.adapter } : undefined;
-  const engine = await createEngine({ model: values.model, weightFormat: wf as WeightFormat | undefined, adapters });
+  const engine = await createEngine({ model: values.model, weightFormat: wf as WeightFormat | undefined, adapters }); // no --model: the embedded stories260K
   try {
     const t0 = performance.now();
     const g = engine.generate(values.prompt, {

@@ -3,7 +3,7 @@
 // `generate()` (async iterator of tokens + text; generate.ts) and an OpenAI-style
 // `chat.completions.create()` (openai.ts). createEngine only wires these parts.
 //
-//   const engine = await createEngine({ model: '../shared/models/stories260K', adapters: { tone: './peft-dir' } });
+//   const engine = await createEngine({ model: './models/SmolLM2-135M', adapters: { tone: './peft-dir' } });  // {}: the embedded stories260K
 //   for await (const { text } of engine.generate('Once upon a time', { max_tokens: 40, temperature: 0 })) out(text);
 //   const r = await engine.chat.completions.create({ model: 'tone', messages: [{ role: 'user', content: 'Hi' }] });
 //   const s = await engine.chat.completions.create({ messages, stream: true });   // no model: the base
@@ -15,6 +15,7 @@
 // the field). `model` in a request is the base model's name (or 'base') or an adapter name.
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { openModelSource, type ProgressCallback } from '../model/source.ts';
+import { embeddedModelSource } from '../model/embedded.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
 import { GpuModel, type UploadProgress } from '../forward/gpu-model.ts';
 import { GpuStepRunner } from '../forward/runner.ts';
@@ -30,15 +31,17 @@ import type { CreateEngineOptions, Engine } from './types.ts';
 export { InvalidRequestError } from './schema.ts';
 export type * from './types.ts';
 
-export async function createEngine(opts: CreateEngineOptions): Promise<Engine> {
+export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engine> {
   const rt = opts.device ?? (await Runtime.create());
   const ownsRuntime = !opts.device;
   const onDl: ProgressCallback = (file, loadedBytes, totalBytes) => opts.onProgress?.({ phase: 'download', file, loadedBytes, totalBytes });
+  // No model: the embedded stories260K (engine/model/embedded.ts).
+  const spec = opts.model ?? embeddedModelSource();
   const source =
-    typeof opts.model === 'string'
-      ? openModelSource(opts.model, { ...opts.hub, onProgress: onDl, ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}) })
-      : opts.model;
-  const modelName = typeof opts.model === 'string' ? opts.model.replace(/\/+$/, '').split('/').pop() || opts.model : opts.model.name;
+    typeof spec === 'string'
+      ? openModelSource(spec, { ...opts.hub, onProgress: onDl, ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}) })
+      : spec;
+  const modelName = typeof spec === 'string' ? spec.replace(/\/+$/, '').split('/').pop() || spec : spec.name;
 
   // ---- the model, its tokenizer and sampling defaults
   const model = await GpuModel.load(rt, source, {

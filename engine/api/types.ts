@@ -19,8 +19,8 @@ export interface EngineProgress {
 }
 
 export interface CreateEngineOptions {
-  /** Model directory (Node) or hub URL / repo id. */
-  model: string | ModelSource;
+  /** Model directory (Node), hub URL / repo id, or a ModelSource; left out: the embedded stories260K. */
+  model?: string | ModelSource;
   weightFormat?: WeightFormat;
   /** KV cache capacity as bytes (default 64 MiB) ... */
   kvCacheBytes?: number;

@@ -76,13 +76,66 @@ export class MemorySource implements ModelSource {
   }
 }
 
+// ---------------------------------------------------------------- files at URLs
+
+/**
+ * A model whose files each have their own URL (a bundler's emitted assets, a CDN folder):
+ * each file is fetched whole once, on first use, and kept in memory. Files not in the map
+ * do not exist (optional files such as chat_template.jinja).
+ */
+export class UrlFilesSource implements ModelSource {
+  private bytes = new Map<string, Promise<Uint8Array>>();
+  constructor(
+    readonly name: string,
+    readonly files: Readonly<Record<string, string | URL>>,
+    private readonly fetchFn: typeof fetch = (...a) => globalThis.fetch(...a),
+  ) {}
+  private load(file: string): Promise<Uint8Array> {
+    const url = this.files[file];
+    if (url === undefined) return Promise.reject(new ModelSourceError(`${this.name}/${file}: file not found`));
+    let p = this.bytes.get(file);
+    if (!p) {
+      p = (async () => {
+        let res: Response;
+        try {
+          res = await this.fetchFn(String(url));
+        } catch (e) {
+          throw new ModelSourceError(`${String(url)}: fetch failed (${(e as Error).message})`);
+        }
+        if (!res.ok) throw new ModelSourceError(`${String(url)}: HTTP ${res.status} ${res.statusText}`);
+        return new Uint8Array(await res.arrayBuffer());
+      })();
+      this.bytes.set(file, p);
+      p.catch(() => this.bytes.delete(file));
+    }
+    return p;
+  }
+  async readJson(file: string): Promise<unknown> {
+    return parseJson(await this.load(file), `${this.name}/${file}`);
+  }
+  async readBytes(file: string, start = 0, end?: number): Promise<Uint8Array> {
+    const b = await this.load(file);
+    return b.slice(start, end ?? b.byteLength);
+  }
+  async exists(file: string): Promise<boolean> {
+    return this.files[file] !== undefined;
+  }
+  async size(file: string): Promise<number> {
+    return (await this.load(file)).byteLength;
+  }
+}
+
 // ---------------------------------------------------------------- local directory (Node)
 
 /** A model directory on disk, read with positioned reads (Node only). */
 export class LocalDirSource implements ModelSource {
   readonly name: string;
-  constructor(readonly dir: string) {
-    this.name = dir;
+  /** `name` (default: the directory) is what errors and the engine's model name show. */
+  constructor(
+    readonly dir: string,
+    name?: string,
+  ) {
+    this.name = name ?? dir;
   }
   private async p(file: string): Promise<string> {
     checkRelative(file);
