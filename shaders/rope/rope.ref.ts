@@ -27,3 +27,24 @@ export function ropeRef(
   }
   return out;
 }
+
+/** float64 backward of ropeRef (the transpose of the rotation), same angles. */
+export function ropeBackwardRef(
+  dy: ArrayLike<number>, positions: ArrayLike<number>, invFreq: Float32Array, tokens: number, numHeads: number, headDim: number,
+  rowStride = numHeads * headDim, colOffset = 0,
+): Float64Array {
+  const out = Float64Array.from(dy);
+  const half = headDim / 2;
+  for (let t = 0; t < tokens; t++)
+    for (let h = 0; h < numHeads; h++) {
+      const base = t * rowStride + colOffset + h * headDim;
+      for (let i = 0; i < half; i++) {
+        const ang = Math.fround(Math.fround(positions[t]) * invFreq[i]);
+        const c = Math.cos(ang), s = Math.sin(ang);
+        const g1 = dy[base + i], g2 = dy[base + i + half];
+        out[base + i] = g1 * c + g2 * s;
+        out[base + i + half] = g2 * c - g1 * s;
+      }
+    }
+  return out;
+}

@@ -14,3 +14,14 @@ export function siluMulFusedRef(gu: ArrayLike<number>, rows: number, inter: numb
     for (let j = 0; j < inter; j++) out[r * inter + j] = silu(gu[r * 2 * inter + j]) * gu[r * 2 * inter + inter + j];
   return out;
 }
+
+/** float64 backward of silu(g)·u: dg, du for upstream dout (all [n]). */
+export function siluMulBackwardRef(gate: ArrayLike<number>, up: ArrayLike<number>, dout: ArrayLike<number>): { dg: Float64Array; du: Float64Array } {
+  const n = gate.length, dg = new Float64Array(n), du = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const g = gate[i], sig = 1 / (1 + Math.exp(-g));
+    du[i] = dout[i] * g * sig;
+    dg[i] = dout[i] * up[i] * sig * (1 + g * (1 - sig));
+  }
+  return { dg, du };
+}

@@ -1,0 +1,86 @@
+// Checks for shaders/matmul/matmul.backward.ts against matmul.backward.ref.ts (float64).
+import type { KernelCheck } from '../lib/check.ts';
+import { randomArray, result } from '../lib/check.ts';
+import { gemm, loraLinearBackward, loraLinearForward, type GemmTile } from './matmul.backward.ts';
+import { gemmRef, loraLinearBackwardRef, loraLinearForwardRef } from './matmul.backward.ref.ts';
+import { uploadWeight, destroyWeight } from './weights.ts';
+
+// [M, N, K, transA, transB, tile, accumulate]
+const gemmCases: Array<[number, number, number, boolean, boolean, GemmTile, boolean]> = [
+  [1, 7, 13, false, false, 't4', false],
+  [37, 29, 19, true, false, 't4', true],
+  [21, 66, 5, false, true, 't8', false],
+  [45, 19, 70, true, true, 't8', true],
+];
+
+const gemmChecks: KernelCheck[] = gemmCases.map(([M, N, K, tA, tB, tile, acc]) => ({
+  name: `gemm M=${M} N=${N} K=${K} ${tA ? 't' : 'n'}${tB ? 't' : 'n'} ${tile}${acc ? ' acc' : ''}`,
+  async run(rt) {
+    // Operands sit at an offset inside padded rows (ld > cols) to exercise ld/offset.
+    const [ar, ac] = tA ? [K, M] : [M, K];
+    const [br, bc] = tB ? [N, K] : [K, N];
+    const pad = 3, off = 5;
+    const a = randomArray(ar * ac, 100 + M, 1.5), b = randomArray(br * bc, 101 + N, 2), c0 = randomArray(M * N, 102 + K);
+    const store = (v: Float32Array, rows: number, cols: number) => {
+      const o = new Float32Array(off + rows * (cols + pad));
+      for (let r = 0; r < rows; r++) o.set(v.subarray(r * cols, (r + 1) * cols), off + r * (cols + pad));
+      return o;
+    };
+    const ga = rt.upload(store(a, ar, ac)), gb = rt.upload(store(b, br, bc)), gc = rt.upload(store(c0, M, N));
+    gemm(rt, { buffer: ga, ld: ac + pad, offset: off, trans: tA }, { buffer: gb, ld: bc + pad, offset: off, trans: tB },
+      { buffer: gc, ld: N + pad, offset: off }, M, N, K, { alpha: 0.75, accumulate: acc, tile });
+    const raw = await rt.readF32(gc);
+    rt.destroy(ga); rt.destroy(gb); rt.destroy(gc);
+    const out = new Float32Array(M * N);
+    for (let m = 0; m < M; m++) out.set(raw.subarray(off + m * (N + pad), off + m * (N + pad) + N), m * N);
+    // padding columns must be untouched
+    let padOk = true;
+    for (let m = 0; m < M; m++) for (let j = 0; j < pad && m < M - 1; j++) if (raw[off + m * (N + pad) + N + j] !== 0) padOk = false;
+    const ref = gemmRef(a, b, M, N, K, { transA: tA, transB: tB, alpha: 0.75, c0: acc ? c0 : undefined });
+    const r = result(out, ref, 1e-5);
+    return padOk ? r : { ...r, maxRelErr: Infinity, detail: 'wrote into padding' };
+  },
+}));
+
+// [T, N, K, r, maxPartBytes (splits W into row parts)]
+const loraCases: Array<[number, number, number, number, number | undefined]> = [
+  [1, 45, 27, 3, undefined],
+  [37, 45, 27, 4, 10 * 27 * 4],
+];
+
+const loraChecks: KernelCheck[] = loraCases.map(([T, N, K, r, maxPartBytes]) => ({
+  name: `loraLinearBackward T=${T} N=${N} K=${K} r=${r}${maxPartBytes ? ' parts' : ''}`,
+  async run(rt) {
+    const s = 2.5;
+    const x = randomArray(T * K, 200 + T, 1), dy = randomArray(T * N, 201 + T, 1);
+    const w = randomArray(N * K, 202, 0.5), a = randomArray(r * K, 203, 0.3), b = randomArray(N * r, 204, 0.3);
+    const dA0 = randomArray(r * K, 205), dB0 = randomArray(N * r, 206);
+    const gw = uploadWeight(rt, 'w', w, N, K, 'f32', { maxPartBytes });
+    const gx = rt.upload(x), gdy = rt.upload(dy), ga = rt.upload(a), gb = rt.upload(b);
+    const gdA = rt.upload(dA0), gdB = rt.upload(dB0), gdx = rt.createBuffer(T * K * 4);
+    const gy = rt.createBuffer(T * N * 4), gh = rt.createBuffer(T * r * 4);
+    loraLinearForward(rt, { x: gx, w: gw, a: ga, b: gb, T, N, K, r, scale: s, y: gy, h: gh });
+    loraLinearBackward(rt, { x: gx, dy: gdy, w: gw, a: ga, b: gb, h: gh, T, N, K, r, scale: s, grads: { dA: gdA, dB: gdB, accumulate: true }, dx: gdx });
+    const [y, dA, dB, dX] = [await rt.readF32(gy, T * N), await rt.readF32(gdA, r * K), await rt.readF32(gdB, N * r), await rt.readF32(gdx, T * K)];
+    // Second run without saved H and without W: recomputes H, dX = dH·A only.
+    loraLinearBackward(rt, { x: gx, dy: gdy, a: ga, b: gb, T, N, K, r, scale: s, grads: { dA: gdA, dB: gdB }, dx: gdx });
+    const [dA2, dX2] = [await rt.readF32(gdA, r * K), await rt.readF32(gdx, T * K)];
+    for (const g of [gx, gdy, ga, gb, gdA, gdB, gdx, gy, gh]) rt.destroy(g);
+    destroyWeight(rt, gw);
+    const fr = loraLinearForwardRef(x, w, a, b, T, N, K, r, s);
+    const br = loraLinearBackwardRef(x, dy, w, a, b, T, N, K, r, s);
+    const bn = loraLinearBackwardRef(x, dy, null, a, b, T, N, K, r, s);
+    const errs = [
+      ['y', result(y, fr.y, 1e-4)],
+      ['dA', result(dA, br.dA.map((v, i) => v + dA0[i]), 1e-4)],
+      ['dB', result(dB, br.dB.map((v, i) => v + dB0[i]), 1e-4)],
+      ['dX', result(dX, br.dX, 1e-4)],
+      ['dA (no acc)', result(dA2, bn.dA, 1e-4)],
+      ['dX (no W)', result(dX2, bn.dX, 1e-4)],
+    ] as const;
+    const worst = errs.reduce((p, c) => (c[1].maxRelErr > p[1].maxRelErr ? c : p));
+    return { maxRelErr: worst[1].maxRelErr, bound: 1e-4, detail: errs.map(([n, e]) => `${n} ${e.maxRelErr.toExponential(1)}`).join(' ') };
+  },
+}));
+
+export const checks: KernelCheck[] = [...gemmChecks, ...loraChecks];

@@ -1,0 +1,246 @@
+// Backward of a linear layer (host side): a general f32 GEMM with transposes, and the LoRA
+// linear backward built from it. WGSL: shaders/matmul/matmul.backward.wgsl (+ generated body) ·
+// reference: shaders/matmul/matmul.backward.ref.ts · checks: matmul.backward.check.ts ·
+// finite differences: matmul.backward.test.ts.
+//
+// Buffers are row-major f32 (llm.c style); shapes in comments are [rows, cols].
+//   gemm:  C[M, N] (+)= alpha · op(A)[M, K] · op(B)[K, N]
+//   loraLinearBackward, for Y[T, N] = X[T, K]·Wᵀ + s·(X·Aᵀ)·Bᵀ, H[T, r] = X·Aᵀ:
+//     dB[N, r] (+)= s · dYᵀ·H      dH[T, r] = s · dY·B      dA[r, K] (+)= dHᵀ·X
+//     dX[T, K] (+)= dY·W + dH·A    (W frozen: a GpuWeight, f32 parts, as GpuModel uploads it)
+import { WGSL } from '../lib/wgsl.gen.ts';
+import { defineParams } from '../gpu/params.ts';
+import type { Kernel, Runtime } from '../gpu/runtime.ts';
+import type { GpuWeight } from './weights.ts';
+import { matmul } from './matmul.ts';
+
+export const GemmParams = defineParams('GemmParams', {
+  M: 'u32', N: 'u32', K: 'u32',
+  lda: 'u32', ldb: 'u32', ldc: 'u32',
+  aOff: 'u32', bOff: 'u32', cOff: 'u32',
+  alpha: 'f32',
+  /** bit 0: accumulate into C. */
+  flags: 'u32',
+  /** ceil(N / TN). */
+  tilesN: 'u32',
+});
+type F = (typeof GemmParams.fields)[number][0];
+
+/** Register tiles (outputs per invocation, TM x TN); 't4' for small outputs, 't8' otherwise. */
+export const GEMM_TILES = { t4: [4, 4], t8: [8, 8] } as const;
+export type GemmTile = keyof typeof GEMM_TILES;
+
+function genGemm(TM: number, TN: number, transA: boolean, transB: boolean): string {
+  const I = [...Array(TM).keys()], J = [...Array(TN).keys()];
+  let s = `fn ga(m: u32, k: u32) -> f32 { return a[p.aOff + ${transA ? 'k * p.lda + m' : 'm * p.lda + k'}]; }\n`;
+  s += `fn gb(k: u32, n: u32) -> f32 { return b[p.bOff + ${transB ? 'n * p.ldb + k' : 'k * p.ldb + n'}]; }\n`;
+  s += `@compute @workgroup_size(64)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n`;
+  s += `  let t = gid.x + gid.y * nwg.x * 64u;\n  let tilesM = (p.M + ${TM - 1}u) / ${TM}u;\n  if (t >= tilesM * p.tilesN) { return; }\n`;
+  s += `  let m0 = (t / p.tilesN) * ${TM}u;\n  let n0 = (t % p.tilesN) * ${TN}u;\n`;
+  for (const i of I) s += `  let mi${i} = min(m0 + ${i}u, p.M - 1u);\n`;
+  for (const j of J) s += `  let nj${j} = min(n0 + ${j}u, p.N - 1u);\n`;
+  for (const i of I) for (const j of J) s += `  var c${i}_${j} = 0.0;\n`;
+  s += `  for (var k = 0u; k < p.K; k++) {\n`;
+  for (const j of J) s += `    let b${j} = gb(k, nj${j});\n`;
+  for (const i of I) {
+    s += `    let a${i} = ga(mi${i}, k);\n`;
+    for (const j of J) s += `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});\n`;
+  }
+  s += `  }\n`;
+  for (const i of I) for (const j of J) s += `  gstore(m0 + ${i}u, n0 + ${j}u, c${i}_${j});\n`;
+  return s + `}\n`;
+}
+
+const kernels = new Map<string, Kernel<F>>();
+function gemmKernel(tile: GemmTile, transA: boolean, transB: boolean): Kernel<F> {
+  const key = `${tile}|${+transA}${+transB}`;
+  let k = kernels.get(key);
+  if (!k) {
+    const [TM, TN] = GEMM_TILES[tile];
+    k = {
+      name: `gemm_${tile}_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`,
+      code: GemmParams.wgsl + WGSL['matmul.backward'] + genGemm(TM, TN, transA, transB),
+      params: GemmParams,
+    };
+    kernels.set(key, k);
+  }
+  return k;
+}
+
+/** A dense f32 operand: element (r, c) of the stored [rows, ld] matrix at buffer[offset + r*ld + c]. */
+export interface Operand {
+  buffer: GPUBuffer;
+  /** Row stride in floats of the stored matrix. */
+  ld: number;
+  /** Element offset (default 0). */
+  offset?: number;
+  /** Use the transpose of the stored matrix. */
+  trans?: boolean;
+}
+
+export interface GemmOptions {
+  alpha?: number;
+  /** C += alpha·A·B instead of C = alpha·A·B. */
+  accumulate?: boolean;
+  tile?: GemmTile;
+}
+
+/** The tile the product path uses: 8x8 once the output has enough tiles to fill the device. */
+export function pickGemmTile(M: number, N: number): GemmTile {
+  return M >= 16 && N >= 16 && Math.ceil(M / 8) * Math.ceil(N / 8) >= 32 ? 't8' : 't4';
+}
+
+/**
+ * C[M, N] (+)= alpha · op(A)[M, K] · op(B)[K, N]. A stored [M, lda] (trans: [K, lda]), B stored
+ * [K, ldb] (trans: [N, ldb]), C stored [M, ldc]. C must not alias A or B. K = 0 writes
+ * alpha·0 (or leaves C when accumulating).
+ */
+export function gemm(rt: Runtime, A: Operand, B: Operand, C: Operand, M: number, N: number, K: number, opts: GemmOptions = {}): void {
+  for (const [n, v] of [['M', M], ['N', N], ['K', K]] as const) if (!Number.isInteger(v) || v < 0) throw new Error(`gemm: bad ${n}=${v}`);
+  if (M === 0 || N === 0) return;
+  if (C.trans) throw new Error('gemm: C cannot be transposed');
+  if (C.buffer === A.buffer || C.buffer === B.buffer) throw new Error('gemm: C must not alias A or B');
+  const need = (o: Operand, rows: number, cols: number, what: string) => {
+    const off = o.offset ?? 0;
+    if (!Number.isInteger(off) || off < 0 || !Number.isInteger(o.ld) || o.ld < cols) throw new Error(`gemm: ${what} bad offset ${off} / ld ${o.ld} (cols ${cols})`);
+    if (rows > 0 && (off + (rows - 1) * o.ld + cols) * 4 > o.buffer.size)
+      throw new Error(`gemm: ${what} needs ${off + (rows - 1) * o.ld + cols} floats, buffer holds ${o.buffer.size / 4}`);
+  };
+  need(A, A.trans ? K : M, A.trans ? M : K, 'A');
+  need(B, B.trans ? N : K, B.trans ? K : N, 'B');
+  need(C, M, N, 'C');
+  const tile = opts.tile ?? pickGemmTile(M, N);
+  const [TM, TN] = GEMM_TILES[tile];
+  const tilesN = Math.ceil(N / TN);
+  const threads = Math.ceil(M / TM) * tilesN;
+  rt.dispatch(gemmKernel(tile, !!A.trans, !!B.trans), {
+    params: {
+      M, N, K, lda: A.ld, ldb: B.ld, ldc: C.ld,
+      aOff: A.offset ?? 0, bOff: B.offset ?? 0, cOff: C.offset ?? 0,
+      alpha: opts.alpha ?? 1, flags: opts.accumulate ? 1 : 0, tilesN,
+    },
+    buffers: [A.buffer, B.buffer, C.buffer],
+    workgroups: rt.grid(Math.ceil(threads / 64)),
+  });
+}
+
+function f32Weight(w: GpuWeight, what: string): void {
+  if (w.format !== 'f32') throw new Error(`${what}: weight ${w.name} is ${w.format}; backward through a frozen weight needs f32 parts (upload with weightFormat 'f32')`);
+}
+
+/**
+ * dX[T, K] (+)= dY[T, N] · W[N, K] for a frozen GpuWeight (f32 parts; each part's rows are a
+ * column slice of dY). dY rows may be strided (dyLd ≥ N, dyOffset) — e.g. a slice of a fused
+ * qkv gradient.
+ */
+export function linearBackwardInput(
+  rt: Runtime, dY: GPUBuffer, w: GpuWeight, dX: GPUBuffer, T: number,
+  opts: { accumulate?: boolean; dyLd?: number; dyOffset?: number; dxLd?: number; dxOffset?: number; alpha?: number } = {},
+): void {
+  f32Weight(w, 'linearBackwardInput');
+  const dyLd = opts.dyLd ?? w.N, dyOff = opts.dyOffset ?? 0;
+  w.parts.forEach((part, i) => {
+    gemm(rt, { buffer: dY, ld: dyLd, offset: dyOff + part.rowStart }, { buffer: part.data, ld: w.K },
+      { buffer: dX, ld: opts.dxLd ?? w.K, offset: opts.dxOffset ?? 0 }, T, w.K, part.rows,
+      { accumulate: i > 0 || !!opts.accumulate, alpha: opts.alpha ?? 1 });
+  });
+}
+
+export interface LoraLinearGrads {
+  /** dA [r, K] */
+  dA: GPUBuffer;
+  /** dB [N, r] */
+  dB: GPUBuffer;
+  /** Add into dA, dB (gradient accumulation over micro-batches) instead of overwriting. */
+  accumulate?: boolean;
+}
+
+export interface LoraLinearBackwardArgs {
+  /** Input activations X [T, K] (saved from the forward). */
+  x: GPUBuffer;
+  /** Upstream gradient dY [T, N]. */
+  dy: GPUBuffer;
+  /** Frozen base weight W [N, K] (f32 parts); omit to skip the dY·W term. */
+  w?: GpuWeight;
+  /** LoRA A [r, K] and B [N, r], f32 (PEFT lora_A.weight / lora_B.weight). */
+  a: GPUBuffer;
+  b: GPUBuffer;
+  /** H = X·Aᵀ [T, r] saved from the forward (recomputed into scratch when omitted). */
+  h?: GPUBuffer;
+  T: number; N: number; K: number; r: number;
+  /** LoRA scale s = alpha / r (or alpha / √r with rslora). */
+  scale: number;
+  grads: LoraLinearGrads;
+  /** dX [T, K]; omitted: no input gradient (e.g. the first layer's input needs none). */
+  dx?: GPUBuffer;
+  /** dX += ... instead of dX = ... (e.g. q, k and v projections of one input). */
+  accumulateDx?: boolean;
+}
+
+/**
+ * Backward of Y = X·Wᵀ + s·(X·Aᵀ)·Bᵀ (W frozen):
+ *   dB = s·dYᵀ·H,  dH = s·dY·B,  dA = dHᵀ·X,  dX = dY·W + dH·A.
+ * Dispatches 4-6 GEMMs; scratch dH (and H when not given) comes from the runtime pool.
+ */
+export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void {
+  const { T, N, K, r, scale } = g;
+  if (T === 0) return;
+  let h = g.h;
+  const hScratch = h ? null : rt.acquire(T * r * 4);
+  if (!h) {
+    h = hScratch!;
+    // H[T, r] = X[T, K] · Aᵀ
+    gemm(rt, { buffer: g.x, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: h, ld: r }, T, r, K);
+  }
+  // dB[N, r] (+)= s · dYᵀ[N, T] · H[T, r]
+  gemm(rt, { buffer: g.dy, ld: N, trans: true }, { buffer: h, ld: r }, { buffer: g.grads.dB, ld: r }, N, r, T, { alpha: scale, accumulate: g.grads.accumulate });
+  // dH[T, r] = s · dY[T, N] · B[N, r]
+  const dh = rt.acquire(T * r * 4);
+  gemm(rt, { buffer: g.dy, ld: N }, { buffer: g.b, ld: r }, { buffer: dh, ld: r }, T, r, N, { alpha: scale });
+  // dA[r, K] (+)= dHᵀ[r, T] · X[T, K]
+  gemm(rt, { buffer: dh, ld: r, trans: true }, { buffer: g.x, ld: K }, { buffer: g.grads.dA, ld: K }, r, K, T, { accumulate: g.grads.accumulate });
+  if (g.dx) {
+    // dX[T, K] (+)= dY·W + dH·A
+    let acc = !!g.accumulateDx;
+    if (g.w) {
+      if (g.w.N !== N || g.w.K !== K) throw new Error(`loraLinearBackward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
+      linearBackwardInput(rt, g.dy, g.w, g.dx, T, { accumulate: acc });
+      acc = true;
+    }
+    gemm(rt, { buffer: dh, ld: r }, { buffer: g.a, ld: K }, { buffer: g.dx, ld: K }, T, K, r, { accumulate: acc });
+  }
+  rt.release(dh);
+  if (hScratch) rt.release(hScratch);
+}
+
+export interface LoraLinearForwardArgs {
+  /** X [T, K] */
+  x: GPUBuffer;
+  /** Frozen W [N, K] (any GpuWeight format; the base matmul). Omit for the LoRA term only. */
+  w?: GpuWeight;
+  /** A [r, K], B [N, r] f32. */
+  a: GPUBuffer;
+  b: GPUBuffer;
+  T: number; N: number; K: number; r: number;
+  scale: number;
+  /** Y [T, N] out. */
+  y: GPUBuffer;
+  /** H = X·Aᵀ [T, r] out (keep it for loraLinearBackward). */
+  h: GPUBuffer;
+  /** Y += ... instead of Y = ... */
+  accumulate?: boolean;
+}
+
+/** Y[T, N] (+)= X·Wᵀ + s·H·Bᵀ with H[T, r] = X·Aᵀ saved (the training forward of a LoRA linear). */
+export function loraLinearForward(rt: Runtime, g: LoraLinearForwardArgs): void {
+  const { T, N, K, r } = g;
+  if (T === 0) return;
+  gemm(rt, { buffer: g.x, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: g.h, ld: r }, T, r, K);
+  let acc = !!g.accumulate;
+  if (g.w) {
+    if (g.w.N !== N || g.w.K !== K) throw new Error(`loraLinearForward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
+    matmul(rt, g.x, g.w, g.y, T, { accumulate: acc });
+    acc = true;
+  }
+  gemm(rt, { buffer: g.h, ld: r }, { buffer: g.b, ld: r, trans: true }, { buffer: g.y, ld: N }, T, N, r, { alpha: g.scale, accumulate: acc });
+}
