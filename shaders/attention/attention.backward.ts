@@ -1,0 +1,154 @@
+// Causal GQA self-attention for training (host side): a forward that saves the log-sum-exp per
+// (token, head) and the FlashAttention-2 backward that recomputes probabilities from it.
+// WGSL: shaders/attention/attention.backward{,.fwd,.dq,.dkv}.wgsl · reference:
+// attention.backward.ref.ts · checks: attention.backward.check.ts · finite differences:
+// attention.backward.test.ts.
+//
+// Whole sequences, contiguous layout (no KV pages). Packed blocks: segStart[t] (u32 [T]) is the
+// first token of t's document, so token t attends to j ∈ [segStart[t], t] only; a batch of
+// sequences is one packed block whose documents never straddle sequences (segmentStarts()).
+import { WGSL } from '../lib/wgsl.gen.ts';
+import { defineParams } from '../gpu/params.ts';
+import type { Kernel, Runtime } from '../gpu/runtime.ts';
+
+export const AttnTrainParams = defineParams('AttnTrainParams', {
+  T: 'u32', nh: 'u32', nkv: 'u32', group: 'u32',
+  qStride: 'u32', qCol: 'u32', kStride: 'u32', kCol: 'u32', vStride: 'u32', vCol: 'u32',
+  dqStride: 'u32', dqCol: 'u32', dvOff: 'u32', scale: 'f32',
+});
+type F = (typeof AttnTrainParams.fields)[number][0];
+
+const kernels = new Map<string, Kernel<F>>();
+function kernel(which: 'fwd' | 'dq' | 'dkv', hd: number): Kernel<F> {
+  const key = `${which}|${hd}`;
+  let k = kernels.get(key);
+  if (!k) {
+    k = {
+      name: `attention_train_${which}_hd${hd}`,
+      code: AttnTrainParams.wgsl + `const HD: u32 = ${hd}u;\n` + WGSL['attention.backward'] + WGSL[`attention.backward.${which}`],
+      params: AttnTrainParams,
+    };
+    kernels.set(key, k);
+  }
+  return k;
+}
+
+/**
+ * segStart [T] for a packed block from per-token document ids (equal ids must be contiguous;
+ * a new id, or `-1`-style boundaries, starts a document). Also accepts `cu_seqlens`
+ * (flash-attn style, [0, len0, len0+len1, ..., T]) through segmentStartsFromCuSeqlens.
+ */
+export function segmentStarts(docIds: ArrayLike<number>): Uint32Array {
+  const out = new Uint32Array(docIds.length);
+  let start = 0;
+  for (let t = 0; t < docIds.length; t++) {
+    if (t > 0 && docIds[t] !== docIds[t - 1]) start = t;
+    out[t] = start;
+  }
+  return out;
+}
+
+export function segmentStartsFromCuSeqlens(cu: ArrayLike<number>): Uint32Array {
+  const T = cu[cu.length - 1];
+  if (cu[0] !== 0) throw new Error('cu_seqlens must start at 0');
+  const out = new Uint32Array(T);
+  for (let s = 0; s + 1 < cu.length; s++) {
+    if (!(cu[s + 1] >= cu[s])) throw new Error('cu_seqlens must be nondecreasing');
+    out.fill(cu[s], cu[s], cu[s + 1]);
+  }
+  return out;
+}
+
+/** A [T, stride] row-major activation holding `heads` heads of hd at column `col` (default: dense, col 0). */
+export interface HeadsView {
+  buffer: GPUBuffer;
+  stride?: number;
+  col?: number;
+}
+
+export interface AttnTrainShape {
+  T: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Default 1/√headDim. */
+  scale?: number;
+}
+
+function resolve(s: AttnTrainShape, q: HeadsView, k: HeadsView, v: HeadsView) {
+  const { T, numHeads: nh, numKvHeads: nkv, headDim: hd } = s;
+  if (!(nh > 0 && nkv > 0 && nh % nkv === 0)) throw new Error(`attention: numHeads ${nh} must be a multiple of numKvHeads ${nkv}`);
+  if (!(hd > 0 && Number.isInteger(hd) && hd <= 256)) throw new Error(`attention: headDim ${hd} must be in 1..256`);
+  const view = (x: HeadsView, heads: number, what: string) => {
+    const stride = x.stride ?? heads * hd, col = x.col ?? 0;
+    if (col + heads * hd > stride) throw new Error(`attention: ${what} col ${col} + ${heads}x${hd} exceeds stride ${stride}`);
+    if (T > 0 && ((T - 1) * stride + col + heads * hd) * 4 > x.buffer.size) throw new Error(`attention: ${what} buffer too small`);
+    return { stride, col };
+  };
+  const qv = view(q, nh, 'q'), kv = view(k, nkv, 'k'), vv = view(v, nkv, 'v');
+  return {
+    T, nh, nkv, hd, group: nh / nkv,
+    qStride: qv.stride, qCol: qv.col, kStride: kv.stride, kCol: kv.col, vStride: vv.stride, vCol: vv.col,
+    scale: s.scale ?? 1 / Math.sqrt(hd),
+  };
+}
+
+/**
+ * Training forward: o [T, nh*hd] (dense) and lse [T, nh] (natural log-sum-exp of the scaled
+ * scores, kept for the backward). q/k/v may be slices of one fused qkv activation.
+ */
+export function attentionTrainForward(
+  rt: Runtime, s: AttnTrainShape, q: HeadsView, k: HeadsView, v: HeadsView, segStart: GPUBuffer, o: GPUBuffer, lse: GPUBuffer,
+): void {
+  const r = resolve(s, q, k, v);
+  if (r.T === 0) return;
+  if (segStart.size < r.T * 4 || o.size < r.T * r.nh * r.hd * 4 || lse.size < r.T * r.nh * 4) throw new Error('attentionTrainForward: segStart/o/lse too small');
+  rt.dispatch(kernel('fwd', r.hd), {
+    params: { T: r.T, nh: r.nh, nkv: r.nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, dqStride: 0, dqCol: 0, dvOff: 0, scale: r.scale },
+    buffers: [q.buffer, k.buffer, v.buffer, segStart, o, lse],
+    workgroups: rt.grid(Math.ceil((r.T * r.nh) / 64)),
+  });
+}
+
+export interface AttnBackwardArgs {
+  q: HeadsView; k: HeadsView; v: HeadsView;
+  segStart: GPUBuffer;
+  /** Saved forward output o [T, nh*hd] and lse [T, nh]. */
+  o: GPUBuffer;
+  lse: GPUBuffer;
+  /** Upstream gradient dO [T, nh*hd]. */
+  dout: GPUBuffer;
+  /** dq: [T, stride] at col (default dense [T, nh*hd]); dk, dv dense [T, nkv*hd]. Overwritten. */
+  dq: HeadsView;
+  dk: GPUBuffer;
+  dv: GPUBuffer;
+}
+
+/** dq, dk, dv of the training forward (two dispatches + two copies; scratch from the pool). */
+export function attentionBackward(rt: Runtime, s: AttnTrainShape, a: AttnBackwardArgs): void {
+  const r = resolve(s, a.q, a.k, a.v);
+  const { T, nh, nkv, hd } = r;
+  if (T === 0) return;
+  const dqStride = a.dq.stride ?? nh * hd, dqCol = a.dq.col ?? 0;
+  if (dqCol + nh * hd > dqStride || ((T - 1) * dqStride + dqCol + nh * hd) * 4 > a.dq.buffer.size) throw new Error('attentionBackward: dq too small');
+  const kvBytes = T * nkv * hd * 4;
+  if (a.dk.size < kvBytes || a.dv.size < kvBytes) throw new Error('attentionBackward: dk/dv too small');
+  if (a.o.size < T * nh * hd * 4 || a.dout.size < T * nh * hd * 4 || a.lse.size < T * nh * 4 || a.segStart.size < T * 4) throw new Error('attentionBackward: o/dout/lse/segStart too small');
+  const dsum = rt.acquire(T * nh * 4);
+  const dkv = rt.acquire(2 * kvBytes);
+  const params = { T, nh, nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, dqStride, dqCol, dvOff: T * nkv * hd, scale: r.scale };
+  rt.dispatch(kernel('dq', hd), {
+    params,
+    buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.o, a.lse, a.dout, dsum, a.dq.buffer],
+    workgroups: rt.grid(Math.ceil((T * nh) / 64)),
+  });
+  rt.dispatch(kernel('dkv', hd), {
+    params,
+    buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.lse, a.dout, dsum, dkv],
+    workgroups: rt.grid(Math.ceil((T * nkv) / 64)),
+  });
+  rt.copy(dkv, 0, a.dk, 0, kvBytes);
+  rt.copy(dkv, kvBytes, a.dv, 0, kvBytes);
+  rt.release(dsum);
+  rt.release(dkv);
+}
