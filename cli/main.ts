@@ -8,6 +8,8 @@ Commands:
   doctor                     WebGPU adapter, features, limits and a kernel self-check
   generate --model <dir|url> --prompt <text> [--adapter <peft dir>] [--max-tokens N]
            [--temperature T] [--seed S] [--json]
+  serve --model <dir|url> [--adapters <dir>] [--host H] [--port P] [--api-key K] ...
+           OpenAI / vLLM HTTP server (lorafleet serve --help)
   data <ingest|chunk|dedupe|synth|format|run> ...   the data engine (lorafleet data --help)
   bench <kernels|decode|multi-lora> [--json]
   help                       this text
@@ -20,6 +22,7 @@ const commands: Record<string, () => Promise<Command>> = {
   generate: async () => (await import('./generate.ts')).generateCli,
   data: async () => (await import('../trainer/data/cli.ts')).dataCli,
   bench: async () => (await import('./bench.ts')).benchCli,
+  serve: async () => (await import('./serve.ts')).serveCli,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -19,6 +19,8 @@ export type { ChatCompletionRequest, ChatMessage } from './api/schema.ts';
 export type { GenerateFn, ChatCompletions } from './api/types.ts';
 // the OpenAI shaping, for surfaces that wrap generate() (server, worker)
 export { createChatCompletion, chatCompletionChunks, chatCompletionOf, chatGenerateOptions, responseMeta, type ResponseMeta } from './api/openai.ts';
+export { createCompletion, completionChunks, completionGenerateOptions, completionInput, completionRequestSchema, legacyLogprobs, type Completion, type CompletionChunk, type CompletionLogprobs, type CompletionRequest } from './api/completions.ts';
+export { logprobsOf, tokenLogprob, type TokenLogprob } from './api/logprobs.ts';
 // typed errors: every error lorafleet throws on purpose is a LorafleetError with a stable `code`
 export {
   LorafleetError,

@@ -8,6 +8,7 @@ import type { SampleParams } from '../../shaders/sample/sample.ts';
 import { StopMatcher } from './stop.ts';
 import { chatCompletionRequestSchema, contentText, generateOptionsSchema, InvalidRequestError, validate } from './schema.ts';
 import { ContextLengthExceededError } from './errors.ts';
+import { tokenLogprob, type TokenLogprob } from './logprobs.ts';
 import type { FinishReason, GenerateFn, GenerateInput, GenerateOptions, GeneratedToken, Generation, GenerationSummary, Usage } from './types.ts';
 
 /** Sampling defaults of the model (generation_config.json) and its EOS ids. */
@@ -75,6 +76,7 @@ export function createGenerate(ctx: GenerateContext): GenerateFn {
     };
     const stops = o.stop == null ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop;
     const eos = new Set(gen.eosIds);
+    const topLogprobs = o.logprobs ?? null; // null: no logprobs (the forward keeps its logits on the GPU)
 
     let resolveDone!: (s: GenerationSummary) => void;
     let rejectDone!: (e: unknown) => void;
@@ -86,6 +88,7 @@ export function createGenerate(ctx: GenerateContext): GenerateFn {
 
     async function* run(): AsyncGenerator<GeneratedToken> {
       const completion: number[] = [];
+      const logprobs: TokenLogprob[] | undefined = topLogprobs === null ? undefined : [];
       const stop = new StopMatcher(stops);
       let text = '';
       const detok = tokenizer.stream(prompt); // prompt as context: spacing at the join is right
@@ -96,14 +99,16 @@ export function createGenerate(ctx: GenerateContext): GenerateFn {
           return;
         }
         signal?.throwIfAborted();
-        handle = scheduler.submit({ promptTokens: prompt, adapter, sample: base, maxTokens, stopTokenIds: [...eos], signal });
+        handle = scheduler.submit({ promptTokens: prompt, adapter, sample: base, maxTokens, stopTokenIds: [...eos], signal, wantLogits: logprobs !== undefined });
         ctx.ensureLoop();
         for await (const tok of handle) {
           completion.push(tok);
+          const lp = logprobs && tokenLogprob(tokenizer, handle.logits[completion.length - 1]!, tok, topLogprobs!);
+          if (lp) logprobs!.push(lp);
           // Incremental detokenization (no partial UTF-8), then stop strings (held back while they may start one).
           const piece = stop.push(detok.push(tok));
           text += piece;
-          yield { token: tok, text: piece };
+          yield lp ? { token: tok, text: piece, logprob: lp } : { token: tok, text: piece };
           if (stop.stopped) break; // leaving the loop cancels the request (frees its pages)
         }
         const info = await handle.finished;
@@ -120,7 +125,7 @@ export function createGenerate(ctx: GenerateContext): GenerateFn {
           }
         }
         const finishReason: FinishReason = stop.stopped || info.reason === 'stop' ? 'stop' : 'length';
-        resolveDone({ promptIds: prompt, completionIds: completion, text, finishReason, usage: usageOf(prompt.length, info.completionTokens) });
+        resolveDone({ promptIds: prompt, completionIds: completion, text, finishReason, usage: usageOf(prompt.length, info.completionTokens), ...(logprobs ? { logprobs } : {}) });
       } catch (e) {
         rejectDone(e);
         throw e;

@@ -43,6 +43,8 @@ export const chatCompletionRequestSchema = z
     stream: z.boolean().nullable().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
     n: z.literal(1).nullable().optional(),
+    logprobs: z.boolean().nullable().optional(),
+    top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
     ...samplingShape,
   })
   .passthrough();
@@ -53,6 +55,7 @@ export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema> 
 export const generateOptionsSchema = z
   .object({
     model: z.string().nullable().optional(),
+    logprobs: z.number().int().min(0).max(20).nullable().optional(),
     ...samplingShape,
   })
   .passthrough();

@@ -9,6 +9,7 @@ import type { SchedulerMetrics } from '../scheduler/scheduler.ts';
 import type { LoraSupport, LoraSupportOptions } from '../lora/index.ts';
 import type { ModelTokenizer } from '../model/tokenizer.ts';
 import type { ChatCompletionRequest, ChatMessage } from './schema.ts';
+import type { TokenLogprob } from './logprobs.ts';
 
 export interface EngineProgress {
   phase: 'download' | 'upload';
@@ -54,6 +55,8 @@ export interface GenerateOptions {
   stop?: string | string[] | null;
   /** Adapter name, or the base model name / null / undefined for the base model. */
   model?: string | null;
+  /** Log-probabilities of each sampled token with this many top alternatives (0..20); null / undefined: none. */
+  logprobs?: number | null;
   signal?: AbortSignal;
 }
 
@@ -64,6 +67,8 @@ export interface GeneratedToken {
   token: number;
   /** Text released by this token (may be '' while a UTF-8 sequence or a possible stop string is held back). */
   text: string;
+  /** With `logprobs`: the token's log-probability and top alternatives. */
+  logprob?: TokenLogprob;
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -75,6 +80,8 @@ export interface GenerationSummary {
   text: string;
   finishReason: FinishReason;
   usage: Usage;
+  /** With `logprobs`: one entry per sampled token that was streamed. */
+  logprobs?: TokenLogprob[];
 }
 
 export interface Usage {
@@ -97,7 +104,7 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }>;
+  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: { content: TokenLogprob[] } | null }>;
   usage: Usage;
 }
 
@@ -106,7 +113,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }>;
+  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: { content: TokenLogprob[] } | null }>;
   usage?: Usage | null;
 }
 

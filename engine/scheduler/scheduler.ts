@@ -82,6 +82,8 @@ export interface RequestHandle extends AsyncIterable<number> {
   readonly finished: Promise<FinishInfo>;
   /** Ends the request with 'cancelled'; its pages are freed at the next step boundary. */
   cancel(): void;
+  /** With wantLogits: the logits of each sampled token so far (live; entry i is ready when token i is streamed). */
+  readonly logits: ReadonlyArray<Float32Array>;
 }
 
 export interface SchedulerOptions {
@@ -132,6 +134,9 @@ export interface SchedulerMetrics {
   kvTotalBlocks: number;
   lastBatchTokens: number;
   lastBatchSegments: number;
+  /** Distinct adapters of running / waiting requests (vLLM's lora_requests_info). */
+  runningAdapters: string[];
+  waitingAdapters: string[];
 }
 
 export class QueueFullError extends LorafleetError {
@@ -319,7 +324,7 @@ export class Scheduler {
       }
     }
     this.wakeUp();
-    return { id, finished, cancel: () => this.cancel(id), [Symbol.asyncIterator]: () => seq.stream };
+    return { id, finished, cancel: () => this.cancel(id), logits: seq.logits, [Symbol.asyncIterator]: () => seq.stream };
   }
 
   /** Cancels a request: immediately when no step is in flight, else at the end of that step. */
@@ -402,6 +407,7 @@ export class Scheduler {
       ...this.m, finished: { ...this.m.finished },
       queueDepth: this.waiting.length, running: this.running.length,
       kvFreeBlocks: this.kv.freeBlocks(), kvTotalBlocks: this.kv.numBlocks,
+      runningAdapters: adapterSet(this.running), waitingAdapters: adapterSet(this.waiting),
     };
   }
 
@@ -585,6 +591,10 @@ export class Scheduler {
       stopToken, preemptions: s.preemptions, ...(s.req.wantLogits ? { logits: s.logits } : {}), ...(error ? { error } : {}),
     });
   }
+}
+
+function adapterSet(seqs: Seq[]): string[] {
+  return [...new Set(seqs.map((s) => s.req.adapter).filter((a): a is string => a !== null))].sort();
 }
 
 function asError(e: unknown): Error {
