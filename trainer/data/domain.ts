@@ -10,6 +10,12 @@ export const ToolSpecSchema = z.object({
   description: z.string(),
   parameters: JsonSchema,
   queries: z.array(z.object({ text: z.string(), arguments: z.record(z.string(), z.unknown()) })).min(1),
+  /**
+   * Question templates of the Q&A pairs this tool answers (globs over template ids, e.g. "error_code:*",
+   * "table:username:*"): such a question becomes a call of this tool with the pair's subject as the argument,
+   * in every set — never a direct answer.
+   */
+  answers: z.array(z.string()).default([]),
 });
 export type ToolSpec = z.infer<typeof ToolSpecSchema>;
 
@@ -22,6 +28,8 @@ export const LabelSetSchema = z.object({
   fromTools: z.record(z.string(), z.string()).optional(),
   /** Markdown tables in the corpus with this column supply labelled examples */
   fromTable: z.object({ labelColumn: z.string(), textColumns: z.array(z.string()).min(1) }).optional(),
+  /** how a user asks for this classification, with {TEXT} for the text (defaults are generated from the name) */
+  instructions: z.array(z.string().includes('{TEXT}')).default([]),
 });
 export type LabelSet = z.infer<typeof LabelSetSchema>;
 

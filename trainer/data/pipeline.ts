@@ -187,13 +187,18 @@ export async function stageFormat(o: CommonOptions & FormatOptions & { domain: s
   for (const s of res.sets) {
     await writeJsonl(join(o.work, 'sets', `${s.name}.train.jsonl`), s.train);
     await writeJsonl(join(o.work, 'sets', `${s.name}.val.jsonl`), s.val);
+    // line-aligned sidecars: template id, kind, style (bare/instruction) and DPO failure of every row
+    await writeJsonl(join(o.work, 'sets', 'meta', `${s.name}.train.jsonl`), s.trainMeta);
+    await writeJsonl(join(o.work, 'sets', 'meta', `${s.name}.val.jsonl`), s.valMeta);
     bar.update(++i, s.name);
   }
   await update(o.work, (s) => {
     s.format = {
-      sets: res.sets.map((t) => ({ name: t.name, train: t.train.length, val: t.val.length, kinds: t.kinds, labels: t.labels, failures: t.failures })),
+      sets: res.sets.map((t) => ({ name: t.name, train: t.train.length, val: t.val.length, kinds: t.kinds, templates: t.templates, labels: t.labels, failures: t.failures })),
       duplicatesRemoved: res.duplicatesRemoved,
       leakage: res.leakage,
+      dpoMix: res.dpoMix,
+      policy: res.policy,
     };
     s.rejected = [...(s.rejected ?? []).filter((r) => !r.stage.startsWith('format')), ...res.rejected];
   });

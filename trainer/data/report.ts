@@ -1,4 +1,5 @@
 /** The per-run data report: counts at every stage, duplicates removed, label balance, rejected rows and why. */
+import type { DpoMix, FormatResult, LeakageReport } from './format.ts';
 import type { Rejection } from './types.ts';
 
 export interface Stats {
@@ -9,9 +10,11 @@ export interface Stats {
   dedupe?: { before: number; after: number; exact: number; near: number; keep?: string; params: Record<string, number>; examples: { removed: string; of: string; jaccard?: number }[] };
   synth?: { mode: string; chunks: number; pairs: number; byKind: Record<string, number>; teacher?: Record<string, number | string> };
   format?: {
-    sets: { name: string; train: number; val: number; kinds: Record<string, number>; labels?: Record<string, number>; failures?: Record<string, number> }[];
+    sets: { name: string; train: number; val: number; kinds: Record<string, number>; templates?: Record<string, number>; labels?: Record<string, number>; failures?: Record<string, number> }[];
     duplicatesRemoved: { task: string; exact: number; near: number }[];
-    leakage: { task: string; movedToTrain: number; auditViolations: number }[];
+    leakage: LeakageReport[];
+    dpoMix?: DpoMix;
+    policy?: FormatResult['policy'];
   };
   rejected?: Rejection[];
 }
@@ -45,10 +48,49 @@ export function renderReport(s: Stats): string {
       const total = Object.values(t.labels ?? {}).reduce((a, b) => a + b, 0);
       out.push(`### ${t.name}`, '', table(['Label', 'Rows', 'Share'], Object.entries(t.labels ?? {}).sort().map(([k, v]) => [k, v, `${((100 * v) / Math.max(1, total)).toFixed(1)} %`])), '');
     }
+    out.push('## Rows per set and per template', '');
+    out.push(
+      table(
+        ['Set', 'Train', 'Val', 'Templates', 'Largest templates (rows)'],
+        s.format.sets.map((t) => {
+          const tp = Object.entries(t.templates ?? {}).sort((a, b) => b[1] - a[1]);
+          return [t.name, t.train, t.val, tp.length, tp.slice(0, 4).map(([k, v]) => `${k} ${v}`).join(', ')];
+        }),
+      ),
+      '',
+    );
+    const p = s.format.policy;
+    if (p) {
+      const routed = Object.entries(p.pairsRoutedToTools).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+      const ins = Object.entries(p.instructionRows).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+      out.push(`Q&A pairs a tool answers, emitted as tool calls (and kept out of chat): ${routed}. Refusal questions (the documents do not say): ${p.refusals}. Instruction-style rows: ${ins}.`, '');
+    }
     const dpo = s.format.sets.find((x) => x.failures);
-    if (dpo) out.push('## Preference pairs: failure kinds of the rejected answers', '', table(['Failure', 'Pairs'], Object.entries(dpo.failures ?? {}).sort()), '');
-    out.push('## Train/validation leakage audit', '', 'Rows are clustered by source chunk and by near-duplicate content (Jaccard ≥ 0.8) before the split; the audit then looks every validation row up in a MinHash-LSH index of the training rows.', '');
-    out.push(table(['Set', 'Validation rows found near-duplicate of training', 'Moved to train'], s.format.leakage.map((l) => [l.task, l.auditViolations, l.movedToTrain])), '');
+    if (dpo) {
+      out.push('## Preference pairs: what the rejected answers get wrong', '');
+      const mix = s.format.dpoMix;
+      const total = Object.values(dpo.failures ?? {}).reduce((a, b) => a + b, 0);
+      out.push(table(['Failure', 'Pairs', 'Share'], Object.entries(dpo.failures ?? {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v, `${((100 * v) / Math.max(1, total)).toFixed(1)} %`])), '');
+      if (mix) {
+        out.push(table(['Category', 'Pairs'], Object.entries(mix.byCategory).sort((a, b) => b[1] - a[1])), '');
+        out.push(`Tool-call / JSON pairs: ${mix.toolJsonPairs}, of which ${mix.toolJsonSchemaFailures} (${((100 * mix.toolJsonSchemaFailures) / Math.max(1, mix.toolJsonPairs)).toFixed(1)} %) have a rejected side that fails validation (schema, JSON or entity-list parse); the rest call the wrong tool.`, '');
+      }
+    }
+    out.push(
+      '## Train/validation leakage audit',
+      '',
+      'Rows carry their template id (free text: its source chunk); rows sharing it, or near-duplicates (Jaccard ≥ 0.8) once entity values and numbers are masked, form one cluster and whole clusters go to one side. The audit then looks every validation row up among the training rows, on plain text and masked; a masked hit moves its cluster to train.',
+      '',
+    );
+    out.push(
+      table(
+        ['Set', 'Train', 'Val', 'Val rows sharing a template with train', 'Near-dup of train (plain)', 'Near-dup of train (masked)', 'Moved to train'],
+        s.format.leakage.map((l) => [l.task, l.train ?? '', l.val ?? '', l.sharedTemplates ?? '', l.unmaskedHits ?? '', l.maskedHits ?? (l as { auditViolations?: number }).auditViolations ?? '', l.movedToTrain]),
+      ),
+      '',
+    );
+    const ex = s.format.leakage.flatMap((l) => (l.examples ?? []).map((e) => [l.task, e.val, e.train, e.jaccard.toFixed(2)]));
+    if (ex.length) out.push('Masked hits found (moved to train):', '', table(['Set', 'Validation row', 'Closest training row', 'Jaccard (masked)'], ex.slice(0, 10)), '');
   }
 
   out.push('## Rejected rows', '');

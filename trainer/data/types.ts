@@ -35,6 +35,10 @@ export const QAPairSchema = z.object({
   source: z.string(),
   score: z.number().optional(),
   origin: z.enum(['teacher', 'extractive']),
+  /** the question template the pair was written from (extractive), e.g. "table:service:port"; the split groups by it */
+  template: z.string().optional(),
+  /** what the question is about (a table key, an error code…), when known: a tool may take it as its argument */
+  subject: z.string().optional(),
 });
 export type QAPair = z.infer<typeof QAPairSchema>;
 

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { dataCli } from '../cli.ts';
 import { jaccard, shingles } from '../dedupe.ts';
 import { loadDomain, type Domain } from '../domain.ts';
-import { brokenJson, hallucinate, rowContent, schemaBreak } from '../format.ts';
+import { auditLeakage, brokenJson, hallucinate, maskText, parsesAsEntities, rowContent, schemaBreak, splitRows, toolSystemPrompt } from '../format.ts';
 import { ChatRow, DpoRow, toolCallText, Validators } from '../rows.ts';
 import type { Stats } from '../report.ts';
 import { rng } from '../util.ts';
@@ -145,9 +145,143 @@ describe('data run on the shipped sample domain (offline, no teacher)', () => {
     console.log(`[format] leakage audit: ${pairs} val×train pairs checked, highest Jaccard ${worst.toFixed(3)} (< 0.8)`);
   });
 
-  it('DPO rejected answers are realistic failures of every kind', () => {
+  it('DPO rejected answers are format and faithfulness failures of every kind; the report gives the mix', () => {
     const failures = stats.format?.sets.find((x) => x.name === 'dpo')?.failures ?? {};
-    for (const k of ['invalid_json', 'schema_violation', 'wrong_tool', 'wrong_label', 'hallucinated_fact', 'unneeded_tool_call']) expect(failures[k], k).toBeGreaterThan(0);
+    for (const k of ['missing_required', 'wrong_enum', 'extra_property', 'wrong_type', 'malformed_json', 'wrong_tool', 'label_outside_set', 'unparseable_entities', 'hallucinated_fact', 'hallucinated_answer', 'unneeded_tool_call'])
+      expect(failures[k], k).toBeGreaterThan(0);
+    // the trivial kinds of the first version are gone
+    expect(failures.wrong_offsets).toBeUndefined();
+    expect(failures.wrong_label).toBeUndefined();
+    const report = readFileSync(join(work, 'report.md'), 'utf8');
+    expect(report).toContain('## Preference pairs: what the rejected answers get wrong');
+    expect(report).toMatch(/Tool-call \/ JSON pairs: \d+, of which \d+ \([\d.]+ %\) have a rejected side that fails validation/);
+  });
+
+  it('DPO: at least half of the tool/JSON pairs have a rejected side that fails schema validation', () => {
+    const v = new Validators(domain);
+    const types = Object.keys(domain.entities);
+    let pairs = 0;
+    let failing = 0;
+    for (const row of [...(sets.dpo?.train ?? []), ...(sets.dpo?.val ?? [])]) {
+      const chosen = String(row.chosen);
+      const rejected = String(row.rejected);
+      const tool = chosen.startsWith('<tool_call>');
+      const ents = !tool && parsesAsEntities(chosen, String(row.prompt), types);
+      if (!tool && !ents) continue;
+      pairs++;
+      if (tool ? !v.checkToolCall(rejected).ok : !parsesAsEntities(rejected, String(row.prompt), types)) failing++;
+    }
+    console.log(`[format] DPO tool/JSON pairs: ${pairs}, rejected side fails validation: ${failing} (${((100 * failing) / pairs).toFixed(1)} %)`);
+    expect(pairs).toBeGreaterThan(50);
+    expect(failing / pairs).toBeGreaterThanOrEqual(0.5);
+    // label pairs: the rejected label is outside the declared set
+    for (const row of [...(sets.dpo?.train ?? []), ...(sets.dpo?.val ?? [])]) {
+      const ls = domain.labelSets.find((l) => String(row.system).startsWith(`Classify the text by ${l.name}`));
+      if (ls) expect(ls.labels).not.toContain(row.rejected);
+    }
+  });
+
+  it('validation rows share no template with training rows, in every set', () => {
+    const meta = (name: string, split: string) => lines(join(work, 'sets', 'meta', `${name}.${split}.jsonl`)) as unknown as { template: string }[];
+    for (const name of Object.keys(sets)) {
+      const tm = meta(name, 'train');
+      const vm = meta(name, 'val');
+      expect(tm.length, name).toBe(sets[name]?.train.length);
+      expect(vm.length, name).toBe(sets[name]?.val.length);
+      const trainT = new Set(tm.map((m) => m.template));
+      const shared = vm.filter((m) => trainT.has(m.template)).map((m) => m.template);
+      expect(shared, name).toEqual([]);
+    }
+    for (const l of stats.format?.leakage ?? []) {
+      expect(l.sharedTemplates, l.task).toBe(0);
+      expect(l.maskedHits, l.task).toBe(0);
+    }
+    console.log(`[format] leakage: ${(stats.format?.leakage ?? []).map((l) => `${l.task} ${l.val} val, shared templates ${l.sharedTemplates}, masked hits ${l.maskedHits}`).join('; ')}`);
+  });
+
+  it('one policy for questions a tool answers: a tool call in every set, never a direct answer', () => {
+    const v = new Validators(domain);
+    const targets = new Map<string, Set<string>>();
+    const note = (q: string, target: string) => {
+      const kind = v.checkToolCall(target).ok ? 'tool' : 'answer';
+      const s = targets.get(q) ?? new Set<string>();
+      s.add(kind);
+      targets.set(q, s);
+    };
+    for (const name of ['chat', 'tool'])
+      for (const row of [...(sets[name]?.train ?? []), ...(sets[name]?.val ?? [])]) note(row.messages?.[1]?.content ?? '', row.messages?.[2]?.content ?? '');
+    // preference pairs over the same system prompts (tool set and plain domain assistant)
+    for (const row of [...(sets.dpo?.train ?? []), ...(sets.dpo?.val ?? [])]) if (row.system === toolSystemPrompt(domain) || row.system === domain.systemPrompt) note(String(row.prompt), String(row.chosen));
+    const both = [...targets].filter(([, s]) => s.size > 1).map(([q]) => q);
+    expect(both).toEqual([]);
+    // the error-code questions of the corpus are tool calls, not chat answers
+    const chatQs = [...(sets.chat?.train ?? []), ...(sets.chat?.val ?? [])].map((r) => r.messages?.[1]?.content ?? '');
+    expect(chatQs.some((q) => /HL-\d{4}/.test(q) && /mean|resolve/.test(q))).toBe(false);
+    expect(targets.get('What does error code HL-4030 mean?')).toEqual(new Set(['tool']));
+    expect(targets.get('What time zone is li.wei in?')).toEqual(new Set(['tool']));
+  });
+
+  it('better rows: grammatical table questions, refusals, prose facts, logs named by service and time', () => {
+    const chat = [...(sets.chat?.train ?? []), ...(sets.chat?.val ?? [])].map((r) => ({ q: r.messages?.[1]?.content ?? '', a: r.messages?.[2]?.content ?? '' }));
+    const qs = chat.map((x) => x.q);
+    expect(qs.filter((q) => /What is the depends on|\(Services\)\?|Summarise incident|\.log\b/.test(q))).toEqual([]);
+    expect(qs).toContain('What does the scheduler service depend on?');
+    const refusals = chat.filter((x) => /I don't know|nothing on|couldn't find/.test(x.a));
+    expect(refusals.length).toBeGreaterThanOrEqual(5);
+    for (const r of refusals) expect(readFileSync(join(work, 'chunks.jsonl'), 'utf8')).not.toContain(/(?:the )?(\S+) (?:service|alert)/.exec(r.q.replace(/^\S+ \S+ /, ''))?.[1] ?? '\u0000');
+    const all = JSON.stringify(sets);
+    expect(all).toContain('A written review is due within five working days of any critical incident.');
+    expect(all).toContain('Each tier 1 service has an availability objective of 99.95 percent');
+    expect(qs.concat((sets.tool?.train ?? []).map((r) => r.messages?.[1]?.content ?? '')).some((q) => /^What went wrong with [\w-]+ on 2026-03-14 (around|between) \d\d:\d\d/.test(q))).toBe(true);
+    // no template dominates chat
+    const chatT = stats.format?.sets.find((s) => s.name === 'chat')?.templates ?? {};
+    const total = Object.values(chatT).reduce((a, b) => a + b, 0);
+    expect(Math.max(...Object.values(chatT)) / total).toBeLessThan(0.15);
+  });
+
+  it('instruction-style classification and NER rows, worded as a user asks, kept in the training sets', () => {
+    const users = (name: string) => [...(sets[name]?.train ?? []), ...(sets[name]?.val ?? [])].map((r) => r.messages?.[1]?.content ?? '');
+    expect(users('classification-sentiment').some((u) => /^What is the sentiment of this message: ".+"\?$/.test(u))).toBe(true);
+    expect(users('classification-severity').some((u) => /severity/.test(u))).toBe(true);
+    expect(users('ner').some((u) => /^Extract the (error codes and services|services and error codes) in: ".+"$/.test(u))).toBe(true);
+    for (const name of ['classification-intent', 'classification-sentiment', 'classification-severity', 'ner']) {
+      const m = lines(join(work, 'sets', 'meta', `${name}.train.jsonl`)) as unknown as { style: string }[];
+      const ins = m.filter((x) => x.style === 'instruction').length;
+      expect(ins, name).toBeGreaterThan(10);
+      expect(m.filter((x) => x.style === 'bare').length, name).toBeGreaterThan(10);
+    }
+  });
+
+  it('the extractive generator is honest: evidence is in the chunk, every number and identifier of the answer is too', () => {
+    const chunks = new Map((lines(join(work, 'chunks.dedup.jsonl')) as unknown as { id: string; text: string }[]).map((c) => [c.id, c.text]));
+    const qa = lines(join(work, 'qa.jsonl')) as unknown as { answer: string; evidence: string; chunkId: string; kind: string }[];
+    for (const p of qa) {
+      const text = chunks.get(p.chunkId) ?? '';
+      expect(text, p.evidence).toContain(p.evidence);
+      for (const tok of p.answer.match(/[\w./-]*\d[\w./-]*|\b[a-z]+(?:[-.][a-z]+)+\b|\b[A-Z][a-z]+(?:[A-Z][a-z]+)+\b/g) ?? []) expect(text, `${p.kind}: ${p.answer}`).toContain(tok.replace(/[.]$/, ''));
+    }
+  });
+});
+
+describe('leakage audit on planted template leaks', () => {
+  it('masking entity values and numbers finds template-swapped copies that plain comparison misses', async () => {
+    const d = await loadDomain(join(SAMPLE, 'domain.json'));
+    const train = ['Which port does the scheduler service listen on?', 'Restart notifier, it stopped responding.', 'What does error code HL-5031 mean?', 'Page the Edge on-call, critical: ledger primary is down.'];
+    const val = ['Which port does the api-gateway service listen on?', 'Restart billing-worker, it stopped responding.', 'What does error code HL-4290 mean?', 'Page the Data on-call, critical: ledger primary is down.', 'How long are settled invoices kept in the ledger?'];
+    const plain = auditLeakage(train, val);
+    const masked = auditLeakage(
+      train.map((t) => maskText(d, t)),
+      val.map((t) => maskText(d, t)),
+    );
+    console.log(`[format] planted leaks: plain audit finds ${plain.hits.length}/4, masked audit finds ${masked.hits.length}/4`);
+    expect(masked.hits).toEqual([0, 1, 2, 3]);
+    expect(plain.hits.length).toBeLessThan(4);
+    // and the split keeps such rows on one side even when their template ids differ
+    const rows = [...train, ...val].map((content, i) => ({ row: {}, template: `t${i}`, content, meta: { kind: 'x' } }));
+    const s = splitRows(rows, 0.5, 1, (x) => maskText(d, x));
+    const side = (c: string) => (s.val.some((r) => r.content === c) ? 'val' : 'train');
+    for (let i = 0; i < 4; i++) expect(side(val[i] as string)).toBe(side(train[i] as string));
+    expect(s.report.maskedHits).toBe(0);
   });
 });
 

@@ -144,7 +144,7 @@ describe('hostile inputs mixed into the sample: per-file isolation', () => {
 
   it('no row of any set carries markup from <script>/<style> or a raw tag', () => {
     let rows = 0;
-    for (const f of readdirSync(join(work, 'sets'))) {
+    for (const f of readdirSync(join(work, 'sets')).filter((x) => x.endsWith('.jsonl'))) {
       for (const line of readFileSync(join(work, 'sets', f), 'utf8').split('\n').filter(Boolean)) {
         rows++;
         const m = RAW_MARKUP.exec(line.replace(/\\u003c/g, '<').replace(/\\"/g, '"'));

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dataCli } from '../cli.ts';
-import { extractPairs } from '../synth/extractive.ts';
+import { extractPairs, proseQuestion, tableQuestion } from '../synth/extractive.ts';
 import { Teacher, extractJson, grounded } from '../synth/teacher.ts';
 import type { Chunk } from '../types.ts';
 import { readJsonl, writeJsonl } from '../util.ts';
@@ -192,10 +192,57 @@ describe('offline extractive generator', () => {
     expect(qa['What does error code HL-5031 mean?']).toBe('HL-5031 (billing-worker): Worker stopped consuming. Resolution: Restart the billing-worker.');
     expect(qa['What are the steps to restart the billing-worker?']).toBe('1. Drain the worker.\n2. Restart it.\n3. Replay the dead-letter queue.');
     expect(qa['When should the runbook "Restart the billing-worker" be used?']).toBe('Use it when the queue is stuck (HL-5031).');
-    expect(qa['What does "Lease" mean in the context of Restart the billing-worker?']).toBe('Lease: a row that marks the active leader.');
-    expect(qa['Restart the billing-worker: what is the deploy tool?']).toBe('The deploy tool is Shipwright.');
+    expect(qa['What does "Lease" mean?']).toBe('Lease: a row that marks the active leader.');
+    expect(qa['What is the deploy tool?']).toBe('The deploy tool is Shipwright.');
     expect(qa['How long are invoices kept?']).toBe('Seven years.');
     for (const p of pairs) expect(chunk.text).toContain(p.evidence);
     expect(pairs.every((p) => p.origin === 'extractive' && p.chunkId === 'x')).toBe(true);
+    expect(pairs.find((p) => p.question === 'What does error code HL-5031 mean?')).toMatchObject({ template: 'error_code:meaning', subject: 'HL-5031' });
+  });
+
+  it('table questions are phrased per column, grammatical, with a template id per column', () => {
+    const t = (k: string, c: string, key: string, v: string) => tableQuestion(k, c, key, v);
+    expect(t('Service', 'Depends on', 'scheduler', 'queue-broker')).toEqual({ question: 'What does the scheduler service depend on?', answer: 'The scheduler service depends on queue-broker.', template: 'table:service:depends on' });
+    expect(t('Service', 'Owner team', 'notifier', 'Messaging').question).toBe('Which team owns the notifier service?');
+    expect(t('Service', 'Port', 'notifier', '9500').answer).toBe('The notifier service listens on port 9500.');
+    expect(t('Username', 'Time zone', 'li.wei', 'Asia/Singapore')).toMatchObject({ question: 'What time zone is li.wei in?', answer: 'li.wei is in the Asia/Singapore time zone.' });
+    expect(t('Alert', 'Runbook', 'NotifierBacklog', 'Clear a notifier backlog').question).toBe('Which runbook covers the NotifierBacklog alert?');
+    expect(t('Host', 'Runs on', 'db1', 'rack 4').question).toBe('What does the db1 host run on?');
+    expect(t('Team', 'Budget', 'Edge', '4 FTE').question).toBe('What is the budget of the Edge team?');
+  });
+
+  it('prose facts: deadlines, schedules, objectives, escalation — the sentence is the answer', () => {
+    const text = [
+      'A written review is due within five working days of any critical incident.',
+      'The on-call rotation changes every Monday at 09:00 UTC.',
+      'Each tier 1 service has an availability objective of 99.95 percent over a rolling 30-day window.',
+      'Incidents that last longer than one hour are escalated to the head of operations, Amara Okafor.',
+      'Settled invoices are kept in ledger-db for 7 years.',
+      '1. Trigger missed jobs with `hlctl scheduler run nightly-settlement`.',
+      'Some sentence with no fact shape at all here.',
+    ].join('\n');
+    const pairs = extractPairs(ch(text, ['Handbook', 'Rules'])).filter((p) => p.kind === 'prose_fact');
+    expect(pairs.map((p) => p.question)).toEqual([
+      'When is a written review due?',
+      'When does the on-call rotation change?',
+      'What is the availability objective of each tier 1 service?',
+      'Who are incidents that last longer than one hour escalated to?',
+      'How long are settled invoices kept?',
+    ]);
+    for (const p of pairs) expect(p.answer).toBe(p.evidence);
+    expect(proseQuestion('Trigger missed jobs with `hlctl scheduler run`.')).toBeNull();
+  });
+
+  it('log incidents are asked by service, day, time window and error code, not by incident number', () => {
+    const text = [
+      '- Window: 2026-03-14T02:11:09.210Z to 2026-03-14T02:11:14Z, 7 events',
+      '- Highest level: ERROR',
+      '- Services: api-gateway',
+      '- Error codes: HL-5002',
+      '- First error: request_id=r-8812c upstream ledger-db connection refused HL-5002',
+    ].join('\n');
+    const pairs = extractPairs(ch(text, ['Log: api-gateway.log', 'Incident 2: 2026-03-14T02:11:09.210Z (r-8812c)']));
+    expect(pairs.map((p) => p.question)).toEqual(['What went wrong with api-gateway on 2026-03-14 around 02:11 UTC?', 'What did the logs show for HL-5002 on api-gateway on 2026-03-14 around 02:11 UTC?']);
+    for (const p of pairs) expect(p.question).not.toMatch(/incident \d|\.log/i);
   });
 });
