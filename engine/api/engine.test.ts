@@ -92,7 +92,7 @@ describe('lorafleet generate --json', () => {
   it('rejects bad arguments with exit code 2', async () => {
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      expect(await generateCli(['--prompt', 'x'])).toBe(2);
+      expect(await generateCli(['--max-tokens', '3'])).toBe(2); // no --prompt (--model defaults to the embedded model)
       expect(await generateCli(['--model', STORIES_DIR, '--prompt', 'x', '--max-tokens', 'many'])).toBe(2);
       expect(await generateCli(['--model', STORIES_DIR, '--prompt', 'x', '--bogus'])).toBe(2);
     } finally {
