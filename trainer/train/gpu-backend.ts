@@ -1,0 +1,491 @@
+// The WebGPU training backend: the frozen base weights of a GpuModel (f32), LoRA A/B on the GPU,
+// a training forward that keeps what the backward needs (or, with recompute, only each layer's
+// input), the backward through every layer with the kernels in shaders/<op>/<op>.backward.*, and
+// AdamW + global-norm clipping on the GPU. llm.c-style: each forward line and the backward line
+// that inverts it share a comment; shapes use T tokens of the micro-batch (all rows packed into
+// one block: no attention across rows or documents), Hd hidden, Q = H·D, KV = KVH·D, I, V, r.
+//
+//   forward (layer l, x [T, Hd] in)              backward (dx [T, Hd] = ∂L/∂x_{l+1} in)
+//   h   = rmsnorm(x; attnNorm)                   dx   += rmsnormBackward(x; dh)
+//   qkv = h·Wqkvᵀ + s·(h·Aᵀ)·Bᵀ per q/k/v        dh    = dqkv·Wqkv + LoRA (dA, dB, dh += dH·A)
+//   q,k = rope(q, k)                             dq,dk = ropeBackward(dq, dk)
+//   att = attention(q, k, v) (+ lse saved)       dq,dk,dv = attentionBackward(datt)
+//   x1  = x + att·Woᵀ + LoRA                     datt  = dx1·Wo + LoRA
+//   h2  = rmsnorm(x1; mlpNorm)                   dx1   = dx + rmsnormBackward(x1; dh2)
+//   gu  = h2·Wguᵀ + LoRA (gate | up)             dh2   = dgu·Wgu + LoRA
+//   a   = silu(g)·u                              dgu   = siluMulBackward(da)
+//   x'  = x1 + a·Wdᵀ + LoRA                      da    = dx·Wd + LoRA
+// head: hf = rmsnorm(xL; norm); logits = hf·Wheadᵀ; logp = log_softmax(logits)[label], then
+// dlogits = w·(onehot − softmax), dhf = dlogits·Whead, dxL = rmsnormBackward(xL; dhf).
+import type { Runtime } from '../../shaders/gpu/runtime.ts';
+import type { GpuModel } from '../../engine/forward/gpu-model.ts';
+import type { ModelConfig } from '../../engine/model/config.ts';
+import type { LoraModule } from '../../engine/lora/hook.ts';
+import { moduleDims, type LoraPair } from '../../engine/lora/peft.ts';
+import type { GpuWeight } from '../../shaders/matmul/weights.ts';
+import { matmul } from '../../shaders/matmul/matmul.ts';
+import { gemm, linearBackwardInput, type Operand } from '../../shaders/matmul/matmul.backward.ts';
+import { rmsnorm } from '../../shaders/rmsnorm/rmsnorm.ts';
+import { rmsnormBackward } from '../../shaders/rmsnorm/rmsnorm.backward.ts';
+import { rope } from '../../shaders/rope/rope.ts';
+import { ropeBackward } from '../../shaders/rope/rope.backward.ts';
+import { siluMul } from '../../shaders/silu_mul/silu_mul.ts';
+import { siluMulBackward } from '../../shaders/silu_mul/silu_mul.backward.ts';
+import { embedding } from '../../shaders/embedding/embedding.ts';
+import { attentionTrainForward, attentionBackward } from '../../shaders/attention/attention.backward.ts';
+import { adamwStep, gradNorm, type AdamWTensor } from '../../shaders/adamw/adamw.ts';
+import type { AdamHyper, LoraSetup, OptimizerState, TrainBackend } from './backend.ts';
+import { targetPositions } from './backend.ts';
+import type { Sequence } from './data.ts';
+
+interface LoraParam {
+  key: string;
+  layer: number;
+  module: LoraModule;
+  inDim: number;
+  outDim: number;
+  A: GPUBuffer; // [r, in]
+  B: GPUBuffer; // [out, r]
+  dA: GPUBuffer;
+  dB: GPUBuffer;
+  mA: GPUBuffer; vA: GPUBuffer; mB: GPUBuffer; vB: GPUBuffer;
+}
+
+/** What one layer's forward keeps for its backward. */
+interface LayerSaved {
+  x: GPUBuffer; // [T, Hd] layer input
+  h?: GPUBuffer; // [T, Hd]
+  qkv?: GPUBuffer; // [T, Q+2KV] after rope
+  att?: GPUBuffer; // [T, Q]
+  lse?: GPUBuffer; // [T, H]
+  x1?: GPUBuffer; // [T, Hd]
+  h2?: GPUBuffer; // [T, Hd]
+  gu?: GPUBuffer; // [T, 2I]
+  act?: GPUBuffer; // [T, I]
+  /** H = X·Aᵀ [T, r] per module */
+  hA: Map<LoraModule, GPUBuffer>;
+}
+
+interface Pass {
+  T: number;
+  rows: Sequence[];
+  /** token ids [T] u32 */
+  ids: GPUBuffer;
+  /** positions [T] u32 (restart per document) */
+  pos: GPUBuffer;
+  /** first token of each token's document [T] u32 */
+  seg: GPUBuffer;
+  layers: LayerSaved[];
+  xL: GPUBuffer;
+  hf: GPUBuffer;
+  /** host copy of the logits [T, V] for the backward of the head */
+  logits: Float32Array;
+  /** per row: global token index of each target position, and its label */
+  targets: Array<{ t: number[]; y: number[] }>;
+  adapter: boolean;
+  owned: GPUBuffer[];
+}
+
+export interface GpuBackendOptions {
+  /** Recompute each layer's activations in backward from its saved input (bounded memory). */
+  recompute?: boolean;
+}
+
+export class GpuTrainBackend implements TrainBackend {
+  readonly config: ModelConfig;
+  readonly lora: LoraSetup;
+  private params: LoraParam[] = [];
+  private byKey = new Map<string, LoraParam>();
+  private step = 0;
+  private pass: Pass | null = null;
+  private normOut: GPUBuffer;
+  private zeros = new Map<number, Float32Array>();
+  private peak = 0;
+  private live = 0;
+
+  constructor(readonly rt: Runtime, readonly model: GpuModel, lora: LoraSetup, init: Map<string, LoraPair>, private readonly opts: GpuBackendOptions = {}) {
+    const c = model.config;
+    this.config = c;
+    this.lora = lora;
+    if (lora.dropout > 0) throw new Error(`lora_dropout ${lora.dropout}: the WebGPU trainer has no dropout kernel yet; set lora_dropout: 0`);
+    if (c.slidingWindow) throw new Error(`sliding-window attention (${c.slidingWindow}) is not supported by the training attention kernel`);
+    if (model.format !== 'f32') throw new Error(`training needs the base uploaded as f32 (got ${model.format})`);
+    const r = lora.r;
+    for (let l = 0; l < c.numLayers; l++) {
+      for (const m of lora.modules) {
+        const key = `${l}.${m}`;
+        const p = init.get(key);
+        if (!p) throw new Error(`initial adapter has no ${key}`);
+        const { inDim, outDim } = moduleDims(c, m);
+        if (p.A.length !== r * inDim || p.B.length !== outDim * r) throw new Error(`initial adapter ${key}: A/B sizes ${p.A.length}/${p.B.length}, expected ${r * inDim}/${outDim * r}`);
+        const z = (n: number) => rt.upload(new Float32Array(n), `lora-${key}`);
+        const lp: LoraParam = {
+          key, layer: l, module: m, inDim, outDim,
+          A: rt.upload(p.A, `lora-A-${key}`), B: rt.upload(p.B, `lora-B-${key}`),
+          dA: z(r * inDim), dB: z(outDim * r), mA: z(r * inDim), vA: z(r * inDim), mB: z(outDim * r), vB: z(outDim * r),
+        };
+        this.params.push(lp);
+        this.byKey.set(key, lp);
+      }
+    }
+    this.normOut = rt.createBuffer(16, 'grad-norm-out');
+  }
+
+  peakBytes(): number {
+    return this.peak;
+  }
+
+  // ------------------------------------------------------------------ buffers
+  private acq(p: Pass | null, floats: number, label: string): GPUBuffer {
+    const b = this.rt.acquire(Math.max(1, floats) * 4, undefined, label);
+    if (p) p.owned.push(b);
+    this.live += b.size;
+    this.peak = Math.max(this.peak, this.live);
+    return b;
+  }
+  private rel(b: GPUBuffer): void {
+    this.live -= b.size;
+    this.rt.release(b);
+  }
+  private endPass(): void {
+    if (!this.pass) return;
+    for (const b of this.pass.owned) this.rel(b);
+    this.pass = null;
+  }
+  private zero(b: GPUBuffer, floats: number): void {
+    let z = this.zeros.get(floats);
+    if (!z) this.zeros.set(floats, (z = new Float32Array(floats)));
+    this.rt.write(b, z);
+  }
+
+  // ------------------------------------------------------------------ LoRA linear pieces
+  /** Y[:, col:col+N] += s·(X·Aᵀ)·Bᵀ, H = X·Aᵀ kept in h. */
+  private loraFwd(p: LoraParam, x: GPUBuffer, T: number, y: Operand, h: GPUBuffer): void {
+    const r = this.lora.r;
+    gemm(this.rt, { buffer: x, ld: p.inDim }, { buffer: p.A, ld: p.inDim, trans: true }, { buffer: h, ld: r }, T, r, p.inDim);
+    gemm(this.rt, { buffer: h, ld: r }, { buffer: p.B, ld: r, trans: true }, y, T, p.outDim, r, { alpha: this.lora.scaling, accumulate: true });
+  }
+
+  /** dB += s·dYᵀ·H; dH = s·dY·B; dA += dHᵀ·X; dX += dH·A. */
+  private loraBwd(p: LoraParam, x: GPUBuffer, h: GPUBuffer, dy: Operand, dx: GPUBuffer, T: number, pass: Pass): void {
+    const r = this.lora.r, s = this.lora.scaling, rt = this.rt;
+    gemm(rt, { ...dy, trans: true }, { buffer: h, ld: r }, { buffer: p.dB, ld: r }, p.outDim, r, T, { alpha: s, accumulate: true });
+    const dH = this.acq(pass, T * r, 'lora-dH');
+    gemm(rt, dy, { buffer: p.B, ld: r }, { buffer: dH, ld: r }, T, r, p.outDim, { alpha: s });
+    gemm(rt, { buffer: dH, ld: r, trans: true }, { buffer: x, ld: p.inDim }, { buffer: p.dA, ld: p.inDim }, r, p.inDim, T, { accumulate: true });
+    gemm(rt, { buffer: dH, ld: r }, { buffer: p.A, ld: p.inDim }, { buffer: dx, ld: p.inDim }, T, p.inDim, r, { accumulate: true });
+  }
+
+  /** dX (+)= dY[:, rows] · W[rowStart : rowStart+n, :] for a row range of a fused frozen weight. */
+  private weightRowsBwd(w: GpuWeight, rowStart: number, n: number, dy: Operand, dx: GPUBuffer, T: number, accumulate: boolean): void {
+    let acc = accumulate;
+    for (const part of w.parts) {
+      const lo = Math.max(rowStart, part.rowStart), hi = Math.min(rowStart + n, part.rowStart + part.rows);
+      if (hi <= lo) continue;
+      gemm(this.rt, { buffer: dy.buffer, ld: dy.ld, offset: (dy.offset ?? 0) + (lo - rowStart) }, { buffer: part.data, ld: w.K, offset: (lo - part.rowStart) * w.K },
+        { buffer: dx, ld: w.K }, T, w.K, hi - lo, { accumulate: acc });
+      acc = true;
+    }
+  }
+
+  // ------------------------------------------------------------------ forward
+  /** Layer l forward from s.x; fills s (activations) and writes the layer output into out. */
+  private layerForward(pass: Pass, l: number, s: LayerSaved, out: GPUBuffer): void {
+    const rt = this.rt, c = this.config, L = this.model.layers[l]!;
+    const { hiddenSize: Hd, intermediateSize: I, numHeads: H, numKvHeads: KVH, headDim: D } = c;
+    const T = pass.T, Q = H * D, KV = KVH * D, QKV = Q + 2 * KV, r = this.lora.r;
+    const lp = (m: LoraModule) => (pass.adapter ? this.byKey.get(`${l}.${m}`) : undefined);
+    const hA = (m: LoraModule) => {
+      let b = s.hA.get(m);
+      if (!b) s.hA.set(m, (b = this.acq(pass, T * r, `hA-${m}`)));
+      return b;
+    };
+    // h = input_layernorm(x)
+    s.h ??= this.acq(pass, T * Hd, 'h');
+    rmsnorm(rt, s.x, L.attnNorm, s.h, T, Hd, c.rmsNormEps);
+    // q, k, v = q_proj(h), k_proj(h), v_proj(h)   (+ LoRA on each column slice)
+    s.qkv ??= this.acq(pass, T * QKV, 'qkv');
+    matmul(rt, s.h, L.qkv, s.qkv, T);
+    const cols: Array<[LoraModule, number]> = [['q_proj', 0], ['k_proj', Q], ['v_proj', Q + KV]];
+    for (const [m, col] of cols) {
+      const p = lp(m);
+      if (p) this.loraFwd(p, s.h, T, { buffer: s.qkv, ld: QKV, offset: col }, hA(m));
+    }
+    // q, k = apply_rotary_pos_emb(q, k)   (positions restart per document)
+    rope(rt, s.qkv, pass.pos, this.model.invFreq, T, H, D, { rowStride: QKV, colOffset: 0 });
+    rope(rt, s.qkv, pass.pos, this.model.invFreq, T, KVH, D, { rowStride: QKV, colOffset: Q });
+    // att = softmax(q·kᵀ/√D, causal within the document)·v   (lse saved)
+    s.att ??= this.acq(pass, T * Q, 'att');
+    s.lse ??= this.acq(pass, T * H, 'lse');
+    attentionTrainForward(rt, { T, numHeads: H, numKvHeads: KVH, headDim: D },
+      { buffer: s.qkv, stride: QKV, col: 0 }, { buffer: s.qkv, stride: QKV, col: Q }, { buffer: s.qkv, stride: QKV, col: Q + KV }, pass.seg, s.att, s.lse);
+    // x1 = x + o_proj(att)
+    s.x1 ??= this.acq(pass, T * Hd, 'x1');
+    rt.copy(s.x, 0, s.x1, 0, T * Hd * 4);
+    matmul(rt, s.att, L.o, s.x1, T, { accumulate: true });
+    const po = lp('o_proj');
+    if (po) this.loraFwd(po, s.att, T, { buffer: s.x1, ld: Hd }, hA('o_proj'));
+    // h2 = post_attention_layernorm(x1)
+    s.h2 ??= this.acq(pass, T * Hd, 'h2');
+    rmsnorm(rt, s.x1, L.mlpNorm, s.h2, T, Hd, c.rmsNormEps);
+    // g, u = gate_proj(h2), up_proj(h2)
+    s.gu ??= this.acq(pass, T * 2 * I, 'gu');
+    matmul(rt, s.h2, L.gateUp, s.gu, T);
+    for (const [m, col] of [['gate_proj', 0], ['up_proj', I]] as Array<[LoraModule, number]>) {
+      const p = lp(m);
+      if (p) this.loraFwd(p, s.h2, T, { buffer: s.gu, ld: 2 * I, offset: col }, hA(m));
+    }
+    // a = silu(g)·u
+    s.act ??= this.acq(pass, T * I, 'act');
+    siluMul(rt, s.gu, s.gu, s.act, T * I, { rows: T, inter: I });
+    // x' = x1 + down_proj(a)
+    rt.copy(s.x1, 0, out, 0, T * Hd * 4);
+    matmul(rt, s.act, L.down, out, T, { accumulate: true });
+    const pd = lp('down_proj');
+    if (pd) this.loraFwd(pd, s.act, T, { buffer: out, ld: Hd }, hA('down_proj'));
+  }
+
+  /** Frees a layer's activations (recompute mode) but keeps its input. */
+  private dropActivations(pass: Pass, s: LayerSaved): void {
+    const keep = new Set([s.x]);
+    const drop: GPUBuffer[] = [];
+    for (const b of [s.h, s.qkv, s.att, s.lse, s.x1, s.h2, s.gu, s.act, ...s.hA.values()]) if (b && !keep.has(b)) drop.push(b);
+    for (const b of drop) {
+      const i = pass.owned.indexOf(b);
+      if (i >= 0) pass.owned.splice(i, 1);
+      this.rel(b);
+    }
+    s.h = s.qkv = s.att = s.lse = s.x1 = s.h2 = s.gu = s.act = undefined;
+    s.hA.clear();
+  }
+
+  async logps(rows: Sequence[], o: { adapter: boolean; train: boolean; dropoutSeed?: number }): Promise<Float64Array[]> {
+    this.endPass();
+    const rt = this.rt, c = this.config;
+    const { hiddenSize: Hd, vocabSize: V } = c;
+    const T = rows.reduce((n, r) => n + r.tokens.length, 0);
+    const ids = new Uint32Array(T), pos = new Uint32Array(T), seg = new Uint32Array(T);
+    const targets: Pass['targets'] = [];
+    let off = 0;
+    for (const row of rows) {
+      const n = row.tokens.length;
+      const starts = row.docStarts.length ? row.docStarts : [0];
+      let d = 0;
+      for (let t = 0; t < n; t++) {
+        const id = row.tokens[t]!;
+        if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`token id ${id} outside vocab ${V}`);
+        while (d + 1 < starts.length && starts[d + 1]! <= t) d++;
+        ids[off + t] = id;
+        seg[off + t] = off + starts[d]!;
+        pos[off + t] = t - starts[d]!;
+      }
+      const tp = targetPositions(row);
+      targets.push({ t: tp.map((t) => off + t), y: tp.map((t) => row.labels[t + 1]!) });
+      off += n;
+    }
+    const pass: Pass = { T, rows, ids: null!, pos: null!, seg: null!, layers: [], xL: null!, hf: null!, logits: null!, targets, adapter: o.adapter, owned: [] };
+    pass.ids = this.acq(pass, T, 'ids');
+    pass.pos = this.acq(pass, T, 'pos');
+    pass.seg = this.acq(pass, T, 'seg');
+    rt.write(pass.ids, ids);
+    rt.write(pass.pos, pos);
+    rt.write(pass.seg, seg);
+    // x = embed_tokens(input_ids)
+    let x = this.acq(pass, T * Hd, 'x0');
+    embedding(rt, pass.ids, this.model.embed, x, T);
+    for (let l = 0; l < c.numLayers; l++) {
+      const s: LayerSaved = { x, hA: new Map() };
+      const next = this.acq(pass, T * Hd, `x${l + 1}`);
+      this.layerForward(pass, l, s, next);
+      if (!o.train || this.opts.recompute) this.dropActivations(pass, s);
+      if (!o.train && l > 0) {
+        // inference only: the previous input is no longer needed
+        const i = pass.owned.indexOf(x);
+        if (i >= 0) pass.owned.splice(i, 1);
+        this.rel(x);
+      }
+      pass.layers.push(s);
+      x = next;
+    }
+    // hf = norm(xL); logits = lm_head(hf)
+    pass.xL = x;
+    pass.hf = this.acq(pass, T * Hd, 'hf');
+    rmsnorm(rt, x, this.model.norm, pass.hf, T, Hd, c.rmsNormEps);
+    const lg = this.acq(pass, T * V, 'logits');
+    matmul(rt, pass.hf, this.model.lmHead, lg, T);
+    pass.logits = await rt.readF32(lg, T * V);
+    // logp[t] = logits[t, y] − logsumexp(logits[t])  (float64 on the host)
+    const out = targets.map(({ t, y }) => Float64Array.from(t, (tt, i) => {
+      const row = pass.logits.subarray(tt * V, (tt + 1) * V);
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(row[v]! - max);
+      return row[y[i]!]! - max - Math.log(sum);
+    }));
+    if (o.train) this.pass = pass;
+    else {
+      this.pass = pass;
+      this.endPass();
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ backward
+  async backward(weights: Float64Array[]): Promise<void> {
+    const pass = this.pass;
+    if (!pass || !pass.adapter) throw new Error('backward: no training forward to differentiate');
+    const rt = this.rt, c = this.config;
+    const { hiddenSize: Hd, intermediateSize: I, numHeads: H, numKvHeads: KVH, headDim: D, vocabSize: V } = c;
+    const T = pass.T, Q = H * D, KV = KVH * D, QKV = Q + 2 * KV;
+    // dlogits[t] = w[t]·(onehot(y) − softmax(logits[t]))
+    const dl = new Float32Array(T * V);
+    pass.targets.forEach(({ t, y }, ri) => {
+      const w = weights[ri]!;
+      t.forEach((tt, i) => {
+        const g = w[i]!;
+        if (g === 0) return;
+        const row = pass.logits.subarray(tt * V, (tt + 1) * V);
+        let max = -Infinity;
+        for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
+        let sum = 0;
+        for (let v = 0; v < V; v++) sum += Math.exp(row[v]! - max);
+        for (let v = 0; v < V; v++) dl[tt * V + v] = -g * (Math.exp(row[v]! - max) / sum);
+        dl[tt * V + y[i]!] += g;
+      });
+    });
+    const dlB = this.acq(pass, T * V, 'dlogits');
+    rt.write(dlB, dl);
+    // dhf = dlogits·Whead;  dxL = rmsnormBackward(xL; dhf)
+    const dhf = this.acq(pass, T * Hd, 'dhf');
+    linearBackwardInput(rt, dlB, this.model.lmHead, dhf, T);
+    let dx = this.acq(pass, T * Hd, 'dx');
+    rmsnormBackward(rt, { x: pass.xL, w: this.model.norm, dy: dhf, dx, rows: T, dim: Hd, eps: c.rmsNormEps });
+    const dxr = this.acq(pass, T * Hd, 'dx-resid');
+    const dact = this.acq(pass, T * I, 'dact');
+    const dgu = this.acq(pass, T * 2 * I, 'dgu');
+    const dh = this.acq(pass, T * Hd, 'dh');
+    const datt = this.acq(pass, T * Q, 'datt');
+    const dqkv = this.acq(pass, T * QKV, 'dqkv');
+    const dk = this.acq(pass, T * KV, 'dk');
+    const dv = this.acq(pass, T * KV, 'dv');
+    let dxo = this.acq(pass, T * Hd, 'dx-out');
+    for (let l = c.numLayers - 1; l >= 0; l--) {
+      const L = this.model.layers[l]!;
+      const s = pass.layers[l]!;
+      if (!s.qkv) this.layerForward(pass, l, s, this.acq(pass, T * Hd, 'x-recompute'));
+      const lp = (m: LoraModule) => this.byKey.get(`${l}.${m}`);
+      // x' = x1 + down(a):  da = dx·Wd (+ LoRA)
+      linearBackwardInput(rt, dx, L.down, dact, T);
+      const pd = lp('down_proj');
+      if (pd) this.loraBwd(pd, s.act!, s.hA.get('down_proj')!, { buffer: dx, ld: Hd }, dact, T, pass);
+      // a = silu(g)·u
+      siluMulBackward(rt, { gu: s.gu!, dout: dact, dgu, rows: T, inter: I, fused: true });
+      // gu = h2·Wguᵀ (+ LoRA):  dh2 = dgu·Wgu
+      linearBackwardInput(rt, dgu, L.gateUp, dh, T);
+      for (const [m, col] of [['gate_proj', 0], ['up_proj', I]] as Array<[LoraModule, number]>) {
+        const p = lp(m);
+        if (p) this.loraBwd(p, s.h2!, s.hA.get(m)!, { buffer: dgu, ld: 2 * I, offset: col }, dh, T, pass);
+      }
+      // h2 = norm(x1):  dx1 = dx + rmsnormBackward(x1; dh2)
+      rt.copy(dx, 0, dxr, 0, T * Hd * 4);
+      rmsnormBackward(rt, { x: s.x1!, w: L.mlpNorm, dy: dh, dx: dxr, rows: T, dim: Hd, eps: c.rmsNormEps, accumulate: true });
+      // x1 = x + o(att):  datt = dx1·Wo (+ LoRA)
+      linearBackwardInput(rt, dxr, L.o, datt, T);
+      const po = lp('o_proj');
+      if (po) this.loraBwd(po, s.att!, s.hA.get('o_proj')!, { buffer: dxr, ld: Hd }, datt, T, pass);
+      // attention: dq (into dqkv cols [0, Q)), dk, dv
+      attentionBackward(rt, { T, numHeads: H, numKvHeads: KVH, headDim: D }, {
+        q: { buffer: s.qkv!, stride: QKV, col: 0 }, k: { buffer: s.qkv!, stride: QKV, col: Q }, v: { buffer: s.qkv!, stride: QKV, col: Q + KV },
+        segStart: pass.seg, o: s.att!, lse: s.lse!, dout: datt, dq: { buffer: dqkv, stride: QKV, col: 0 }, dk, dv,
+      });
+      // rope⁻¹ on dq, dk
+      ropeBackward(rt, dqkv, pass.pos, this.model.invFreq, T, H, D, { rowStride: QKV, colOffset: 0 });
+      ropeBackward(rt, dk, pass.pos, this.model.invFreq, T, KVH, D);
+      // qkv = h·Wqkvᵀ (+ LoRA):  dh = dq·Wq + dk·Wk + dv·Wv
+      this.weightRowsBwd(L.qkv, 0, Q, { buffer: dqkv, ld: QKV }, dh, T, false);
+      this.weightRowsBwd(L.qkv, Q, KV, { buffer: dk, ld: KV }, dh, T, true);
+      this.weightRowsBwd(L.qkv, Q + KV, KV, { buffer: dv, ld: KV }, dh, T, true);
+      const dys: Array<[LoraModule, Operand]> = [['q_proj', { buffer: dqkv, ld: QKV }], ['k_proj', { buffer: dk, ld: KV }], ['v_proj', { buffer: dv, ld: KV }]];
+      for (const [m, dy] of dys) {
+        const p = lp(m);
+        if (p) this.loraBwd(p, s.h!, s.hA.get(m)!, dy, dh, T, pass);
+      }
+      // h = norm(x):  dx = dx1 + rmsnormBackward(x; dh)
+      rt.copy(dxr, 0, dxo, 0, T * Hd * 4);
+      rmsnormBackward(rt, { x: s.x, w: L.attnNorm, dy: dh, dx: dxo, rows: T, dim: Hd, eps: c.rmsNormEps, accumulate: true });
+      [dx, dxo] = [dxo, dx];
+      if (this.opts.recompute) this.dropActivations(pass, s);
+    }
+    await rt.sync();
+    this.endPass();
+  }
+
+  // ------------------------------------------------------------------ optimizer
+  async clipGradients(maxNorm: number): Promise<number> {
+    gradNorm(this.rt, this.params.flatMap((p) => [{ buffer: p.dA, n: p.inDim * this.lora.r }, { buffer: p.dB, n: p.outDim * this.lora.r }]), maxNorm, this.normOut);
+    const [norm] = await this.rt.readF32(this.normOut, 2);
+    return norm!;
+  }
+
+  async optimizerStep(lr: number, h: AdamHyper): Promise<void> {
+    this.step++;
+    const r = this.lora.r;
+    const tensors: AdamWTensor[] = this.params.flatMap((p) => [
+      { param: p.A, grad: p.dA, m: p.mA, v: p.vA, n: r * p.inDim },
+      { param: p.B, grad: p.dB, m: p.mB, v: p.vB, n: p.outDim * r },
+    ]);
+    adamwStep(this.rt, tensors, { lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay }, this.step, this.normOut);
+    for (const p of this.params) {
+      this.zero(p.dA, r * p.inDim);
+      this.zero(p.dB, p.outDim * r);
+    }
+    await this.rt.sync();
+  }
+
+  // ------------------------------------------------------------------ state in / out
+  private async readPairs(a: keyof LoraParam, b: keyof LoraParam): Promise<Map<string, LoraPair>> {
+    const out = new Map<string, LoraPair>();
+    const r = this.lora.r;
+    for (const p of this.params) {
+      out.set(p.key, { A: await this.rt.readF32(p[a] as GPUBuffer, r * p.inDim), B: await this.rt.readF32(p[b] as GPUBuffer, p.outDim * r) });
+    }
+    return out;
+  }
+  readAdapter(): Promise<Map<string, LoraPair>> {
+    return this.readPairs('A', 'B');
+  }
+  /** Accumulated gradients (tests). */
+  readGrads(): Promise<Map<string, LoraPair>> {
+    return this.readPairs('dA', 'dB');
+  }
+  async writeAdapter(w: Map<string, LoraPair>): Promise<void> {
+    for (const p of this.params) {
+      const v = w.get(p.key);
+      if (!v) throw new Error(`adapter has no ${p.key}`);
+      this.rt.write(p.A, v.A);
+      this.rt.write(p.B, v.B);
+    }
+  }
+  async readOptimizer(): Promise<OptimizerState> {
+    return { step: this.step, m: await this.readPairs('mA', 'mB'), v: await this.readPairs('vA', 'vB') };
+  }
+  async writeOptimizer(s: OptimizerState): Promise<void> {
+    this.step = s.step;
+    for (const p of this.params) {
+      const m = s.m.get(p.key), v = s.v.get(p.key);
+      if (!m || !v) throw new Error(`optimizer state has no ${p.key}`);
+      this.rt.write(p.mA, m.A);
+      this.rt.write(p.mB, m.B);
+      this.rt.write(p.vA, v.A);
+      this.rt.write(p.vB, v.B);
+    }
+  }
+
+  destroy(): void {
+    this.endPass();
+    for (const p of this.params) for (const b of [p.A, p.B, p.dA, p.dB, p.mA, p.vA, p.mB, p.vB]) this.rt.destroy(b);
+    this.rt.destroy(this.normOut);
+    this.params = [];
+  }
+}
