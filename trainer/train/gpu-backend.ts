@@ -15,8 +15,9 @@
 //   gu  = h2·Wguᵀ + LoRA (gate | up)             dh2   = dgu·Wgu + LoRA
 //   a   = silu(g)·u                              dgu   = siluMulBackward(da)
 //   x'  = x1 + a·Wdᵀ + LoRA                      da    = dx·Wd + LoRA
-// head: hf = rmsnorm(xL; norm); logits = hf·Wheadᵀ; logp = log_softmax(logits)[label], then
-// dlogits = w·(onehot − softmax), dhf = dlogits·Whead, dxL = rmsnormBackward(xL; dhf).
+// head: hf = rmsnorm(xL; norm); logp = log_softmax(hf·Wheadᵀ)[label] in vocabulary row chunks
+// (lmHeadCrossEntropy: never all logits at once); backward: the objective's w = ∂L/∂logp becomes
+// coef = −w, dhf = ∂(−Σ coef·logp)/∂hf (logits recomputed per chunk), dxL = rmsnormBackward(xL; dhf).
 import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import type { GpuModel } from '../../engine/forward/gpu-model.ts';
 import type { ModelConfig } from '../../engine/model/config.ts';
@@ -33,6 +34,7 @@ import { siluMul } from '../../shaders/silu_mul/silu_mul.ts';
 import { siluMulBackward } from '../../shaders/silu_mul/silu_mul.backward.ts';
 import { embedding } from '../../shaders/embedding/embedding.ts';
 import { attentionTrainForward, attentionBackward } from '../../shaders/attention/attention.backward.ts';
+import { lmHeadCrossEntropy } from '../../shaders/cross_entropy/cross_entropy.ts';
 import { adamwStep, gradNorm, type AdamWTensor } from '../../shaders/adamw/adamw.ts';
 import type { AdamHyper, LoraSetup, OptimizerState, TrainBackend } from './backend.ts';
 import { targetPositions } from './backend.ts';
@@ -78,8 +80,8 @@ interface Pass {
   layers: LayerSaved[];
   xL: GPUBuffer;
   hf: GPUBuffer;
-  /** host copy of the logits [T, V] for the backward of the head */
-  logits: Float32Array;
+  /** shifted labels i32 [T] (row t's target, −100 ignored) */
+  labels: GPUBuffer;
   /** per row: global token index of each target position, and its label */
   targets: Array<{ t: number[]; y: number[] }>;
   adapter: boolean;
@@ -264,7 +266,7 @@ export class GpuTrainBackend implements TrainBackend {
     const rt = this.rt, c = this.config;
     const { hiddenSize: Hd, vocabSize: V } = c;
     const T = rows.reduce((n, r) => n + r.tokens.length, 0);
-    const ids = new Uint32Array(T), pos = new Uint32Array(T), seg = new Uint32Array(T);
+    const ids = new Uint32Array(T), pos = new Uint32Array(T), seg = new Uint32Array(T), lab = new Int32Array(T).fill(-100);
     const targets: Pass['targets'] = [];
     let off = 0;
     for (const row of rows) {
@@ -280,16 +282,19 @@ export class GpuTrainBackend implements TrainBackend {
         pos[off + t] = t - starts[d]!;
       }
       const tp = targetPositions(row);
+      for (const t of tp) lab[off + t] = row.labels[t + 1]!;
       targets.push({ t: tp.map((t) => off + t), y: tp.map((t) => row.labels[t + 1]!) });
       off += n;
     }
-    const pass: Pass = { T, rows, ids: null!, pos: null!, seg: null!, layers: [], xL: null!, hf: null!, logits: null!, targets, adapter: o.adapter, owned: [] };
+    const pass: Pass = { T, rows, ids: null!, pos: null!, seg: null!, labels: null!, layers: [], xL: null!, hf: null!, targets, adapter: o.adapter, owned: [] };
     pass.ids = this.acq(pass, T, 'ids');
     pass.pos = this.acq(pass, T, 'pos');
     pass.seg = this.acq(pass, T, 'seg');
     rt.write(pass.ids, ids);
     rt.write(pass.pos, pos);
     rt.write(pass.seg, seg);
+    pass.labels = this.acq(pass, T, 'labels');
+    rt.write(pass.labels, lab);
     // x = embed_tokens(input_ids)
     let x = this.acq(pass, T * Hd, 'x0');
     embedding(rt, pass.ids, this.model.embed, x, T);
@@ -311,18 +316,11 @@ export class GpuTrainBackend implements TrainBackend {
     pass.xL = x;
     pass.hf = this.acq(pass, T * Hd, 'hf');
     rmsnorm(rt, x, this.model.norm, pass.hf, T, Hd, c.rmsNormEps);
-    const lg = this.acq(pass, T * V, 'logits');
-    matmul(rt, pass.hf, this.model.lmHead, lg, T);
-    pass.logits = await rt.readF32(lg, T * V);
-    // logp[t] = logits[t, y] − logsumexp(logits[t])  (float64 on the host)
-    const out = targets.map(({ t, y }) => Float64Array.from(t, (tt, i) => {
-      const row = pass.logits.subarray(tt * V, (tt + 1) * V);
-      let max = -Infinity;
-      for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
-      let sum = 0;
-      for (let v = 0; v < V; v++) sum += Math.exp(row[v]! - max);
-      return row[y[i]!]! - max - Math.log(sum);
-    }));
+    // logp[t] = log_softmax(lm_head(hf[t]))[label_t]   (vocabulary in row chunks)
+    const lse = this.acq(pass, T, 'lse-head'), logp = this.acq(pass, T, 'logp');
+    lmHeadCrossEntropy(rt, { h: pass.hf, w: this.model.lmHead, labels: pass.labels, T, lse, logp });
+    const lp = await rt.readF32(logp, T);
+    const out = targets.map(({ t }) => Float64Array.from(t, (tt) => lp[tt]!));
     if (o.train) this.pass = pass;
     else {
       this.pass = pass;
@@ -336,29 +334,15 @@ export class GpuTrainBackend implements TrainBackend {
     const pass = this.pass;
     if (!pass || !pass.adapter) throw new Error('backward: no training forward to differentiate');
     const rt = this.rt, c = this.config;
-    const { hiddenSize: Hd, intermediateSize: I, numHeads: H, numKvHeads: KVH, headDim: D, vocabSize: V } = c;
+    const { hiddenSize: Hd, intermediateSize: I, numHeads: H, numKvHeads: KVH, headDim: D } = c;
     const T = pass.T, Q = H * D, KV = KVH * D, QKV = Q + 2 * KV;
-    // dlogits[t] = w[t]·(onehot(y) − softmax(logits[t]))
-    const dl = new Float32Array(T * V);
-    pass.targets.forEach(({ t, y }, ri) => {
-      const w = weights[ri]!;
-      t.forEach((tt, i) => {
-        const g = w[i]!;
-        if (g === 0) return;
-        const row = pass.logits.subarray(tt * V, (tt + 1) * V);
-        let max = -Infinity;
-        for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
-        let sum = 0;
-        for (let v = 0; v < V; v++) sum += Math.exp(row[v]! - max);
-        for (let v = 0; v < V; v++) dl[tt * V + v] = -g * (Math.exp(row[v]! - max) / sum);
-        dl[tt * V + y[i]!] += g;
-      });
-    });
-    const dlB = this.acq(pass, T * V, 'dlogits');
-    rt.write(dlB, dl);
-    // dhf = dlogits·Whead;  dxL = rmsnormBackward(xL; dhf)
+    // coef[t] = −w[t]:  dhf = ∂(−Σ coef·logp)/∂hf = ∂(Σ w·logp)/∂hf
+    const coef = new Float32Array(T);
+    pass.targets.forEach(({ t }, ri) => t.forEach((tt, i) => (coef[tt] = -weights[ri]![i]!)));
+    const coefB = this.acq(pass, T, 'coef');
+    rt.write(coefB, coef);
     const dhf = this.acq(pass, T * Hd, 'dhf');
-    linearBackwardInput(rt, dlB, this.model.lmHead, dhf, T);
+    lmHeadCrossEntropy(rt, { h: pass.hf, w: this.model.lmHead, labels: pass.labels, T, lse: this.acq(pass, T, 'lse-b'), logp: this.acq(pass, T, 'logp-b'), coef: coefB, dh: dhf });
     let dx = this.acq(pass, T * Hd, 'dx');
     rmsnormBackward(rt, { x: pass.xL, w: this.model.norm, dy: dhf, dx, rows: T, dim: Hd, eps: c.rmsNormEps });
     const dxr = this.acq(pass, T * Hd, 'dx-resid');
