@@ -39,8 +39,21 @@ export const checks: KernelCheck[] = cases.map((c) => ({
     const bdq = rt.createBuffer(T * (c.fused ? QS : nh * hd) * 4), bdk = rt.createBuffer(T * nkv * hd * 4), bdv = rt.createBuffer(T * nkv * hd * 4);
     const shape = { T, numHeads: nh, numKvHeads: nkv, headDim: hd };
     attentionTrainForward(rt, shape, views.q, views.k, views.v, bseg, bo, blse);
-    attentionBackward(rt, shape, { ...views, segStart: bseg, o: bo, lse: blse, dout: bdo, dq: c.fused ? { buffer: bdq, stride: QS, col: 0 } : { buffer: bdq }, dk: bdk, dv: bdv });
-    const o = await rt.readF32(bo), lse = await rt.readF32(blse), dqRaw = await rt.readF32(bdq), dk = await rt.readF32(bdk), dv = await rt.readF32(bdv);
+    // fused: dq, dk, dv written straight into the q, k, v slices of one dqkv [T, QS]
+    const grads = c.fused
+      ? { dq: { buffer: bdq, stride: QS, col: 0 }, dk: { buffer: bdq, stride: QS, col: nh * hd }, dv: { buffer: bdq, stride: QS, col: (nh + nkv) * hd } }
+      : { dq: bdq, dk: bdk, dv: bdv };
+    attentionBackward(rt, shape, { ...views, segStart: bseg, o: bo, lse: blse, dout: bdo, ...grads });
+    const o = await rt.readF32(bo), lse = await rt.readF32(blse), dqRaw = await rt.readF32(bdq);
+    let dk = await rt.readF32(bdk), dv = await rt.readF32(bdv);
+    if (c.fused) {
+      dk = new Float32Array(T * nkv * hd);
+      dv = new Float32Array(T * nkv * hd);
+      for (let t = 0; t < T; t++) {
+        dk.set(dqRaw.subarray(t * QS + nh * hd, t * QS + (nh + nkv) * hd), t * nkv * hd);
+        dv.set(dqRaw.subarray(t * QS + (nh + nkv) * hd, (t + 1) * QS), t * nkv * hd);
+      }
+    }
     for (const b of new Set([bq!, bk!, bv!, bseg, bo, blse, bdo, bdq, bdk, bdv])) rt.destroy(b);
     const dq = new Float32Array(T * nh * hd);
     for (let t = 0; t < T; t++) dq.set(dqRaw.subarray(t * (c.fused ? QS : nh * hd), t * (c.fused ? QS : nh * hd) + nh * hd), t * nh * hd);

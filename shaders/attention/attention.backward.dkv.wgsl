@@ -1,5 +1,6 @@
 // Training backward, dk/dv entry point (see attention.backward.wgsl). Reads dsum from main_dq.
-// dk of (j, g) at dkv[j*nkv*HD + g*HD + d]; dv at dkv[dvOff + j*nkv*HD + g*HD + d].
+// dk of (j, g) at dkv[j*dkStride + dkCol + g*HD + d]; dv at dkv[dvOff + j*dvStride + dvCol + g*HD + d]
+// (one buffer: dense scratch [2, T, nkv*HD], or the k and v slices of a fused dqkv).
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> dout: array<f32>;
 @group(0) @binding(7) var<storage, read> dsum: array<f32>;
@@ -39,9 +40,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       }
     }
   }
-  let w = (j * p.nkv + g) * HD;
+  let wk = j * p.dkStride + p.dkCol + g * HD;
+  let wv = p.dvOff + j * p.dvStride + p.dvCol + g * HD;
   for (var d = 0u; d < HD; d++) {
-    dkv[w + d] = dk[d] * p.scale;
-    dkv[p.dvOff + w + d] = dv[d];
+    dkv[wk + d] = dk[d] * p.scale;
+    dkv[wv + d] = dv[d];
   }
 }

@@ -14,7 +14,7 @@ import type { Kernel, Runtime } from '../gpu/runtime.ts';
 export const AttnTrainParams = defineParams('AttnTrainParams', {
   T: 'u32', nh: 'u32', nkv: 'u32', group: 'u32',
   qStride: 'u32', qCol: 'u32', kStride: 'u32', kCol: 'u32', vStride: 'u32', vCol: 'u32',
-  dqStride: 'u32', dqCol: 'u32', dvOff: 'u32', scale: 'f32',
+  dqStride: 'u32', dqCol: 'u32', dkStride: 'u32', dkCol: 'u32', dvStride: 'u32', dvCol: 'u32', dvOff: 'u32', scale: 'f32',
 });
 type F = (typeof AttnTrainParams.fields)[number][0];
 
@@ -104,7 +104,7 @@ export function attentionTrainForward(
   if (r.T === 0) return;
   if (segStart.size < r.T * 4 || o.size < r.T * r.nh * r.hd * 4 || lse.size < r.T * r.nh * 4) throw new Error('attentionTrainForward: segStart/o/lse too small');
   rt.dispatch(kernel('fwd', r.hd), {
-    params: { T: r.T, nh: r.nh, nkv: r.nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, dqStride: 0, dqCol: 0, dvOff: 0, scale: r.scale },
+    params: { T: r.T, nh: r.nh, nkv: r.nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, dqStride: 0, dqCol: 0, dkStride: 0, dkCol: 0, dvStride: 0, dvCol: 0, dvOff: 0, scale: r.scale },
     buffers: [q.buffer, k.buffer, v.buffer, segStart, o, lse],
     workgroups: rt.grid(Math.ceil((r.T * r.nh) / 64)),
   });
@@ -118,37 +118,51 @@ export interface AttnBackwardArgs {
   lse: GPUBuffer;
   /** Upstream gradient dO [T, nh*hd]. */
   dout: GPUBuffer;
-  /** dq: [T, stride] at col (default dense [T, nh*hd]); dk, dv dense [T, nkv*hd]. Overwritten. */
-  dq: HeadsView;
-  dk: GPUBuffer;
-  dv: GPUBuffer;
+  /** dq [T, nh*hd], dk, dv [T, nkv*hd] (dense buffers, or views: e.g. the q, k, v slices of one
+   *  fused dqkv [T, Q+2KV]). dk and dv are either dense buffers or views of one buffer. Overwritten. */
+  dq: HeadsView | GPUBuffer;
+  dk: HeadsView | GPUBuffer;
+  dv: HeadsView | GPUBuffer;
 }
 
-/** dq, dk, dv of the training forward (two dispatches + two copies; scratch from the pool). */
+/** dq, dk, dv of the training forward (two dispatches; dense separate dk/dv add a scratch and two copies). */
 export function attentionBackward(rt: Runtime, s: AttnTrainShape, a: AttnBackwardArgs): void {
   const r = resolve(s, a.q, a.k, a.v);
   const { T, nh, nkv, hd } = r;
   if (T === 0) return;
-  const dqStride = a.dq.stride ?? nh * hd, dqCol = a.dq.col ?? 0;
-  if (dqCol + nh * hd > dqStride || ((T - 1) * dqStride + dqCol + nh * hd) * 4 > a.dq.buffer.size) throw new Error('attentionBackward: dq too small');
-  const kvBytes = T * nkv * hd * 4;
-  if (a.dk.size < kvBytes || a.dv.size < kvBytes) throw new Error('attentionBackward: dk/dv too small');
+  const asView = (x: HeadsView | GPUBuffer): HeadsView => ('buffer' in x ? x : { buffer: x });
+  const out = (x: HeadsView, heads: number, what: string) => {
+    const stride = x.stride ?? heads * hd, col = x.col ?? 0;
+    if (col + heads * hd > stride || ((T - 1) * stride + col + heads * hd) * 4 > x.buffer.size) throw new Error(`attentionBackward: ${what} too small for its view`);
+    return { stride, col };
+  };
+  const dq = asView(a.dq), dk = asView(a.dk), dv = asView(a.dv);
+  const q = out(dq, nh, 'dq'), k = out(dk, nkv, 'dk'), v = out(dv, nkv, 'dv');
   if (a.o.size < T * nh * hd * 4 || a.dout.size < T * nh * hd * 4 || a.lse.size < T * nh * 4 || a.segStart.size < T * 4) throw new Error('attentionBackward: o/dout/lse/segStart too small');
+  const shared = dk.buffer === dv.buffer;
+  const dense = k.stride === nkv * hd && k.col === 0 && v.stride === nkv * hd && v.col === 0;
+  if (!shared && !dense) throw new Error('attentionBackward: dk and dv must be views of one buffer, or two dense buffers');
+  const kvElems = T * nkv * hd;
   const dsum = rt.acquire(T * nh * 4);
-  const dkv = rt.acquire(2 * kvBytes);
-  const params = { T, nh, nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, dqStride, dqCol, dvOff: T * nkv * hd, scale: r.scale };
+  const scratch = shared ? null : rt.acquire(2 * kvElems * 4);
+  const base = { T, nh, nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, scale: r.scale };
   rt.dispatch(kernel('dq', hd), {
-    params,
-    buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.o, a.lse, a.dout, dsum, a.dq.buffer],
+    params: { ...base, dqStride: q.stride, dqCol: q.col, dkStride: 0, dkCol: 0, dvStride: 0, dvCol: 0, dvOff: 0 },
+    buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.o, a.lse, a.dout, dsum, dq.buffer],
     workgroups: rt.grid(Math.ceil((T * nh) / 64)),
   });
+  const kvParams = shared
+    ? { dkStride: k.stride, dkCol: k.col, dvStride: v.stride, dvCol: v.col, dvOff: 0 }
+    : { dkStride: nkv * hd, dkCol: 0, dvStride: nkv * hd, dvCol: 0, dvOff: kvElems };
   rt.dispatch(kernel('dkv', hd), {
-    params,
-    buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.lse, a.dout, dsum, dkv],
+    params: { ...base, dqStride: 0, dqCol: 0, ...kvParams },
+    buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.lse, a.dout, dsum, scratch ?? dk.buffer],
     workgroups: rt.grid(Math.ceil((T * nkv) / 64)),
   });
-  rt.copy(dkv, 0, a.dk, 0, kvBytes);
-  rt.copy(dkv, kvBytes, a.dv, 0, kvBytes);
+  if (scratch) {
+    rt.copy(scratch, 0, dk.buffer, 0, kvElems * 4);
+    rt.copy(scratch, kvElems * 4, dv.buffer, 0, kvElems * 4);
+    rt.release(scratch);
+  }
   rt.release(dsum);
-  rt.release(dkv);
 }

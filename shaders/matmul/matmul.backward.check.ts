@@ -1,7 +1,8 @@
 // Checks for shaders/matmul/matmul.backward.ts against matmul.backward.ref.ts (float64).
 import type { KernelCheck } from '../lib/check.ts';
 import { randomArray, result } from '../lib/check.ts';
-import { gemm, loraLinearBackward, loraLinearForward, type GemmTile } from './matmul.backward.ts';
+import { gemm, linearBackwardInput, loraLinearBackward, loraLinearForward, type GemmTile } from './matmul.backward.ts';
+import { matmul } from './matmul.ts';
 import { gemmRef, loraLinearBackwardRef, loraLinearForwardRef } from './matmul.backward.ref.ts';
 import { uploadWeight, destroyWeight } from './weights.ts';
 
@@ -84,3 +85,46 @@ const loraChecks: KernelCheck[] = loraCases.map(([T, N, K, r, maxPartBytes]) => 
 }));
 
 export const checks: KernelCheck[] = [...gemmChecks, ...loraChecks];
+
+// GpuModel's fused layout: qkv = X·Wqkvᵀ [T, Q+2KV] with LoRA on the q and v column slices; the
+// backward takes dqkv slices (dyLd/dyOffset) and one fused dX = dqkv·Wqkv + Σ dH·A.
+checks.push({
+  name: 'loraLinear fused qkv: LoRA on column slices (yLd/yOffset, dyLd/dyOffset)',
+  async run(rt) {
+    const [T, K, Q, KV, r, s] = [11, 21, 12, 6, 3, 0.5];
+    const NF = Q + 2 * KV;
+    const x = randomArray(T * K, 700, 1), w = randomArray(NF * K, 701, 0.5), dqkv = randomArray(T * NF, 702);
+    const mods = [{ off: 0, N: Q }, { off: Q + KV, N: KV }].map((m, i) => ({ ...m, a: randomArray(r * K, 710 + i, 0.3), b: randomArray(m.N * r, 720 + i, 0.3) }));
+    const gw = uploadWeight(rt, 'qkv', w, NF, K, 'f32');
+    const gx = rt.upload(x), gd = rt.upload(dqkv), gy = rt.createBuffer(T * NF * 4), gdx = rt.createBuffer(T * K * 4);
+    matmul(rt, gx, gw, gy, T);
+    linearBackwardInput(rt, gd, gw, gdx, T);
+    const bufs = mods.map((m) => {
+      const b = { a: rt.upload(m.a), b: rt.upload(m.b), h: rt.createBuffer(T * r * 4), dA: rt.createBuffer(r * K * 4), dB: rt.createBuffer(m.N * r * 4) };
+      loraLinearForward(rt, { x: gx, a: b.a, b: b.b, T, N: m.N, K, r, scale: s, y: gy, h: b.h, yLd: NF, yOffset: m.off, accumulate: true });
+      loraLinearBackward(rt, { x: gx, dy: gd, dyLd: NF, dyOffset: m.off, a: b.a, b: b.b, h: b.h, T, N: m.N, K, r, scale: s, grads: { dA: b.dA, dB: b.dB }, dx: gdx, accumulateDx: true });
+      return b;
+    });
+    const y = await rt.readF32(gy, T * NF), dX = await rt.readF32(gdx, T * K);
+    const got: Array<{ dA: Float32Array; dB: Float32Array }> = [];
+    for (const b of bufs) got.push({ dA: await rt.readF32(b.dA, r * K), dB: await rt.readF32(b.dB, b.dB.size / 4) });
+    for (const b of bufs) for (const g of Object.values(b)) rt.destroy(g);
+    for (const g of [gx, gd, gy, gdx]) rt.destroy(g);
+    destroyWeight(rt, gw);
+    // float64: base + per-module terms on their column slices
+    const yRef = gemmRef(x, w, T, NF, K, { transB: true });
+    const dxRef = gemmRef(dqkv, w, T, K, NF);
+    const errs: number[] = [];
+    mods.forEach((m, i) => {
+      const dySlice = new Float64Array(T * m.N);
+      for (let t = 0; t < T; t++) for (let j = 0; j < m.N; j++) dySlice[t * m.N + j] = dqkv[t * NF + m.off + j];
+      const f = loraLinearForwardRef(x, null, m.a, m.b, T, m.N, K, r, s);
+      for (let t = 0; t < T; t++) for (let j = 0; j < m.N; j++) yRef[t * NF + m.off + j] += f.y[t * m.N + j];
+      const g = loraLinearBackwardRef(x, dySlice, null, m.a, m.b, T, m.N, K, r, s);
+      for (let k = 0; k < dxRef.length; k++) dxRef[k] += g.dX[k];
+      errs.push(result(got[i].dA, g.dA, 1e-4).maxRelErr, result(got[i].dB, g.dB, 1e-4).maxRelErr);
+    });
+    errs.push(result(y, yRef, 1e-4).maxRelErr, result(dX, dxRef, 1e-4).maxRelErr);
+    return { maxRelErr: Math.max(...errs), bound: 1e-4, detail: errs.map((e) => e.toExponential(1)).join(' ') };
+  },
+});

@@ -160,6 +160,10 @@ export interface LoraLinearBackwardArgs {
   x: GPUBuffer;
   /** Upstream gradient dY [T, N]. */
   dy: GPUBuffer;
+  /** dY row stride and element offset (default N, 0): a column slice of a fused gradient, e.g.
+   *  the k columns of dqkv [T, Q+2KV] (dyLd = Q+2KV, dyOffset = Q). */
+  dyLd?: number;
+  dyOffset?: number;
   /** Frozen base weight W [N, K] (f32 parts); omit to skip the dY·W term. */
   w?: GpuWeight;
   /** LoRA A [r, K] and B [N, r], f32 (PEFT lora_A.weight / lora_B.weight). */
@@ -185,6 +189,7 @@ export interface LoraLinearBackwardArgs {
 export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void {
   const { T, N, K, r, scale } = g;
   if (T === 0) return;
+  const dyLd = g.dyLd ?? N, dyOff = g.dyOffset ?? 0;
   let h = g.h;
   const hScratch = h ? null : rt.acquire(T * r * 4);
   if (!h) {
@@ -193,10 +198,10 @@ export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void
     gemm(rt, { buffer: g.x, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: h, ld: r }, T, r, K);
   }
   // dB[N, r] (+)= s · dYᵀ[N, T] · H[T, r]
-  gemm(rt, { buffer: g.dy, ld: N, trans: true }, { buffer: h, ld: r }, { buffer: g.grads.dB, ld: r }, N, r, T, { alpha: scale, accumulate: g.grads.accumulate });
+  gemm(rt, { buffer: g.dy, ld: dyLd, offset: dyOff, trans: true }, { buffer: h, ld: r }, { buffer: g.grads.dB, ld: r }, N, r, T, { alpha: scale, accumulate: g.grads.accumulate });
   // dH[T, r] = s · dY[T, N] · B[N, r]
   const dh = rt.acquire(T * r * 4);
-  gemm(rt, { buffer: g.dy, ld: N }, { buffer: g.b, ld: r }, { buffer: dh, ld: r }, T, r, N, { alpha: scale });
+  gemm(rt, { buffer: g.dy, ld: dyLd, offset: dyOff }, { buffer: g.b, ld: r }, { buffer: dh, ld: r }, T, r, N, { alpha: scale });
   // dA[r, K] (+)= dHᵀ[r, T] · X[T, K]
   gemm(rt, { buffer: dh, ld: r, trans: true }, { buffer: g.x, ld: K }, { buffer: g.grads.dA, ld: K }, r, K, T, { accumulate: g.grads.accumulate });
   if (g.dx) {
@@ -204,7 +209,7 @@ export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void
     let acc = !!g.accumulateDx;
     if (g.w) {
       if (g.w.N !== N || g.w.K !== K) throw new Error(`loraLinearBackward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
-      linearBackwardInput(rt, g.dy, g.w, g.dx, T, { accumulate: acc });
+      linearBackwardInput(rt, g.dy, g.w, g.dx, T, { accumulate: acc, dyLd, dyOffset: dyOff });
       acc = true;
     }
     gemm(rt, { buffer: dh, ld: r }, { buffer: g.a, ld: K }, { buffer: g.dx, ld: K }, T, K, r, { accumulate: acc });
@@ -225,6 +230,11 @@ export interface LoraLinearForwardArgs {
   scale: number;
   /** Y [T, N] out. */
   y: GPUBuffer;
+  /** Y row stride and element offset (default N, 0): the LoRA term of one module added into its
+   *  columns of a fused output, e.g. qkv [T, Q+2KV] (yLd = Q+2KV, yOffset = Q for k_proj; give no
+   *  `w` then, the fused base matmul is the caller's). */
+  yLd?: number;
+  yOffset?: number;
   /** H = X·Aᵀ [T, r] out (keep it for loraLinearBackward). */
   h: GPUBuffer;
   /** Y += ... instead of Y = ... */
@@ -237,10 +247,12 @@ export function loraLinearForward(rt: Runtime, g: LoraLinearForwardArgs): void {
   if (T === 0) return;
   gemm(rt, { buffer: g.x, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: g.h, ld: r }, T, r, K);
   let acc = !!g.accumulate;
+  const yLd = g.yLd ?? N, yOff = g.yOffset ?? 0;
   if (g.w) {
+    if (yLd !== N || yOff !== 0) throw new Error('loraLinearForward: a strided y takes no base weight (run the fused base matmul first, then accumulate)');
     if (g.w.N !== N || g.w.K !== K) throw new Error(`loraLinearForward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
     matmul(rt, g.x, g.w, g.y, T, { accumulate: acc });
     acc = true;
   }
-  gemm(rt, { buffer: g.h, ld: r }, { buffer: g.b, ld: r, trans: true }, { buffer: g.y, ld: N }, T, N, r, { alpha: g.scale, accumulate: acc });
+  gemm(rt, { buffer: g.h, ld: r }, { buffer: g.b, ld: r, trans: true }, { buffer: g.y, ld: yLd, offset: yOff }, T, N, r, { alpha: g.scale, accumulate: acc });
 }
