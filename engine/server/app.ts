@@ -222,6 +222,15 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
 
   type Endpoint = 'chat' | 'completions';
   const generation = (endpoint: Endpoint) => async (c: Context) => {
+    try {
+      return await generate(endpoint, c);
+    } catch (e) {
+      // refused before a flight began (bad JSON, bad "auto" request, not serving, unknown model)
+      metrics.requests.inc({ endpoint, model: 'unknown', outcome: 'rejected' });
+      throw e;
+    }
+  };
+  const generate = async (endpoint: Endpoint, c: Context): Promise<Response> => {
     const t0 = performance.now();
     let body = await jsonBody(c);
     const reqModel = typeof body.model === 'string' ? body.model : null;
@@ -241,13 +250,7 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
       metrics.routes.inc({ route: d.route, adapter: model });
     }
     const modelLabel = typeof body.model === 'string' ? body.model : (host.engine?.modelName ?? 'base');
-    let flight: Flight;
-    try {
-      flight = host.begin(typeof body.model === 'string' ? body.model : null, c.req.raw.signal);
-    } catch (e) {
-      metrics.requests.inc({ endpoint, model: modelLabel, outcome: 'rejected' });
-      throw e;
-    }
+    const flight = host.begin(typeof body.model === 'string' ? body.model : null, c.req.raw.signal);
     const engine = flight.engine;
     const stats = { tokens: 0, first: 0, model: engine.modelName };
     const gen = timedGenerate(flight, t0, stats);
