@@ -191,15 +191,17 @@ export class Chunker {
     const emit = (text: string, sep: string) => {
       if (text.trim()) out.push({ text, sep: out.length ? sep : '' });
     };
+    // word runs are about T characters (≈ T/4 tokens); sentences stay single units (sentence-granular overlap)
+    // except in a pathological line (> 16·T characters, e.g. a megabyte on one line), where consecutive sentences
+    // travel in groups of about T characters so the line is a few thousand pieces, not a few hundred thousand
+    const runChars = Math.max(8, T);
     lines.forEach((line, li) => {
       const lineSep = li === 0 ? '' : '\n';
       if (this.fits(line, T)) return emit(line, lineSep);
       const sentences = line.split(/(?<=[.!?;:])\s+/);
-      sentences.forEach((sentence, si) => {
-        const sSep = si === 0 ? lineSep : ' ';
+      const one = (sentence: string, sSep: string) => {
         if (this.fits(sentence, T)) return emit(sentence, sSep);
-        // runs of words about T characters long (≈ T/4 tokens), each verified; a run still too long is cut by characters
-        const words = sentence.split(' ');
+        // runs of words (runChars long), each verified; a run still too long is cut by characters
         let run = '';
         let first = true;
         const flush = () => {
@@ -210,13 +212,33 @@ export class Chunker {
           else this.hardSplit(run, T).forEach((p, i) => emit(p, i === 0 ? sep : ''));
           run = '';
         };
-        for (const w of words) {
+        for (const w of sentence.split(' ')) {
           if (!w) continue;
-          if (run && run.length + 1 + w.length > Math.max(8, T)) flush();
+          if (run && run.length + 1 + w.length > runChars) flush();
           run = run ? `${run} ${w}` : w;
         }
         flush();
-      });
+      };
+      // consecutive short sentences travel as one piece of about T characters (fewer, larger pieces to count)
+      let group: string[] = [];
+      let groupLen = 0;
+      let groupSep = lineSep;
+      const flushGroup = () => {
+        if (!group.length) return;
+        const joined = group.join(' ');
+        if (group.length > 1 && this.fits(joined, T)) emit(joined, groupSep);
+        else group.forEach((x, i) => one(x, i === 0 ? groupSep : ' '));
+        group = [];
+        groupLen = 0;
+        groupSep = ' ';
+      };
+      const groupChars = line.length > 16 * T ? runChars : 0;
+      for (const sentence of sentences) {
+        if (group.length && groupLen + 1 + sentence.length > groupChars) flushGroup();
+        group.push(sentence);
+        groupLen += sentence.length + 1;
+      }
+      flushGroup();
     });
     return out;
   }

@@ -613,6 +613,7 @@ function nerRows(c: Ctx, chunks: Chunk[], examples: ToolExample[]): Row[] {
     // instruction style: the user names the types wanted (those present, sometimes one more that is absent)
     const present = types.filter((ty) => entities.some((e) => e.type === ty));
     const absent = types.filter((ty) => !present.includes(ty));
+    if (!types.length) return;
     const asked = present.length ? [...present] : [pick(c.r, types)];
     if (absent.length && c.r() < 0.3) asked.push(pick(c.r, absent));
     const sel = entities.filter((e) => asked.includes(e.type));

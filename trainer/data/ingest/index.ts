@@ -74,7 +74,14 @@ export async function ingestFile(path: string, rel: string, opts: Omit<IngestOpt
   const limit = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   if (st.size === 0) throw new Error('empty file (0 bytes)');
   if (st.size > limit) throw new Error(`file is ${mb(st.size)}, over the per-file limit of ${mb(limit)} (raise it with --max-file-mb)`);
-  const buf = await readFile(path);
+  let buf = await readFile(path);
+  // UTF-16 text (with a byte-order mark) is re-encoded as UTF-8 rather than mistaken for binary
+  if (buf.length >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff))) {
+    const le = buf[0] === 0xff;
+    const body = Buffer.from(buf.subarray(2));
+    if (!le) body.swap16();
+    buf = Buffer.from(body.toString('utf16le'), 'utf8');
+  }
   const head = buf.subarray(0, 2048).toString('utf8');
   const format = detectFormat(path, head);
   if (!format) throw new Error(`unsupported file type ${extname(path) || '(none)'}`);

@@ -81,13 +81,15 @@ describe('hostile inputs: huge single-line files', () => {
     const dir = await mkdtemp(join(tmpdir(), 'lf-big-'));
     await writeFile(join(dir, 'huge.txt'), Buffer.alloc(20 * 1024 * 1024, 'a'));
     await writeFile(join(dir, 'small.md'), '# Small\n\nThe notifier sends messages.\n');
+    await writeFile(join(dir, 'one-mb.txt'), words(1_000_000, 2));
     const t0 = performance.now();
     const res = await ingestDir(dir);
-    console.log(`[hostile] 20 MB file skipped in ${(performance.now() - t0).toFixed(0)} ms: ${res.skipped[0]?.reason}`);
-    expect(res.docs.map((d) => d.source)).toEqual(['small.md']);
+    console.log(`[hostile] ingest of a 1 MB single line + 20 MB file skipped: ${(performance.now() - t0).toFixed(0)} ms; ${res.skipped[0]?.reason}`);
+    expect(res.docs.map((d) => d.source)).toEqual(['one-mb.txt', 'small.md']);
+    expect(res.docs[0]?.markdown.length).toBeGreaterThan(990_000);
     expect(res.skipped).toEqual([{ source: 'huge.txt', reason: expect.stringMatching(/20\.0 MB, over the per-file limit of 10\.0 MB \(raise it with --max-file-mb\)/) }]);
     const raised = await ingestDir(dir, { maxFileBytes: 30 * 1024 * 1024 });
-    expect(raised.docs.map((d) => d.source).sort()).toEqual(['huge.txt', 'small.md']);
+    expect(raised.docs.map((d) => d.source).sort()).toEqual(['huge.txt', 'one-mb.txt', 'small.md']);
   }, 60_000);
 });
 
@@ -164,6 +166,21 @@ describe('hostile inputs mixed into the sample: per-file isolation', () => {
     await writeFile(join(bad, 'empty.txt'), '');
     const out = await mkdtemp(join(tmpdir(), 'lf-allbad-out-'));
     await expect(runAll(bad, { work: out, quiet: true })).rejects.toThrow(/no usable document.*\n\s+empty\.txt: empty file.*\n\s+scan\.pdf: not a PDF/);
+  });
+});
+
+describe('hostile inputs: a tiny corpus', () => {
+  it('one short text (no error code, no table) still gives sets; UTF-16 text is read, not skipped as binary', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lf-tiny-'));
+    await cp(join(SAMPLE, 'domain.json'), join(dir, 'domain.json'));
+    await writeFile(join(dir, 'note.txt'), 'The scheduler publishes jobs to queue-broker. It keeps its lease in ledger-db.\n');
+    await writeFile(join(dir, 'wide.txt'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('The notifier retries failed deliveries five times.\n', 'utf16le')]));
+    const work = await mkdtemp(join(tmpdir(), 'lf-tiny-out-'));
+    const res = await runAll(dir, { work, quiet: true });
+    const names = res.sets.map((s) => s.name);
+    expect(names).toEqual(expect.arrayContaining(['chat', 'tool', 'ner', 'dpo']));
+    expect(readFileSync(join(work, 'docs.jsonl'), 'utf8')).toContain('The notifier retries failed deliveries five times.');
+    expect(readFileSync(join(work, 'sets', 'tool.train.jsonl'), 'utf8')).not.toMatch(/<ERROR_CODE>|<[A-Z_]+>/);
   });
 });
 
