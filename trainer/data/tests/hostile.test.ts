@@ -13,7 +13,7 @@ import { Chunker } from '../chunk.ts';
 import { dataCli } from '../cli.ts';
 import { parseDomain } from '../domain.ts';
 import { htmlToMarkdown, ingestDir } from '../ingest/index.ts';
-import { runAll } from '../pipeline.ts';
+import { runAll, stageDedupe } from '../pipeline.ts';
 import { loadTokenizer, type TokenCounter } from '../tokenizer.ts';
 import { rng } from '../util.ts';
 
@@ -166,6 +166,17 @@ describe('hostile inputs mixed into the sample: per-file isolation', () => {
     await writeFile(join(bad, 'empty.txt'), '');
     const out = await mkdtemp(join(tmpdir(), 'lf-allbad-out-'));
     await expect(runAll(bad, { work: out, quiet: true })).rejects.toThrow(/no usable document.*\n\s+empty\.txt: empty file.*\n\s+scan\.pdf: not a PDF/);
+  });
+});
+
+describe('hostile inputs: a corrupted work directory', () => {
+  it('a bad row in an intermediate file is an error naming the file, the row and the field', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'lf-badwork-'));
+    const good = { id: 'c1', docId: 'd1', source: 'a.md', sectionPath: ['A'], text: 'The notifier sends messages.', tokens: 7, index: 0 };
+    await writeFile(join(work, 'chunks.jsonl'), `${JSON.stringify(good)}\n${JSON.stringify({ ...good, id: 'c2', tokens: 'seven' })}\n`);
+    await expect(stageDedupe({ work, quiet: true })).rejects.toThrow(/chunks\.jsonl: row 2: tokens: Expected number, received string/);
+    await writeFile(join(work, 'chunks.jsonl'), `${JSON.stringify(good)}\n{"id": "c3",\n`);
+    await expect(stageDedupe({ work, quiet: true })).rejects.toThrow(/chunks\.jsonl:2: invalid JSON/);
   });
 });
 
