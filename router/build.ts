@@ -18,8 +18,9 @@ import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { defaultFeatureSpec, fnv1a, words } from './features.ts';
-import { exportHashedOnnx, prng, trainHashedEncoder } from './hashed.ts';
+import { defaultFeatureSpec, fnv1a, words, type FeatureSpec } from './features.ts';
+import { SEED_UTTERANCES } from './seeds.ts';
+import { exportHashedOnnx, prng, trainHashedEncoder, type HashedTrainOptions } from './hashed.ts';
 import { HashedEncoder, RouterError, type Encoder } from './encoder.ts';
 import { loadEncoder } from './load.ts';
 import { Router, type EvalReport, type FitReport, type LabeledExample } from './router.ts';
@@ -136,6 +137,26 @@ export function instructionUtterances(route: 'classifier' | 'ner', r: Row, perRo
   return out;
 }
 
+/** "Restart a service …" lines from a tool row's system prompt (`Tools:` followed by a JSON list of OpenAI tool specs). */
+export function toolDescriptions(r: Row): string[] {
+  const sys = r.messages.find((m) => m.role === 'system')?.content ?? '';
+  const at = sys.indexOf('[', sys.search(/Tools:/i));
+  if (at < 0 || sys.search(/Tools:/i) < 0) return [];
+  let list: unknown;
+  try {
+    list = JSON.parse(sys.slice(at, sys.lastIndexOf(']') + 1));
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(list)) return [];
+  const out: string[] = [];
+  for (const t of list) {
+    const f = (t as { function?: { name?: unknown; description?: unknown } })?.function;
+    if (f && typeof f.description === 'string' && f.description.trim()) out.push(f.description.trim());
+  }
+  return out;
+}
+
 export interface Collected {
   train: Record<RouteName, string[]>;
   val: Record<RouteName, string[]>;
@@ -161,6 +182,12 @@ export function collectUtterances(sets: SetRows[], opts: { system?: boolean } = 
       continue;
     }
     if (route === 'tool') {
+      // The tools' descriptions in the system prompt say what the tool route is for.
+      if (s.split === 'train') {
+        const descs = new Set<string>();
+        for (const r of s.rows) for (const d of toolDescriptions(r)) descs.add(d);
+        for (const d of descs) add('train', 'tool', d);
+      }
       let direct = 0;
       for (const r of s.rows) {
         if (!lastUser(r)?.trim()) continue;
@@ -205,6 +232,14 @@ export interface BuildOptions {
   topK?: number;
   aggregate?: 'mean' | 'max';
   fallbackAdapter?: string;
+  /** Add router/seeds.ts's generic utterances to the training utterances (default true). */
+  seeds?: boolean;
+  /** At most this many training utterances per template skeleton (see skeleton(); 0 = no cap; default 3). */
+  perTemplate?: number;
+  /** fit() margin: thresholds are lowered by this much below the validation optimum (default 0.3: validation rows are worded like the training rows and score higher than real requests). */
+  margin?: number;
+  features?: Partial<FeatureSpec>;
+  train?: HashedTrainOptions;
 }
 
 export interface BuildResult {
@@ -215,6 +250,31 @@ export interface BuildResult {
   counts: Record<string, { train: number; val: number }>;
   notes: string[];
   encoderPath?: string;
+}
+
+/**
+ * An utterance's template skeleton: identifier-like tokens (with digits or inner . _ -, or camelCase)
+ * masked. "Restart scheduler, it stopped responding." and "Restart notifier, …" differ only by the
+ * service; the data engine expands each template over every entity, and such copies would otherwise
+ * outweigh a route's other wordings (in training and in its top-k).
+ */
+export function skeleton(u: string): string {
+  return u
+    .replace(/[\p{L}\p{N}]+(?:[._'’-][\p{L}\p{N}]+)+|\p{L}*\p{N}[\p{L}\p{N}]*|\p{Lu}?\p{Ll}+\p{Lu}[\p{L}]*/gu, '#')
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** At most `cap` utterances per skeleton (the first ones, in order). */
+export function capTemplates(us: string[], cap: number): string[] {
+  const n = new Map<string, number>();
+  return us.filter((u) => {
+    const k = skeleton(u);
+    const c = n.get(k) ?? 0;
+    n.set(k, c + 1);
+    return c < cap;
+  });
 }
 
 function sample<T>(xs: T[], n: number, seed: number): T[] {
@@ -243,6 +303,8 @@ export async function buildRouter(o: BuildOptions): Promise<BuildResult> {
       col.notes.push(`route ${name}: no validation rows; held out ${k} training utterances for fitting`);
     }
   }
+  if (o.perTemplate !== 0) for (const { name } of DEFAULT_ROUTES) col.train[name] = capTemplates(sample(col.train[name], col.train[name].length, seed), o.perTemplate ?? 3);
+  if (o.seeds !== false) for (const { name } of DEFAULT_ROUTES) col.train[name].push(...SEED_UTTERANCES[name]);
   const maxPer = o.maxPerRoute ?? 400;
   const routes = DEFAULT_ROUTES.map((r, i) => ({ ...r, adapter: r.name === 'chat' && o.fallbackAdapter ? o.fallbackAdapter : r.adapter, utterances: sample(col.train[r.name], maxPer, seed + i) }));
   const outPath = resolve(o.out);
@@ -255,9 +317,9 @@ export async function buildRouter(o: BuildOptions): Promise<BuildResult> {
     encoderSpec = { type: 'hf', dir: relative(dirname(outPath), dir) || '.' };
     encoder = await loadEncoder(parseRouterFile({ version: 1, encoder: encoderSpec, routes: [{ name: 'x', adapter: 'x', utterances: ['x'] }] }).encoder, outPath);
   } else {
-    const spec = defaultFeatureSpec(o.buckets ?? 1 << 16);
+    const spec = defaultFeatureSpec(o.buckets ?? 1 << 16, o.features);
     const examples = routes.flatMap((r) => r.utterances.map((text) => ({ text, label: r.name })));
-    const w = trainHashedEncoder(examples, spec, { dim: o.dim ?? 64, epochs: o.epochs, seed });
+    const w = trainHashedEncoder(examples, spec, { dim: o.dim ?? 32, epochs: o.epochs, seed, ...o.train });
     const bytes = exportHashedOnnx(w);
     encoderPath = outPath.replace(/\.json$/i, '') + '.encoder.onnx';
     await writeFile(encoderPath, bytes);
@@ -274,7 +336,7 @@ export async function buildRouter(o: BuildOptions): Promise<BuildResult> {
   });
   const router = await Router.create(file, encoder);
   const val: LabeledExample[] = DEFAULT_ROUTES.flatMap((r) => col.val[r.name].map((text) => ({ text, route: r.name })));
-  const fit = await router.fit(val);
+  const fit = await router.fit(val, { margin: o.margin ?? 0.3 });
   const evalVal = await router.evaluate(val);
   await writeFile(outPath, `${JSON.stringify(router.config, null, 1)}\n`);
   const counts = Object.fromEntries(DEFAULT_ROUTES.map((r) => [r.name, { train: routes.find((x) => x.name === r.name)!.utterances.length, val: col.val[r.name].length }]));

@@ -13,6 +13,13 @@ export const FeatureSpecSchema = z
     wordWeight: z.number().positive().default(1),
     bigramWeight: z.number().nonnegative().default(0.7),
     charWeight: z.number().nonnegative().default(0.3),
+    /** Factor on identifier-like tokens (with digits or inner . _ - : li.wei, api-gateway, hl-3107): names
+     *  occur in every kind of request, so their route signal is mostly noise. */
+    identWeight: z.number().nonnegative().default(1),
+    /** Factor on the payload of an instruction-style request — the words after the first ':' (when at
+     *  least two words come before it) or inside quotes: "what is the sentiment of: <payload>". The
+     *  instruction carries the intent; the payload is what it operates on. */
+    payloadWeight: z.number().nonnegative().default(0.5),
     /** Text past this many characters is not featurised. */
     maxChars: z.number().int().positive().default(1000),
     /** At most this many distinct features per text (the ONNX input's second dimension). */
@@ -21,8 +28,8 @@ export const FeatureSpecSchema = z
   .strict();
 export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
 
-export function defaultFeatureSpec(buckets = 1 << 16): FeatureSpec {
-  return FeatureSpecSchema.parse({ buckets });
+export function defaultFeatureSpec(buckets = 1 << 16, over: Partial<FeatureSpec> = {}): FeatureSpec {
+  return FeatureSpecSchema.parse({ buckets, ...over });
 }
 
 export function fnv1a(s: string): number {
@@ -42,6 +49,27 @@ export function words(text: string, maxChars = Infinity): string[] {
   return t.match(WORD) ?? [];
 }
 
+/** Words of a text and, per word, whether it is in the payload (see payloadWeight). */
+export function splitPayload(text: string): { words: string[]; payload: boolean[] } {
+  const t = text.normalize('NFKC').toLowerCase();
+  const out: string[] = [];
+  const payload: boolean[] = [];
+  let inQuote = false;
+  let afterColon = false;
+  // Tokens: words, quotes and colons, in order.
+  for (const m of t.matchAll(/[\p{L}\p{N}]+(?:[._'’-][\p{L}\p{N}]+)*|["“”]|:(?!\d)/gu)) {
+    const tok = m[0];
+    if (tok === ':') {
+      if (!afterColon && !inQuote && out.length >= 2) afterColon = true;
+    } else if (tok === '"' || tok === '“' || tok === '”') inQuote = !inQuote;
+    else {
+      out.push(tok);
+      payload.push(afterColon || inQuote);
+    }
+  }
+  return { words: out, payload };
+}
+
 export interface Features {
   ids: Int32Array;
   weights: Float32Array;
@@ -55,10 +83,11 @@ export function featurize(text: string, spec: FeatureSpec): Features {
     const id = fnv1a(f) % spec.buckets;
     acc.set(id, (acc.get(id) ?? 0) + w);
   };
-  const ws = words(text, spec.maxChars);
+  const { words: ws, payload } = splitPayload(text.slice(0, spec.maxChars));
   for (let i = 0; i < ws.length; i++) {
     const w = ws[i];
-    add(`w:${w}`, spec.wordWeight);
+    const iw = (/[\d._'’-]/.test(w) ? spec.identWeight : 1) * (payload[i] ? spec.payloadWeight : 1);
+    add(`w:${w}`, spec.wordWeight * iw);
     // Shape of tokens with digits (error codes, times): "hl-0000".
     if (/\d/.test(w)) add(`s:${w.replace(/\d/g, '0')}`, spec.wordWeight * 0.5);
     const parts = w.split(/[._'’-]/);
@@ -66,7 +95,7 @@ export function featurize(text: string, spec: FeatureSpec): Features {
     if (i > 0) add(`b:${ws[i - 1]} ${w}`, spec.bigramWeight);
     const padded = `<${w}>`;
     for (const n of spec.charNgrams)
-      for (let j = 0; j + n <= padded.length; j++) add(`c:${padded.slice(j, j + n)}`, spec.charWeight);
+      for (let j = 0; j + n <= padded.length; j++) add(`c:${padded.slice(j, j + n)}`, spec.charWeight * iw);
   }
   let entries = [...acc.entries()];
   if (entries.length > spec.maxFeatures) {

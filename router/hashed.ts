@@ -6,12 +6,15 @@
  *   h = Σ_i v_i · W[remap[f_i]]            remap: bucket → learned row (0 = an all-zero row for buckets
  *                                                  never seen in training)
  *   e = h / max(|h|, 1e-12)                the sentence embedding, [dim]
+ * `members` such models are trained with different seeds (bagging: the seed alone moves held-out
+ * accuracy by several points) and concatenated, each block normalised and scaled by 1/√members.
  * Training objective: cosine-softmax over routes, logits_r = s · e·p_r/|p_r| with learned route
- * prototypes p_r, class-balanced cross-entropy, feature dropout, Adagrad on the touched rows only.
+ * prototypes p_r, class-balanced cross-entropy, feature dropout, row-wise Adagrad on the touched rows only.
  *
  * ONNX graph (opset 17), inputs ids int32 [N, L] (bucket ids), weights float [N, L] (0 = padding):
  *   Gather(remap, ids) → Gather(W, ·) [N, L, D] → Mul(·, Unsqueeze(weights, 2)) → ReduceSum(axis 1)
- *   → Div(·, Max(Sqrt(ReduceSum(x², axis 1)), 1e-12)) → sentence_embedding [N, D]
+ *   → Reshape [N, M, D/M] → Div(·, Max(Sqrt(ReduceSum(x², axis 2)), 1e-12)) · 1/√M → Reshape
+ *   → sentence_embedding [N, D]
  */
 import { featurize, type FeatureSpec } from './features.ts';
 import { GraphBuilder } from './onnx-build.ts';
@@ -25,14 +28,21 @@ export interface HashedTrainOptions {
   /** Probability of dropping each feature of a training example. */
   dropout?: number;
   seed?: number;
+  /** Std of the initial rows. */
+  initScale?: number;
+  /** Models trained with different seeds; their embeddings are concatenated (bagging; see the header). */
+  members?: number;
 }
 
 export interface HashedWeights {
   spec: FeatureSpec;
+  /** Embedding size = members × memberDim. */
   dim: number;
+  members: number;
+  memberDim: number;
   /** [buckets] → row index into `rows` (0 = zero row). */
   remap: Int32Array;
-  /** [nRows, dim], row 0 all zeros. */
+  /** [nRows, members × memberDim], row 0 all zeros. */
   rows: Float32Array;
   nRows: number;
   /** Final training loss and accuracy (prototype classifier on the training texts). */
@@ -57,17 +67,11 @@ function gauss(rand: () => number): number {
 }
 
 export function trainHashedEncoder(examples: { text: string; label: string }[], spec: FeatureSpec, opts: HashedTrainOptions = {}): HashedWeights {
-  const dim = opts.dim ?? 64;
-  const epochs = opts.epochs ?? 30;
-  const lr = opts.lr ?? 0.3;
-  const s = opts.scale ?? 16;
-  const dropout = opts.dropout ?? 0.25;
-  const rand = prng(opts.seed ?? 1);
   if (examples.length === 0) throw new Error('trainHashedEncoder: no training examples');
   const labels = [...new Set(examples.map((e) => e.label))].sort();
   if (labels.length < 2) throw new Error(`trainHashedEncoder: need at least two routes, got ${labels.length}`);
-  const R = labels.length;
-
+  const memberDim = opts.dim ?? 64;
+  const members = opts.members ?? 3;
   // Buckets seen in training get a row each (1..nRows-1), in first-seen order.
   const remap = new Int32Array(spec.buckets);
   let nRows = 1;
@@ -76,14 +80,35 @@ export function trainHashedEncoder(examples: { text: string; label: string }[], 
     const r = Int32Array.from(f.ids, (id) => (remap[id] ||= nRows++));
     return { rows: r, w: f.weights, y: labels.indexOf(e.label) };
   });
+  const dim = members * memberDim;
+  const rows = new Float32Array(nRows * dim);
+  let loss = 0, acc = 0;
+  for (let m = 0; m < members; m++) {
+    const t = trainMember(data, nRows, labels.length, memberDim, { ...opts, seed: (opts.seed ?? 1) + 1000 * m });
+    for (let r = 0; r < nRows; r++) rows.set(t.W.subarray(r * memberDim, (r + 1) * memberDim), r * dim + m * memberDim);
+    loss += t.loss / members;
+    acc += t.acc / members;
+  }
+  return { spec, dim, members, memberDim, remap, rows, nRows, loss, trainAccuracy: acc };
+}
+
+type Example = { rows: Int32Array; w: Float32Array; y: number };
+
+function trainMember(data: Example[], nRows: number, R: number, dim: number, opts: HashedTrainOptions): { W: Float32Array; loss: number; acc: number } {
+  const epochs = opts.epochs ?? 30;
+  const lr = opts.lr ?? 0.3;
+  const s = opts.scale ?? 16;
+  const dropout = opts.dropout ?? 0.25;
+  const rand = prng(opts.seed ?? 1);
   const W = new Float32Array(nRows * dim);
-  for (let i = dim; i < W.length; i++) W[i] = gauss(rand) * 0.1;
-  const GW = new Float32Array(nRows * dim);
+  const init = opts.initScale ?? 0.1;
+  for (let i = dim; i < W.length; i++) W[i] = gauss(rand) * init;
+  const GW = new Float64Array(nRows);
   const P = new Float32Array(R * dim);
   for (let i = 0; i < P.length; i++) P[i] = gauss(rand);
   const GP = new Float32Array(R * dim);
-  const counts = labels.map((_, r) => data.filter((d) => d.y === r).length);
-  const classW = counts.map((c) => examples.length / (R * c));
+  const counts = Array.from({ length: R }, (_, r) => data.filter((d) => d.y === r).length);
+  const classW = counts.map((c) => data.length / (R * Math.max(1, c)));
 
   const h = new Float64Array(dim), dh = new Float64Array(dim), de = new Float64Array(dim);
   const q = new Float64Array(R * dim), qn = new Float64Array(R);
@@ -147,18 +172,20 @@ export function trainHashedEncoder(examples: { text: string; label: string }[], 
       let ede = 0;
       for (let c = 0; c < dim; c++) ede += (h[c] / hn) * de[c];
       for (let c = 0; c < dim; c++) dh[c] = (de[c] - (h[c] / hn) * ede) / hn;
+      // Row-wise Adagrad (one accumulator per row, as in embedding-table trainers): |dh|² once.
+      let dh2 = 0;
+      for (let c = 0; c < dim; c++) dh2 += dh[c] * dh[c];
+      dh2 /= dim;
       for (const k of keep) {
-        const o = d.rows[k] * dim, v = d.w[k];
-        for (let c = 0; c < dim; c++) {
-          const g = v * dh[c];
-          GW[o + c] += g * g;
-          W[o + c] -= (lr * g) / (Math.sqrt(GW[o + c]) + 1e-8);
-        }
+        const row = d.rows[k], o = row * dim, v = d.w[k];
+        GW[row] += v * v * dh2;
+        const step = (lr * v) / (Math.sqrt(GW[row]) + 1e-8);
+        for (let c = 0; c < dim; c++) W[o + c] -= step * dh[c];
       }
     }
     loss /= order.length;
   }
-  return { spec, dim, remap, rows: W, nRows, loss, trainAccuracy: correct / order.length };
+  return { W, loss, acc: correct / order.length };
 }
 
 /** The ONNX model for trained weights (see the header for the graph). */
@@ -172,8 +199,12 @@ export function exportHashedOnnx(w: HashedWeights, docString = 'lorafleet embedd
   const emb = g.node('Gather', [table, rowIdx], { axis: 0 });
   const weighted = g.node('Mul', [emb, g.node('Unsqueeze', [weights, g.ints([2])])]);
   const sum = g.node('ReduceSum', [weighted, g.ints([1])], { keepdims: 0 });
-  const sq = g.node('ReduceSum', [g.node('Mul', [sum, sum]), g.ints([1])], { keepdims: 1 });
+  // Each member's block normalised, scaled by 1/√members: the concatenation has norm 1 and a dot
+  // product is the members' mean cosine.
+  const blocks = g.node('Reshape', [sum, g.ints([0, w.members, w.memberDim])]);
+  const sq = g.node('ReduceSum', [g.node('Mul', [blocks, blocks]), g.ints([2])], { keepdims: 1 });
   const norm = g.node('Max', [g.node('Sqrt', [sq]), g.scalar(1e-12)]);
-  g.output(g.node('Div', [sum, norm]), 'float', ['batch', w.dim], 'sentence_embedding');
+  const unit = g.node('Mul', [g.node('Div', [blocks, norm]), g.scalar(1 / Math.sqrt(w.members))]);
+  g.output(g.node('Reshape', [unit, g.ints([0, w.dim])]), 'float', ['batch', w.dim], 'sentence_embedding');
   return g.toModel({ opset: 17, docString, metadata: { 'lorafleet.encoder': 'hashed', 'lorafleet.spec': JSON.stringify(w.spec), 'lorafleet.dim': String(w.dim) } });
 }

@@ -63,7 +63,7 @@ export class GraphBuilder {
     if (elem === 'float') {
       const f = data instanceof Float32Array ? data : Float32Array.from(data);
       t.raw_data = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-    } else if (elem === 'int64') t.int64_data = Array.from(data, (v) => protobuf.util.Long.fromNumber(v));
+    } else if (elem === 'int64') t.int64_data = Array.from(data, (v) => v);
     else if (elem === 'int32') {
       const a = data instanceof Int32Array ? data : Int32Array.from(data);
       t.raw_data = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -79,10 +79,10 @@ export class GraphBuilder {
     const outs = Array.from({ length: outputs }, (_, i) => `${id}_${op}_${i}`);
     const attribute = Object.entries(attrs).map(([name, v]) => {
       if (typeof v === 'string') return { name, type: 3, s: new TextEncoder().encode(v) };
-      if (Array.isArray(v)) return { name, type: 7, ints: v.map((x) => protobuf.util.Long.fromNumber(x)) };
+      if (Array.isArray(v)) return { name, type: 7, ints: v.map((x) => x) };
       if (typeof v === 'number')
         return Number.isInteger(v) && !Object.is(v, -0) && !attrFloat.has(name)
-          ? { name, type: 2, i: protobuf.util.Long.fromNumber(v) }
+          ? { name, type: 2, i: v }
           : { name, type: 1, f: v };
       return { name, type: 4, t: v.tensor };
     });
@@ -109,10 +109,10 @@ export class GraphBuilder {
   toModel(opts: { opset?: number; producer?: string; docString?: string; metadata?: Record<string, string> } = {}): Uint8Array {
     const Model = schema().lookupType('onnx.ModelProto');
     const msg = {
-      ir_version: protobuf.util.Long.fromNumber(8),
+      ir_version: 8,
       producer_name: opts.producer ?? 'lorafleet',
       doc_string: opts.docString,
-      opset_import: [{ domain: '', version: protobuf.util.Long.fromNumber(opts.opset ?? 17) }],
+      opset_import: [{ domain: '', version: opts.opset ?? 17 }],
       metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
       graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
     };

@@ -241,10 +241,12 @@ export class Router {
    * Calibrates each route's threshold on labelled examples. For route r, among the examples whose
    * best-scoring route is r, the threshold t (accept when score ≥ t, else the fallback) maximises the
    * adapter accuracy, then the route accuracy, then routes more (lower t); the stored threshold is
-   * the midpoint between the lowest accepted score and the next score below it. Updates the router
+   * the midpoint between the lowest accepted score and the next score below it, lowered by
+   * `margin` (labelled examples worded like the utterances score higher than real traffic). Updates the router
    * in place; `config` then carries the thresholds.
    */
-  async fit(examples: LabeledExample[]): Promise<FitReport> {
+  async fit(examples: LabeledExample[], opts: { margin?: number } = {}): Promise<FitReport> {
+    const margin = opts.margin ?? 0;
     this.checkLabels(examples, 'fit');
     const scored = await this.scoreExamples(examples);
     const rep0 = this.report(examples, scored.map((s) => this.decide(s)));
@@ -286,7 +288,7 @@ export class Router {
       if (bestK === 0) t = Math.min(1, mine[0].s + 1e-6);
       else if (bestK === mine.length) t = Math.max(-1, mine[bestK - 1].s - 0.05);
       else t = (mine[bestK - 1].s + mine[bestK].s) / 2;
-      thresholds.push(Math.round(t * 1e6) / 1e6);
+      thresholds.push(Math.round(Math.max(-1, t - (bestK === 0 ? 0 : margin)) * 1e6) / 1e6);
     });
     this.file = { ...this.file, routes: routes.map((r, i) => ({ ...r, threshold: thresholds[i] })) };
     const rep1 = this.report(examples, scored.map((s) => this.decide(s)));
