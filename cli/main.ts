@@ -11,6 +11,8 @@ Commands:
   serve --model <dir|url> [--adapters <dir>] [--host H] [--port P] [--api-key K] ...
            OpenAI / vLLM HTTP server (lorafleet serve --help)
   data <ingest|chunk|dedupe|synth|format|run> ...   the data engine (lorafleet data --help)
+  route --router <router.json> "<text>" [--json] | --input <jsonl> | build|fit|eval ...
+           pick the adapter for a request (lorafleet route --help)
   bench <kernels|decode|multi-lora> [--json]
   help                       this text
 `;
@@ -21,6 +23,7 @@ const commands: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.ts')).doctorCli,
   generate: async () => (await import('./generate.ts')).generateCli,
   data: async () => (await import('../trainer/data/cli.ts')).dataCli,
+  route: async () => (await import('../router/cli.ts')).routeCli,
   bench: async () => (await import('./bench.ts')).benchCli,
   serve: async () => (await import('./serve.ts')).serveCli,
 };
