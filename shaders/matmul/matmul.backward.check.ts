@@ -12,6 +12,7 @@ const gemmCases: Array<[number, number, number, boolean, boolean, GemmTile, bool
   [37, 29, 19, true, false, 't4', true],
   [21, 66, 5, false, true, 't8', false],
   [45, 19, 70, true, true, 't8', true],
+  [35, 27, 9, true, false, 't16', true],
 ];
 
 const gemmChecks: KernelCheck[] = gemmCases.map(([M, N, K, tA, tB, tile, acc]) => ({

@@ -26,8 +26,8 @@ export const GemmParams = defineParams('GemmParams', {
 });
 type F = (typeof GemmParams.fields)[number][0];
 
-/** Register tiles (outputs per invocation, TM x TN); 't4' for small outputs, 't8' otherwise. */
-export const GEMM_TILES = { t4: [4, 4], t8: [8, 8] } as const;
+/** Register tiles (outputs per invocation, TM x TN), chosen by pickGemmTile(). */
+export const GEMM_TILES = { t4: [4, 4], t8: [8, 8], t16: [16, 12] } as const;
 export type GemmTile = keyof typeof GEMM_TILES;
 
 function genGemm(TM: number, TN: number, transA: boolean, transB: boolean): string {
@@ -85,9 +85,15 @@ export interface GemmOptions {
   tile?: GemmTile;
 }
 
-/** The tile the product path uses: 8x8 once the output has enough tiles to fill the device. */
+/**
+ * The tile the product path uses: the largest whose tile count still keeps the device busy
+ * (measured on SwiftShader, 2 cores, at the LoRA/lm_head backward shapes: 16x12 ≈ 2x 4x4 at
+ * 128x576 (K 1536) and 3x at 16x576 (K 49152); small outputs such as 128x8 want 4x4).
+ */
 export function pickGemmTile(M: number, N: number): GemmTile {
-  return M >= 16 && N >= 16 && Math.ceil(M / 8) * Math.ceil(N / 8) >= 32 ? 't8' : 't4';
+  if (Math.ceil(M / 16) * Math.ceil(N / 12) >= 48) return 't16';
+  if (Math.ceil(M / 8) * Math.ceil(N / 8) >= 32) return 't8';
+  return 't4';
 }
 
 /**
