@@ -32,8 +32,9 @@ import { ServerMetrics } from './metrics.ts';
 
 /** What a router decides for a request with model "auto". */
 export interface RouteDecision {
-  route: string;
-  /** Adapter to use (null: the base model). */
+  /** The route taken (null: none passed its threshold; the fallback serves). */
+  route: string | null;
+  /** Adapter to use (null, 'base' or the base model's name: the base model). */
   adapter: string | null;
   score?: number;
 }
@@ -243,11 +244,13 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
           : [{ role: 'user', content: typeof body.prompt === 'string' ? body.prompt : Array.isArray(body.prompt) && typeof body.prompt[0] === 'string' ? body.prompt[0] : '' }];
       const d = await o.router(messages);
       const e = serving();
-      const model = d.adapter ?? e.modelName;
+      const model = d.adapter == null || d.adapter === 'base' ? e.modelName : d.adapter;
+      const route = d.route ?? '(none)';
       body = { ...body, model };
-      c.header('x-lorafleet-route', d.route);
+      c.header('x-lorafleet-route', route);
       c.header('x-lorafleet-adapter', model);
-      metrics.routes.inc({ route: d.route, adapter: model });
+      if (d.score !== undefined) c.header('x-lorafleet-route-score', String(d.score));
+      metrics.routes.inc({ route, adapter: model });
     }
     const modelLabel = typeof body.model === 'string' ? body.model : (host.engine?.modelName ?? 'base');
     const flight = host.begin(typeof body.model === 'string' ? body.model : null, c.req.raw.signal);
