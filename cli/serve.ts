@@ -1,13 +1,13 @@
 // `lorafleet serve`: the engine under Dawn behind the OpenAI and vLLM HTTP APIs (engine/server).
 //
-//   lorafleet serve --model <dir|url> [--adapters <dir>] [--host 127.0.0.1] [--port 8080]
+//   lorafleet serve [--model <dir|url>] [--adapters <dir>] [--host 127.0.0.1] [--port 8080]
 //                   [--api-key <k>] [--max-loras N] [--max-lora-rank R] [--max-cpu-loras N]
 //                   [--kv-cache-bytes B] [--lora-modules name=path ...] [--cors <origin>]
 //                   [--max-body-bytes B] [--max-queue N] [--grace-seconds S] [--weight-format f32|f16|q8]
 //
-// Every PEFT directory under --adapters is registered by its folder name at start (listed in
-// /v1/models, parsed into the CPU tier, brought to the GPU tier on first use); --lora-modules
-// names more adapters as vLLM does (`name=path` or `{"name": ..., "path": ...}`), and
+// Without --model it serves the embedded stories260K. Every PEFT directory under --adapters is
+// registered by its folder name at start (listed in /v1/models, parsed into the CPU tier, brought
+// to the GPU tier on first use); --lora-modules names more adapters as vLLM does (`name=path` or `{"name": ..., "path": ...}`), and
 // /v1/load_lora_adapter loads more from inside --adapters at run time. One JSON log line per
 // event on stdout; SIGTERM / SIGINT stop accepting and finish in-flight requests within the grace.
 import { parseArgs } from 'node:util';
@@ -15,13 +15,14 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createEngine } from '../engine/api/engine.ts';
 import { openModelSource } from '../engine/model/source.ts';
+import { embeddedModelSource } from '../engine/model/embedded.ts';
 import { loadModelConfig } from '../engine/model/weights.ts';
 import { AdapterPool } from '../engine/lora/pool.ts';
 import { EngineHost } from '../engine/server/host.ts';
 import { startServer } from '../engine/server/node.ts';
 import type { WeightFormat } from '../shaders/matmul/weights.ts';
 
-export const SERVE_USAGE = `usage: lorafleet serve --model <dir|url> [--adapters <dir>] [--host 127.0.0.1] [--port 8080]
+export const SERVE_USAGE = `usage: lorafleet serve [--model <dir|url>] [--adapters <dir>] [--host 127.0.0.1] [--port 8080]
                       [--api-key <k>] [--max-loras N] [--max-lora-rank R] [--max-cpu-loras N]
                       [--kv-cache-bytes B] [--lora-modules name=path ...] [--cors <origin>]
                       [--max-body-bytes B] [--max-queue N] [--grace-seconds S] [--weight-format f32|f16|q8]
@@ -116,7 +117,6 @@ export async function serveCli(argv: string[]): Promise<number> {
   let port: number, maxLoras: number, maxRank: number, maxCpuLoras: number | undefined, kvBytes: number | undefined, maxBody: number | undefined, maxQueue: number | undefined, grace: number;
   let named: Record<string, string>;
   try {
-    if (!values.model) throw new UsageError('--model is required');
     port = int(values.port, 'port', 0)!;
     maxLoras = int(values['max-loras'], 'max-loras') ?? 8;
     maxRank = int(values['max-lora-rank'], 'max-lora-rank') ?? 64;
@@ -137,7 +137,8 @@ export async function serveCli(argv: string[]): Promise<number> {
 
   // vLLM's knobs in the pool's terms: max_loras adapters of max_lora_rank fit the GPU tier at once
   // (one batch holds at most max_loras), max_cpu_loras of that size fit the CPU tier.
-  const config = await loadModelConfig(openModelSource(values.model));
+  // no --model: the embedded stories260K (as createEngine({}) and `lorafleet generate`)
+  const config = await loadModelConfig(values.model ? openModelSource(values.model) : embeddedModelSource());
   const perAdapter = AdapterPool.bytesPerPage(config) * maxRank;
   const lora = { maxRank, maxSlots: maxLoras, gpuBudgetBytes: perAdapter * maxLoras, ...(maxCpuLoras ? { cpuBudgetBytes: perAdapter * maxCpuLoras } : {}) };
   const model = values.model;
@@ -147,7 +148,7 @@ export async function serveCli(argv: string[]): Promise<number> {
   });
   const srv = await startServer(host, {
     hostname: values.host, port, apiKey: values['api-key'] ?? process.env.LORAFLEET_API_KEY, adaptersDir, cors: values.cors, maxBodyBytes: maxBody, maxLoras,
-    modelRoot: model, adapterRoots: adapters, log,
+    modelRoot: model ?? 'embedded:stories260K', adapterRoots: adapters, log,
   });
   log({ level: 'info', msg: 'serving', url: srv.url, model: host.engine!.modelName, adapters: Object.keys(adapters), device: host.engine!.runtime.info.description || host.engine!.runtime.info.device });
   await new Promise<void>((res) => {
