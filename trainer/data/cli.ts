@@ -16,7 +16,7 @@ const HELP = `lorafleet data — raw domain documents to training sets
   data ingest <dir> --out <work> [--log-year YYYY] [--max-file-mb 10]
   data chunk --out <work> --tokenizer <dir with tokenizer.json> [--target 256] [--overlap 32]
   data dedupe --out <work> [--keep canonical|newest|first]   which copy of a duplicate survives
-  data synth --out <work> [--chunks <file>]                 offline extractive generator (no teacher)
+  data synth --out <work> [--chunks <file>] [--domain <domain.json>]   offline extractive generator (no teacher)
   data synth --out <work> --teacher-url <http://host/v1> --model <name> [--api-key K] [--judge-model M]
              [--concurrency 4] [--pairs 4] [--threshold 4] [--max-attempts 4] [--cache <dir>] [--with-extractive]
   data format --out <work> --domain <domain.json> [--val 0.15] [--seed 7]
@@ -123,7 +123,7 @@ export async function dataCli(argv: string[]): Promise<number> {
       await stageDedupe(clean({ ...common, chunks: v.chunks, keep: keepPolicy(v.keep) }));
       return 0;
     case 'synth': {
-      const pairs = await stageSynth({ ...common, chunks: v.chunks, teacher: teacher && clean(teacher), withExtractive: v['with-extractive'] });
+      const pairs = await stageSynth(clean({ ...common, chunks: v.chunks, teacher: teacher && clean(teacher), withExtractive: v['with-extractive'], domain: v.domain ? resolve(v.domain) : undefined }));
       say(`${pairs.length} Q&A pairs → ${join(common.work, 'qa.jsonl')}`);
       return 0;
     }

@@ -47,6 +47,10 @@ export const DomainSchema = z
     noToolQueries: z.array(z.object({ question: z.string(), answer: z.string() })).default([]),
     labelSets: z.array(LabelSetSchema).default([]),
     general: z.array(z.object({ question: z.string(), answer: z.string() })).default([]),
+    /** how to ask about a table column: {"Region": {"question": "Where does {SUBJECT} run?", "answer": "{SUBJECT} runs in {VALUE}."}} */
+    tableQuestions: z
+      .record(z.string(), z.object({ question: z.string().includes('{SUBJECT}').or(z.string().includes('{KEY}')), answer: z.string().includes('{VALUE}') }))
+      .default({}),
   })
   .superRefine((d, ctx) => {
     d.labelSets.forEach((ls, i) => {

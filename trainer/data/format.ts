@@ -475,7 +475,7 @@ function refusals(c: Ctx, chunks: Chunk[]): Refusal[] {
     const keys = t.rows.map((r) => r[0] ?? '').filter(Boolean);
     if (!keyCol || keys.length < 3 || keys.some((k) => /^[A-Z]{2,5}-\d{3,5}$/.test(k))) continue;
     // a question a tool answers is a tool call, not a refusal
-    const probe = tableQuestion(keyCol, t.header[1] ?? '', keys[0] as string, 'x');
+    const probe = tableQuestion(keyCol, t.header[1] ?? '', keys[0] as string, 'x', c.domain.tableQuestions);
     if (c.domain.tools.some((tool) => tool.answers.some((g) => globMatch(g, probe.template)))) continue;
     fakeKeys(keys, corpus, taken, 4).forEach((fake, fi) => {
       for (let ci = 1; ci < t.header.length; ci++) {
@@ -483,7 +483,7 @@ function refusals(c: Ctx, chunks: Chunk[]): Refusal[] {
         const col = t.header[ci] as string;
         const real = t.rows.map((r) => r[ci] ?? '').filter((x) => x && !/^(none|n\/a|-)$/i.test(x));
         if (!real.length) continue;
-        const q = tableQuestion(keyCol, col, fake, pick(c.r, real));
+        const q = tableQuestion(keyCol, col, fake, pick(c.r, real), c.domain.tableQuestions);
         const subj = tableSubject(keyCol, fake);
         const answers = [
           `I don't know: the ${name}documentation does not mention ${subj}.`,

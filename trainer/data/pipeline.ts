@@ -138,6 +138,8 @@ export type SynthOptions = CommonOptions & {
   chunks?: string;
   teacher?: Omit<TeacherOptions, 'cacheDir' | 'onChunkDone'> & { cacheDir?: string };
   withExtractive?: boolean;
+  /** domain spec: its tableQuestions phrase the extractive table questions */
+  domain?: string;
 };
 
 export async function stageSynth(o: SynthOptions): Promise<QAPair[]> {
@@ -155,9 +157,10 @@ export async function stageSynth(o: SynthOptions): Promise<QAPair[]> {
     teacherStats = { model: o.teacher.model, ...t.stats };
   }
   if (!o.teacher || o.withExtractive) {
+    const tableQuestions = o.domain ? (await loadDomain(o.domain)).tableQuestions : {};
     const bar = new Progress('extract', chunks.length, !o.quiet);
     chunks.forEach((c, i) => {
-      pairs.push(...extractPairs(c));
+      for (const p of extractPairs(c, { tableQuestions })) pairs.push(p);
       bar.update(i + 1);
     });
   }
@@ -215,7 +218,7 @@ export async function runAll(
   await stageIngest(input, o);
   await stageChunk(o);
   await stageDedupe(o);
-  await stageSynth(o);
+  await stageSynth({ ...o, domain });
   const res = await stageFormat({ ...o, domain });
   return res;
 }

@@ -76,13 +76,21 @@ export function tableSubject(keyColumn: string, key: string): string {
  * A grammatical question and answer for one table cell, phrased by its column (never "What is the depends on of …").
  * Returns the template id too ("table:<key column>:<column>"), which the split groups by.
  */
-export function tableQuestion(keyColumn: string, column: string, key: string, value: string): { question: string; answer: string; template: string } {
+/** Per-column phrasing from the domain spec: column name (any case) → question/answer with {SUBJECT} {KEY} {VALUE}. */
+export type TablePhrasing = Record<string, { question: string; answer: string }>;
+
+export function tableQuestion(keyColumn: string, column: string, key: string, value: string, phrasing: TablePhrasing = {}): { question: string; answer: string; template: string } {
   const subj = tableSubject(keyColumn, key);
   const Subj = subj.startsWith('the ') ? ucFirst(subj) : subj;
   const h = column.trim().toLowerCase();
   const v = value.trim();
   const template = `table:${keyColumn.trim().toLowerCase()}:${h}`;
   const qa = (question: string, answer: string) => ({ question, answer, template });
+  const own = Object.entries(phrasing).find(([c]) => c.trim().toLowerCase() === h)?.[1];
+  if (own) {
+    const f = (t: string, cap: boolean) => t.replace(/\{SUBJECT\}/g, cap && t.startsWith('{SUBJECT}') ? Subj : subj).replace(/\{KEY\}/g, key).replace(/\{VALUE\}/g, v);
+    return qa(f(own.question, true), f(own.answer, true));
+  }
   if (/^(owner|owner team|owning team|owned by)$/.test(h)) return qa(`Which team owns ${subj}?`, `${Subj} is owned by the ${v} team.`);
   if (/^team$/.test(h)) return qa(`Which team is ${subj} on?`, `${Subj} is on the ${v} team.`);
   if (/^port$/.test(h)) return qa(`Which port does ${subj} listen on?`, `${Subj} listens on port ${v}.`);
@@ -163,7 +171,12 @@ function isoParts(ts: string): { date: string; time: string } | null {
   return m ? { date: m[1] as string, time: m[2] as string } : null;
 }
 
-export function extractPairs(chunk: Chunk): QAPair[] {
+export interface ExtractOptions {
+  /** per-column phrasing of table questions (domain.json `tableQuestions`), consulted before the built-in rules */
+  tableQuestions?: TablePhrasing;
+}
+
+export function extractPairs(chunk: Chunk, opts: ExtractOptions = {}): QAPair[] {
   const out: QAPair[] = [];
   const section = chunk.sectionPath[chunk.sectionPath.length - 1] ?? '';
   const add = (question: string, answer: string, evidence: string, kind: string, template?: string, subject?: string) => {
@@ -193,7 +206,7 @@ export function extractPairs(chunk: Chunk): QAPair[] {
         const col = h[c] ?? '';
         const v = r[c] ?? '';
         if (!col || !v || /^(none|n\/a|-|—)$/i.test(v)) continue;
-        const q = tableQuestion(h[0] ?? '', col, key, v);
+        const q = tableQuestion(h[0] ?? '', col, key, v, opts.tableQuestions);
         add(q.question, q.answer, ev, 'table_fact', q.template, key);
       }
     });

@@ -209,6 +209,11 @@ describe('offline extractive generator', () => {
     expect(t('Alert', 'Runbook', 'NotifierBacklog', 'Clear a notifier backlog').question).toBe('Which runbook covers the NotifierBacklog alert?');
     expect(t('Host', 'Runs on', 'db1', 'rack 4').question).toBe('What does the db1 host run on?');
     expect(t('Team', 'Budget', 'Edge', '4 FTE').question).toBe('What is the budget of the Edge team?');
+    // the domain spec may phrase a column itself (domain.json tableQuestions)
+    const own = { budget: { question: 'How many people may {SUBJECT} hire?', answer: '{SUBJECT} may hire {VALUE}.' } };
+    expect(tableQuestion('Team', 'Budget', 'Edge', '4 FTE', own)).toEqual({ question: 'How many people may the Edge team hire?', answer: 'The Edge team may hire 4 FTE.', template: 'table:team:budget' });
+    const chunk = ch('| Team | Budget |\n| --- | --- |\n| Edge | 4 FTE |', ['Teams']);
+    expect(extractPairs(chunk, { tableQuestions: own }).map((p) => p.question)).toEqual(['How many people may the Edge team hire?']);
   });
 
   it('prose facts: deadlines, schedules, objectives, escalation — the sentence is the answer', () => {
