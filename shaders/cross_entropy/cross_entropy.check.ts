@@ -6,15 +6,19 @@ import { lmHeadCrossEntropy, meanCoefficients } from './cross_entropy.ts';
 import { lmHeadCrossEntropyRef } from './cross_entropy.ref.ts';
 import { uploadWeight, destroyWeight } from '../matmul/weights.ts';
 
+type Mode = { mode?: 'row' | 'workgroup'; variant?: 'plain' | 'subgroups' };
 const cases = [
-  { T: 1, V: 67, Hd: 29, rowChunk: undefined as number | undefined, parts: false, mean: true },
-  { T: 37, V: 67, Hd: 29, rowChunk: 8, parts: true, mean: false },
-  { T: 13, V: 1037, Hd: 16, rowChunk: 5, parts: false, mean: true },
+  { T: 1, V: 67, Hd: 29, rowChunk: undefined as number | undefined, parts: false, mean: true, m: { mode: 'row' } as Mode },
+  { T: 37, V: 67, Hd: 29, rowChunk: 8, parts: true, mean: false, m: { mode: 'row' } as Mode },
+  { T: 13, V: 1037, Hd: 16, rowChunk: 5, parts: false, mean: true, m: { mode: 'row' } as Mode },
+  { T: 13, V: 1037, Hd: 16, rowChunk: 5, parts: false, mean: false, m: { mode: 'workgroup', variant: 'plain' } as Mode },
+  { T: 6, V: 67, Hd: 29, rowChunk: 4, parts: true, mean: true, m: { mode: 'workgroup', variant: 'subgroups' } as Mode },
 ];
 
 export const checks: KernelCheck[] = cases.map((c) => ({
-  name: `lm_head cross-entropy T=${c.T} V=${c.V} Hd=${c.Hd}${c.rowChunk ? ` chunk=${c.rowChunk}` : ''}${c.parts ? ' parts' : ''}${c.mean ? ' mean' : ' coef'}`,
+  name: `lm_head cross-entropy T=${c.T} V=${c.V} Hd=${c.Hd}${c.rowChunk ? ` chunk=${c.rowChunk}` : ''}${c.parts ? ' parts' : ''}${c.mean ? ' mean' : ' coef'} ${c.m.mode}${c.m.variant ? ' ' + c.m.variant : ''}`,
   async run(rt) {
+    if (c.m.variant === 'subgroups' && !rt.info.features.subgroups) return { maxRelErr: 0, bound: 1, detail: 'skipped: no subgroups' };
     const { T, V, Hd } = c;
     const h = randomArray(T * Hd, 500 + T, 1), w = randomArray(V * Hd, 501 + V, 0.8);
     const u = randomArray(T, 502 + T);
@@ -24,11 +28,11 @@ export const checks: KernelCheck[] = cases.map((c) => ({
     const gw = uploadWeight(rt, 'lm_head', w, V, Hd, 'f32', { maxPartBytes: c.parts ? 20 * Hd * 4 : undefined });
     const gh = rt.upload(h), gl = rt.upload(labels), gc = rt.upload(coef), glse = rt.createBuffer(T * 4), glp = rt.createBuffer(T * 4), gdh = rt.upload(dh0);
     const accumulate = !c.mean;
-    lmHeadCrossEntropy(rt, { h: gh, w: gw, labels: gl, T, lse: glse, logp: glp, coef: gc, dh: gdh, accumulateDh: accumulate, rowChunk: c.rowChunk });
+    lmHeadCrossEntropy(rt, { h: gh, w: gw, labels: gl, T, lse: glse, logp: glp, coef: gc, dh: gdh, accumulateDh: accumulate, rowChunk: c.rowChunk, ...c.m });
     const lse = await rt.readF32(glse, T), logp = await rt.readF32(glp, T), dh = await rt.readF32(gdh, T * Hd);
     // forward only (no coef / dh) must give the same lse and logp
     const glp2 = rt.createBuffer(T * 4);
-    lmHeadCrossEntropy(rt, { h: gh, w: gw, labels: gl, T, lse: glse, logp: glp2, rowChunk: c.rowChunk });
+    lmHeadCrossEntropy(rt, { h: gh, w: gw, labels: gl, T, lse: glse, logp: glp2, rowChunk: c.rowChunk, ...c.m });
     const logp2 = await rt.readF32(glp2, T);
     for (const b of [gh, gl, gc, glse, glp, gdh, glp2]) rt.destroy(b);
     destroyWeight(rt, gw);

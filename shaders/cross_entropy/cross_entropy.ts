@@ -12,14 +12,25 @@
 // after a first pass without coef has given the summed completion log-probs.
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
-import type { Kernel, Runtime } from '../gpu/runtime.ts';
+import type { Runtime } from '../gpu/runtime.ts';
+import { reductionKernels, resolveVariant, type ReductionVariant } from '../lib/reduce.ts';
 import type { GpuWeight } from '../matmul/weights.ts';
 import { matmul } from '../matmul/matmul.ts';
 import { linearBackwardInput } from '../matmul/matmul.backward.ts';
 
 export const CrossEntropyParams = defineParams('CrossEntropyParams', { rows: 'u32', V: 'u32', t0: 'u32', flags: 'u32' });
 type F = (typeof CrossEntropyParams.fields)[number][0];
-const kernel: Kernel<F> = { name: 'cross_entropy_rows', code: CrossEntropyParams.wgsl + WGSL.cross_entropy, params: CrossEntropyParams };
+const kernels = reductionKernels('cross_entropy', CrossEntropyParams, WGSL.cross_entropy, 64);
+
+/**
+ * Default mode: 'row' (one invocation per row, no barriers) on CPU adapters — barriers cost
+ * ~0.25 ms per workgroup on SwiftShader (see rmsnorm.ts) — and for short rows; 'workgroup' (one
+ * workgroup per row) on GPUs for vocabularies ≥ 1024, where a few hundred rows would otherwise
+ * leave most of the device idle (reasoned, not measured here: no GPU).
+ */
+export function crossEntropyMode(isCpu: boolean, V: number): 'row' | 'workgroup' {
+  return !isCpu && V >= 1024 ? 'workgroup' : 'row';
+}
 
 export const IGNORE_INDEX = -100;
 
@@ -58,6 +69,9 @@ export interface LmHeadCrossEntropyArgs {
   /** Rows per chunk (default: as many as fit maxChunkBytes of logits). */
   rowChunk?: number;
   maxChunkBytes?: number;
+  /** Row kernel: see crossEntropyMode() (default) ; `variant` for 'workgroup' (default: subgroups when present). */
+  mode?: 'row' | 'workgroup';
+  variant?: ReductionVariant;
 }
 
 /** Rows per chunk for a logits budget. */
@@ -77,17 +91,18 @@ export function lmHeadCrossEntropy(rt: Runtime, a: LmHeadCrossEntropyArgs): void
   if (a.dh && w.format !== 'f32') throw new Error(`lmHeadCrossEntropy: dh through ${w.name} needs f32 weight parts (got ${w.format})`);
   const Tc = a.rowChunk ?? crossEntropyRowChunk(V, T, a.maxChunkBytes);
   if (!(Number.isInteger(Tc) && Tc >= 1)) throw new Error(`lmHeadCrossEntropy: bad rowChunk ${Tc}`);
+  const mode = a.mode ?? crossEntropyMode(rt.info.isCpu, V);
+  const variant = resolveVariant(rt, a.variant);
   const logits = rt.acquire(Math.min(Tc, T) * V * 4);
   const coef = a.coef ?? noCoef(rt); // unread without FLAG_GRAD
   for (let t0 = 0; t0 < T; t0 += Tc) {
     const rows = Math.min(Tc, T - t0);
     // logits[rows, V] = h[t0 : t0+rows] · Wᵀ
     matmul(rt, a.h, w, logits, rows, { xOffsetElems: t0 * Hd });
-    rt.dispatch(kernel, {
-      params: { rows, V, t0, flags: a.dh ? 1 : 0 },
-      buffers: [logits, a.labels, coef, a.lse, a.logp],
-      workgroups: rt.grid(Math.ceil(rows / 64)),
-    });
+    const params = { rows, V, t0, flags: a.dh ? 1 : 0 };
+    const buffers = [logits, a.labels, coef, a.lse, a.logp];
+    if (mode === 'row') rt.dispatch(kernels('plain'), { params, buffers, workgroups: rt.grid(Math.ceil(rows / 64)) });
+    else rt.dispatch(kernels(variant, 'main_wg'), { params, buffers, workgroups: rt.grid(rows) });
     // dh[t0 : t0+rows] (+)= dlogits[rows, V] · W[V, Hd]
     if (a.dh) linearBackwardInput(rt, logits, w, a.dh, rows, { dxOffset: t0 * Hd, accumulate: a.accumulateDh });
   }
