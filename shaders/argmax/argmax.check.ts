@@ -2,6 +2,7 @@ import type { KernelCheck } from '../lib/check.ts';
 import { randomArray } from '../lib/check.ts';
 import { argmax, type ArgmaxOptions } from './argmax.ts';
 import { argmaxRef } from './argmax.ref.ts';
+import { checkMasks, packTokenMasks } from '../lib/token-mask.ts';
 
 /** Exact index comparison as a CheckResult: maxRelErr = number of mismatching rows. */
 export function idsResult(gpu: ArrayLike<number>, ref: ArrayLike<number>, what = 'ids'): { maxRelErr: number; bound: number; detail?: string } {
@@ -44,3 +45,32 @@ export const checks: KernelCheck[] = cases.map(([rows, vocab, o]) => ({
     return idsResult(got, argmaxRef(x, rows, vocab, stride));
   },
 }));
+
+// Masked variant (grammar masks): rows without a mask, with the k lowest logits allowed, one
+// token, half the vocabulary, a sparse set; vocab sizes that leave a partial last mask word.
+const maskedCases: Array<[number, number, ArgmaxOptions & { stridePad?: number }]> = [
+  [7, 63, { variant: 'plain' }],
+  [11, 576, { variant: 'subgroups', stridePad: 3 }],
+  [6, 4099, {}],
+  [5, 151936, {}],
+];
+checks.push(...maskedCases.map(([rows, vocab, o]) => ({
+  name: `argmax masked rows=${rows} vocab=${vocab} ${o.variant ?? 'default'}${o.stridePad ? ' stride' : ''}`,
+  async run(rt: Parameters<KernelCheck['run']>[0]) {
+    if (o.variant === 'subgroups' && !rt.info.features.subgroups) return { maxRelErr: 0, bound: 1, detail: 'skipped: no subgroups' };
+    const stride = vocab + (o.stridePad ?? 0);
+    const x = randomArray(rows * stride, 43 + vocab, 10);
+    const masks = checkMasks(x, rows, vocab, stride, 5 + vocab);
+    const packed = packTokenMasks(masks, vocab)!;
+    const gx = rt.upload(x), go = rt.createBuffer(rows * 4), gb = rt.upload(packed.bits), gr = rt.upload(packed.rowOffsets);
+    argmax(rt, gx, rows, vocab, go, { rowStride: o.stridePad ? stride : undefined, variant: o.variant, mask: { bits: gb, rowOffsets: gr } });
+    const got = await rt.readU32(go, rows);
+    rt.destroy(gx); rt.destroy(go); rt.destroy(gb); rt.destroy(gr);
+    const ref = argmaxRef(x, rows, vocab, stride, masks);
+    const unmasked = argmaxRef(x, rows, vocab, stride);
+    const r = idsResult(got, ref, 'masked ids');
+    // the masks must matter (else the check could not fail on an ignored mask)
+    const changed = masks.filter((m, i) => m && ref[i] !== unmasked[i]).length;
+    return { ...r, maxRelErr: changed === 0 ? 1 : r.maxRelErr, detail: `${r.detail ?? ''} ${changed} rows changed by their mask` };
+  },
+})));

@@ -2,6 +2,7 @@ import type { KernelCheck } from '../lib/check.ts';
 import { randomArray } from '../lib/check.ts';
 import { sample, packSampleParams, sampleUniform, pcgHash, type SampleParams, type SampleOptions } from './sample.ts';
 import { sampleRef } from './sample.ref.ts';
+import { checkMasks, packTokenMasks } from '../lib/token-mask.ts';
 
 interface Case {
   name: string;
@@ -13,6 +14,8 @@ interface Case {
   history?: number[];
   variant?: SampleOptions['variant'];
   hinted?: boolean;
+  /** Grammar masks per row (checkMasks): the masked kernel variant. */
+  masked?: boolean;
 }
 
 // Many (seed, step) draws per setting: exact token equality with the float64 reference.
@@ -38,6 +41,15 @@ const cases: Case[] = [
   { name: 'ties (quantized logits)', vocab: 300, ties: true, rows: [
     { temperature: 0 }, ...draws(4, { temperature: 1, topK: 7 }, 10), ...draws(4, { temperature: 1, topK: 30, topP: 0.6 }, 11),
   ], variant: 'plain' },
+  // grammar masks: greedy, temperature, top-k, top-p and penalty rows, each with and without a mask
+  { name: 'masked mixed', vocab: 63, masked: true, history: hist, rows: [
+    { temperature: 0 }, { temperature: 0 }, { temperature: 0 }, { temperature: 0 }, { temperature: 0 },
+    ...draws(5, { temperature: 1 }, 21), ...draws(5, { temperature: 0.8, topK: 7 }, 22),
+    ...draws(5, { temperature: 1.2, topP: 0.7 }, 23),
+    ...draws(5, { temperature: 1, repetitionPenalty: 1.4, historyOffset: 0, historyLength: hist.length }, 24),
+  ] },
+  { name: 'masked temperature', vocab: 4099, masked: true, pad: 7, rows: [...draws(5, { temperature: 1 }, 25), ...draws(5, { temperature: 0.6, topK: 50, topP: 0.9 }, 26)] },
+  { name: 'masked greedy (rowParams hint)', vocab: 576, masked: true, hinted: true, rows: [{ temperature: 0 }, { temperature: 0 }, { temperature: 0 }, { temperature: 0 }, { temperature: 0 }] },
 ];
 
 export const checks: KernelCheck[] = [
@@ -65,18 +77,24 @@ export const checks: KernelCheck[] = [
       const gp = rt.upload(new Uint8Array(packSampleParams(c.rows)));
       const gh = c.history ? rt.upload(Uint32Array.from(c.history)) : undefined;
       const go = rt.createBuffer(R * 4);
-      sample(rt, gx, R, V, gp, go, { rowStride: c.pad ? stride : undefined, history: gh, variant: c.variant, rowParams: c.hinted ? c.rows : undefined });
+      const masks = c.masked ? checkMasks(x, R, V, stride, 9 + V) : null;
+      const packed = masks ? packTokenMasks(masks, V)! : null;
+      const gm = packed ? { bits: rt.upload(packed.bits), rowOffsets: rt.upload(packed.rowOffsets) } : undefined;
+      sample(rt, gx, R, V, gp, go, { rowStride: c.pad ? stride : undefined, history: gh, variant: c.variant, rowParams: c.hinted ? c.rows : undefined, mask: gm });
       const got = await rt.readU32(go, R);
-      rt.destroy(gx); rt.destroy(gp); rt.destroy(go); if (gh) rt.destroy(gh);
-      let bad = 0, detail = '', minMargin = Infinity;
+      rt.destroy(gx); rt.destroy(gp); rt.destroy(go); if (gh) rt.destroy(gh); if (gm) { rt.destroy(gm.bits); rt.destroy(gm.rowOffsets); }
+      let bad = 0, detail = '', minMargin = Infinity, changed = 0;
       const seen = new Set<number>();
       for (let r = 0; r < R; r++) {
-        const ref = sampleRef(x.subarray(r * stride, r * stride + V), V, c.rows[r], c.history ?? []);
+        const ref = sampleRef(x.subarray(r * stride, r * stride + V), V, c.rows[r], c.history ?? [], masks?.[r]);
+        if (masks?.[r] && ref.token !== sampleRef(x.subarray(r * stride, r * stride + V), V, c.rows[r], c.history ?? []).token) changed++;
         minMargin = Math.min(minMargin, ref.margin);
         seen.add(ref.token);
         if (got[r] !== ref.token) { bad++; detail ||= `row ${r}: gpu ${got[r]} ref ${ref.token} (margin ${ref.margin.toExponential(2)}, kept ${ref.kept})`; }
       }
-      return { maxRelErr: bad, bound: 0.5, detail: `${detail} min margin ${minMargin.toExponential(2)}, ${seen.size} distinct tokens` };
+      // masked cases: the masks must change some results, or an ignored mask would pass
+      if (masks && changed === 0) bad++;
+      return { maxRelErr: bad, bound: 0.5, detail: `${detail} min margin ${minMargin.toExponential(2)}, ${seen.size} distinct tokens${masks ? `, ${changed} rows changed by their mask` : ''}` };
     },
   })),
 ];

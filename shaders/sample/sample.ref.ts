@@ -2,7 +2,10 @@
 // steps mirrored from the kernel are the ones that decide the ORDER of tokens: the penalized
 // logit lp is rounded to float32 (the kernel stores it as f32), temperature/top_p are the f32
 // values the params buffer holds. Probabilities, masses and cumulative sums are float64.
+// mask (optional): the row's grammar bitmask; disallowed tokens read as -inf logits first
+// (shaders/lib/token-mask.ts), so they are never chosen.
 import { sampleUniform, type SampleParams } from './sample.ts';
+import { maskAllows } from '../lib/token-mask.ts';
 
 const f = Math.fround;
 
@@ -13,16 +16,17 @@ export interface SampleRefResult {
   kept: number;
 }
 
-export function sampleRef(logits: ArrayLike<number>, vocab: number, prm: SampleParams, history: ArrayLike<number> = []): SampleRefResult {
-  const san = (v: number) => (Number.isNaN(v) ? -Infinity : v);
+export function sampleRef(logits: ArrayLike<number>, vocab: number, prm: SampleParams, history: ArrayLike<number> = [], mask?: Uint32Array | null): SampleRefResult {
+  const sanitize = (v: number) => (Number.isNaN(v) ? -Infinity : v);
+  const san = mask ? (v: number, i: number) => (maskAllows(mask, i) ? sanitize(v) : -Infinity) : (v: number) => sanitize(v);
   const lp = new Float64Array(vocab);
-  for (let i = 0; i < vocab; i++) lp[i] = san(logits[i]);
+  for (let i = 0; i < vocab; i++) lp[i] = san(logits[i], i);
   const pen = f(prm.repetitionPenalty ?? 1);
   const off = prm.historyOffset ?? 0, len = prm.historyLength ?? 0;
   if (pen !== 1) {
     for (let j = 0; j < len; j++) {
       const t = history[off + j];
-      if (t < vocab) { const v = san(logits[t]); lp[t] = v < 0 ? f(v * pen) : f(v / pen); }
+      if (t < vocab) { const v = san(logits[t], t); lp[t] = v < 0 ? f(v * pen) : f(v / pen); }
     }
   }
   let am = 0;

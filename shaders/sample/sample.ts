@@ -3,11 +3,14 @@ import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Runtime } from '../gpu/runtime.ts';
 import { reductionKernels, resolveVariant, type ReductionVariant } from '../lib/reduce.ts';
+import { maskWords, withTokenMask, type TokenMaskBuffers } from '../lib/token-mask.ts';
 
 export const SampleParamsLayout = defineParams('SampleParams', { rows: 'u32', vocab: 'u32', row_stride: 'u32', chunk: 'u32', phase: 'u32', ps: 'u32' });
 // 64: SwiftShader's compile time of main_radix grows with the workgroup arrays (16 × WG bins).
 const WG = 64;
-const kernels = reductionKernels('sample', SampleParamsLayout, WGSL.sample, WG);
+const kernels = reductionKernels('sample', SampleParamsLayout, withTokenMask(WGSL.sample, false, 8), WG);
+// Masked variant: + bindings 8 (mask bits) and 9 (per-row word offsets), see shaders/lib/token-mask.ts.
+const maskedKernels = reductionKernels('sample_masked', SampleParamsLayout, withTokenMask(WGSL.sample, true, 8), WG);
 
 /** Per-row sampling parameters (HF generate semantics). */
 export interface SampleParams {
@@ -73,6 +76,11 @@ export interface SampleOptions {
    * batches 10. Must describe exactly the rows in `params`.
    */
   rowParams?: readonly SampleParams[];
+  /**
+   * Grammar masks (shaders/lib/token-mask.ts): rows with a mask sample only among their allowed
+   * tokens (the others read as -inf logits); the masked kernel variant runs only when given.
+   */
+  mask?: TokenMaskBuffers;
 }
 
 /**
@@ -107,10 +115,14 @@ export function sample(
   const lists = rt.acquire(listBytes);
   const history = opts.history ?? rt.acquire(16);
   const variant = resolveVariant(rt, opts.variant);
-  const buffers = [logits, params, history, scratch, out, state, lists];
+  const mask = opts.mask;
+  if (mask && mask.rowOffsets.size < rows * 4) throw new Error(`sample: mask rowOffsets holds ${mask.rowOffsets.size / 4} rows, need ${rows}`);
+  if (mask && mask.bits.size < maskWords(vocab) * 4) throw new Error('sample: mask bits smaller than one row');
+  const buffers = mask ? [logits, params, history, scratch, out, state, lists, mask.bits, mask.rowOffsets] : [logits, params, history, scratch, out, state, lists];
+  const K = mask ? maskedKernels : kernels;
   const workgroups = rt.grid(rows);
   const base = { rows, vocab, row_stride: rowStride, chunk: Math.ceil(vocab / WG), phase: 0, ps: 0 };
-  rt.dispatch(kernels(variant, 'main_prep'), { params: base, buffers, workgroups });
+  rt.dispatch(K(variant, 'main_prep'), { params: base, buffers, workgroups });
   // main_radix / main_select use no subgroup operations: one pipeline for both variants.
   // Phases whose rows all skip them return at once (one uniform check per workgroup); with
   // opts.rowParams they are not dispatched at all.
@@ -125,13 +137,13 @@ export function sample(
   for (let phase = 0; phase < 3; phase++) {
     if (!need[phase]) continue;
     for (let ps = 0; ps < 8; ps++) {
-      rt.dispatch(kernels('plain', 'main_radix'), { params: { ...base, phase, ps }, buffers, workgroups });
+      rt.dispatch(K('plain', 'main_radix'), { params: { ...base, phase, ps }, buffers, workgroups });
       // After pass 2 the 12-bit key prefix (sign, exponent, 3 mantissa bits) is known: passes
       // 3..7 and the select scan only the elements that match it.
-      if (ps === 2) rt.dispatch(kernels('plain', 'main_compact'), { params: { ...base, phase, ps: 2 }, buffers, workgroups });
+      if (ps === 2) rt.dispatch(K('plain', 'main_compact'), { params: { ...base, phase, ps: 2 }, buffers, workgroups });
     }
-    rt.dispatch(kernels('plain', 'main_select'), { params: { ...base, phase }, buffers, workgroups });
-    if (phase < 2) rt.dispatch(kernels('plain', 'main_compact'), { params: { ...base, phase, ps: 0 }, buffers, workgroups });
+    rt.dispatch(K('plain', 'main_select'), { params: { ...base, phase }, buffers, workgroups });
+    if (phase < 2) rt.dispatch(K('plain', 'main_compact'), { params: { ...base, phase, ps: 0 }, buffers, workgroups });
   }
   rt.release(scratch);
   rt.release(state);

@@ -17,6 +17,10 @@
 // (0 top-k, 1 top-p, 2 draw) 8 × main_radix and 1 × main_select. One big kernel took SwiftShader
 // 10-20 s to compile. State between dispatches lives in `st` (16 u32 per row, layout below);
 // scratch ([rows, vocab] f32) holds lp only when a repetition penalty applies; e is recomputed.
+// Grammar masks (the masked variant, see shaders/lib/token-mask.ts): a row whose word offset
+// mrow[row] is not 0xffffffff reads lp = -inf for every token whose bit is 0 in
+// mbits[mrow[row] ..][ceil(vocab/32)] before step 1, so masked tokens are never chosen (greedy or
+// sampled); rows without a mask, and the unmasked variant, are unchanged.
 struct SampleRow {
   temperature: f32,
   top_k: u32,
@@ -55,6 +59,8 @@ const ST_LIST = 10u;   // 0: iterate the whole vocabulary; 1 + l: iterate list l
 const ST_LIST_N = 11u; // length of that list
 const ST_RLIST_N = 12u; // length of list 2
 // ST_FLAGS bit3: lp was written to scratch (penalty applied); without it lp = sanitized logits.
+
+MASK_DECL
 
 var<workgroup> sm_bins: array<f32, 16u * RED_WG>;
 var<workgroup> sm_tot: array<f32, 16>;
@@ -110,6 +116,7 @@ fn sanitize(v: f32) -> f32 {
 // Penalized logit of element i; e(i) = exp((lp - max) / T). Storage writes are expensive on
 // SwiftShader, so neither is materialized unless a penalty forces lp into scratch.
 fn lp(i: u32) -> f32 {
+  if (!mask_allows(i)) { return red_neg_inf(); }
   if (s_pen) { return scratch[s_lp + i]; }
   return sanitize(logits[s_lb + i]);
 }
@@ -138,6 +145,7 @@ fn begin(li: u32, row: u32, rlist: bool) -> SampleRow {
   s_lp = row * p.vocab;
   s_lb = row * p.row_stride;
   s_st = row * 16u;
+  mask_begin(row);
   if (li == 0u) { sm_row = rowp[row]; }
   let rp = workgroupUniformLoad(&sm_row);
   let flags = st[s_st + ST_FLAGS];
@@ -182,6 +190,7 @@ fn main_prep(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wi
   s_lp = row * p.vocab;
   s_lb = row * p.row_stride;
   s_st = row * 16u;
+  mask_begin(row);
   if (li == 0u) { sm_row = rowp[row]; }
   let rp = workgroupUniformLoad(&sm_row);
 
