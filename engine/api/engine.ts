@@ -22,6 +22,7 @@ import { GpuStepRunner } from '../forward/runner.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { createLoraSupport } from '../lora/index.ts';
 import { loadTokenizer } from '../model/tokenizer.ts';
+import { GrammarEngine, vocabInfo } from '../structured/grammar.ts';
 import { createGenerate } from './generate.ts';
 import { createChatCompletion } from './openai.ts';
 import { ModelNotFoundError } from './errors.ts';
@@ -98,8 +99,13 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
     }
   };
 
+  // ---- structured output: XGrammar over this tokenizer, loaded on the first constrained request
+  let grammar: GrammarEngine | null = null;
+  const grammarEngine = () => (grammar ??= new GrammarEngine(vocabInfo(tokenizer, config.vocabSize, defaults.eosIds)));
+
   // ---- the front end
   const generate = createGenerate({
+    grammar: grammarEngine,
     config,
     tokenizer,
     scheduler,
@@ -125,6 +131,7 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
     lora,
     generate,
     metrics: () => scheduler.metrics(),
+    grammar: grammarEngine,
     chat: { completions: { create: create as Engine['chat']['completions']['create'] } },
     async destroy() {
       scheduler.cancelAll();

@@ -9,6 +9,8 @@ import { StopMatcher } from './stop.ts';
 import { chatCompletionRequestSchema, contentText, generateOptionsSchema, InvalidRequestError, validate } from './schema.ts';
 import { ContextLengthExceededError } from './errors.ts';
 import { tokenLogprob, type TokenLogprob } from './logprobs.ts';
+import { asRequestError, type GrammarEngine } from '../structured/grammar.ts';
+import { requestConstraint, type RequestConstraint } from '../structured/request.ts';
 import type { FinishReason, GenerateFn, GenerateInput, GenerateOptions, GeneratedToken, Generation, GenerationSummary, Usage } from './types.ts';
 
 /** Sampling defaults of the model (generation_config.json) and its EOS ids. */
@@ -32,6 +34,8 @@ export interface GenerateContext {
   resolveAdapter(model: string | null | undefined): string | null;
   /** Starts the scheduler loop if it is not running. */
   ensureLoop(): void;
+  /** The grammar engine over this tokenizer (structured output), created on first use. */
+  grammar?: () => GrammarEngine;
 }
 
 export const usageOf = (p: number, c: number): Usage => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
@@ -49,7 +53,9 @@ export function promptIds(ctx: Pick<GenerateContext, 'config' | 'tokenizer'>, in
   }
   if (input && typeof input === 'object' && 'messages' in input) {
     const msgs = validate(chatCompletionRequestSchema.shape.messages, input.messages, 'messages');
-    return tokenizer.encodeChat(msgs.map((m) => ({ role: m.role, content: contentText(m.content) })), { addGenerationPrompt: true });
+    // tools reach templates that know them (HF: apply_chat_template(tools=...)); others ignore them
+    const extra = input.tools?.length ? { tools: input.tools } : undefined;
+    return tokenizer.encodeChat(msgs.map((m) => ({ ...m, content: contentText(m.content) })), { addGenerationPrompt: true, extra });
   }
   throw new InvalidRequestError('generate: input must be a string, {messages} or {prompt_ids}');
 }
@@ -77,6 +83,19 @@ export function createGenerate(ctx: GenerateContext): GenerateFn {
     const stops = o.stop == null ? [] : typeof o.stop === 'string' ? [o.stop] : o.stop;
     const eos = new Set(gen.eosIds);
     const topLogprobs = o.logprobs ?? null; // null: no logprobs (the forward keeps its logits on the GPU)
+    // Output constraint: checked now (InvalidRequestError), compiled at once (XGrammar, cached by
+    // (constraint, tokenizer)) so a grammar XGrammar rejects fails `ready` before anything is queued.
+    const rc: RequestConstraint | null = requestConstraint({ ...o, constraint: rawOpts.constraint });
+    let compiled: Promise<void> | null = null;
+    if (rc) {
+      if (!ctx.grammar) throw new InvalidRequestError('structured output is not available in this engine', rc.param);
+      const ge = ctx.grammar();
+      compiled = ge.compile(rc.spec, rc.param).then(
+        () => undefined,
+        (e) => Promise.reject(asRequestError(e, rc.param)),
+      );
+      compiled.catch(() => {});
+    }
 
     let resolveDone!: (s: GenerationSummary) => void;
     let rejectDone!: (e: unknown) => void;
@@ -99,7 +118,18 @@ export function createGenerate(ctx: GenerateContext): GenerateFn {
           return;
         }
         signal?.throwIfAborted();
-        handle = scheduler.submit({ promptTokens: prompt, adapter, sample: base, maxTokens, stopTokenIds: [...eos], signal, wantLogits: logprobs !== undefined });
+        let constraint: Awaited<ReturnType<GrammarEngine['constraint']>> | undefined;
+        if (rc) {
+          await compiled;
+          constraint = await ctx.grammar!().constraint(rc.spec, rc.param).catch((e) => Promise.reject(asRequestError(e, rc.param)));
+        }
+        try {
+          signal?.throwIfAborted();
+          handle = scheduler.submit({ promptTokens: prompt, adapter, sample: base, maxTokens, stopTokenIds: [...eos], signal, constraint, wantLogits: logprobs !== undefined });
+        } catch (e) {
+          constraint?.free(); // not queued: the scheduler does not own it
+          throw e;
+        }
         ctx.ensureLoop();
         for await (const tok of handle) {
           completion.push(tok);
@@ -139,6 +169,8 @@ export function createGenerate(ctx: GenerateContext): GenerateFn {
     const it = run();
     return {
       done,
+      ready: compiled ?? Promise.resolve(),
+      constrained: rc?.spec.kind ?? null,
       [Symbol.asyncIterator]: () => it,
     };
   };

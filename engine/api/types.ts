@@ -10,6 +10,9 @@ import type { LoraSupport, LoraSupportOptions } from '../lora/index.ts';
 import type { ModelTokenizer } from '../model/tokenizer.ts';
 import type { ChatCompletionRequest, ChatMessage } from './schema.ts';
 import type { TokenLogprob } from './logprobs.ts';
+import type { ResponseFormat, ToolChoice, ToolDefinition } from './schema.ts';
+import type { ConstraintSpec } from '../structured/constraint.ts';
+import type { GrammarEngine } from '../structured/grammar.ts';
 
 export interface EngineProgress {
   phase: 'download' | 'upload';
@@ -58,9 +61,25 @@ export interface GenerateOptions {
   /** Log-probabilities of each sampled token with this many top alternatives (0..20); null / undefined: none. */
   logprobs?: number | null;
   signal?: AbortSignal;
+  /**
+   * Output constraint (structured output), one of: `constraint` (a ConstraintSpec: json_schema,
+   * json_object, regex, grammar (EBNF), choice, tools), OpenAI `response_format`, vLLM
+   * `guided_json` / `guided_regex` / `guided_choice` / `guided_grammar`, or `tools` + `tool_choice`.
+   */
+  constraint?: ConstraintSpec | null;
+  response_format?: ResponseFormat | null;
+  guided_json?: Record<string, unknown> | boolean | string | null;
+  guided_regex?: string | null;
+  guided_choice?: string[] | null;
+  guided_grammar?: string | null;
+  tools?: ToolDefinition[] | null;
+  tool_choice?: ToolChoice | null;
+  /** false: at most one tool call (OpenAI parallel_tool_calls; default true). */
+  parallel_tool_calls?: boolean | null;
 }
 
-export type GenerateInput = string | { messages: ChatMessage[] } | { prompt_ids: number[] };
+/** Chat input; `tools` are also given to chat templates that know them. */
+export type GenerateInput = string | { messages: ChatMessage[]; tools?: ToolDefinition[] | null } | { prompt_ids: number[] };
 
 export interface GeneratedToken {
   /** The sampled token id; -1 on a final item that only releases held-back text. */
@@ -72,6 +91,8 @@ export interface GeneratedToken {
 }
 
 export type FinishReason = 'stop' | 'length';
+/** A chat response's finish_reason: a generation's, or tool_calls when its text carried tool calls. */
+export type ChatFinishReason = FinishReason | 'tool_calls';
 
 /** What a generation produced; available after the iterator finishes. */
 export interface GenerationSummary {
@@ -94,6 +115,13 @@ export interface Usage {
 export interface Generation extends AsyncIterable<GeneratedToken> {
   /** Resolves when the generation is done. */
   readonly done: Promise<GenerationSummary>;
+  /**
+   * Resolves once the request's output constraint is compiled (at once without one); rejects
+   * with InvalidRequestError when the grammar engine rejects it (nothing was queued).
+   */
+  readonly ready?: Promise<void>;
+  /** The kind of the request's output constraint, or null. */
+  readonly constrained?: ConstraintSpec['kind'] | null;
 }
 
 /** engine.generate's signature: what the OpenAI shaping (openai.ts) needs of an engine. */
@@ -104,8 +132,28 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: { content: TokenLogprob[] } | null }>;
+  choices: Array<{ index: number; message: ChatCompletionMessage; finish_reason: ChatFinishReason; logprobs: { content: TokenLogprob[] } | null }>;
   usage: Usage;
+}
+
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export interface ChatCompletionMessage {
+  role: 'assistant';
+  content: string | null;
+  tool_calls?: ToolCall[];
+  refusal?: null;
+}
+
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function?: { name?: string; arguments?: string };
 }
 
 export interface ChatCompletionChunk {
@@ -113,7 +161,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: { content: TokenLogprob[] } | null }>;
+  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: ChatFinishReason | null; logprobs: { content: TokenLogprob[] } | null }>;
   usage?: Usage | null;
 }
 
@@ -137,6 +185,8 @@ export interface Engine {
   generate: GenerateFn;
   /** Scheduler counters (steps, prefilled / decoded tokens, preemptions, queue, KV blocks). */
   metrics(): SchedulerMetrics;
+  /** The structured-output grammar engine over this tokenizer (compile cache, stats). */
+  grammar(): GrammarEngine;
   chat: { completions: ChatCompletions };
   destroy(): Promise<void>;
 }

@@ -31,6 +31,7 @@ import { embedding } from '../../shaders/embedding/embedding.ts';
 import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample/sample.ts';
 import { ropeKvWrite } from '../../shaders/rope_kv_write/rope_kv_write.ts';
 import { pagedAttention } from '../../shaders/attention/attention.ts';
+import { packTokenMasks, type TokenMaskBuffers } from '../../shaders/lib/token-mask.ts';
 
 export type { WeightFormat };
 
@@ -72,6 +73,11 @@ export interface ForwardSegment {
   history?: ReadonlyArray<number>;
   /** Return the logits of the last position. */
   wantLogits?: boolean;
+  /**
+   * Grammar mask of the sampled token (u32 [ceil(V/32)], bit t set = token t allowed; XGrammar's
+   * layout), or null/undefined: unconstrained. Applied on the GPU by the sampling kernels.
+   */
+  mask?: Uint32Array | null;
 }
 
 export interface ForwardStep {
@@ -102,6 +108,8 @@ interface PackedStep {
   nS: number;
   /** null: every sampled row is greedy without penalty → argmax */
   sampleIn: { params: GPUBuffer; history?: GPUBuffer } | null;
+  /** grammar masks of the constrained rows (one upload per step), null when no row has one */
+  mask: TokenMaskBuffers | null;
 }
 
 const LAYER_RE = /^model\.layers\.(\d+)\.(.+)$/;
@@ -440,7 +448,24 @@ export class GpuModel {
       }
     }
 
-    return { ids: inBuf, rowsOf, R, sampleSegs, nS, sampleIn };
+    // ---- grammar masks: one bits buffer [constrained rows, ceil(V/32)] + a word offset per logits
+    //   row (0xffffffff: unconstrained), so unconstrained rows (and steps without masks) pay nothing
+    let mask: TokenMaskBuffers | null = null;
+    if (sampleSegs.some(({ s }) => s.mask)) {
+      const rowMasks: Array<Uint32Array | null> = new Array(R).fill(null);
+      for (const { s, i } of sampleSegs) {
+        const r = rowsOf[i]!;
+        rowMasks[r.first + r.count - 1] = s.mask ?? null;
+      }
+      const packed = packTokenMasks(rowMasks, V)!;
+      const bits = acq(packed.bits.length, 'fwd-mask-bits');
+      rt.write(bits, packed.bits);
+      const rowOffsets = acq(R, 'fwd-mask-rows');
+      rt.write(rowOffsets, packed.rowOffsets);
+      mask = { bits, rowOffsets };
+    }
+
+    return { ids: inBuf, rowsOf, R, sampleSegs, nS, sampleIn, mask };
   }
 
   /** hl = norm(x[last rows]); logits = lm_head(hl); ids = sample(logits); one readback. */
@@ -449,7 +474,7 @@ export class GpuModel {
     const c = this.config;
     const { hiddenSize: Hd, vocabSize: V } = c;
     const segs = step.segments;
-    const { rowsOf, R, sampleSegs, nS, sampleIn } = packed;
+    const { rowsOf, R, sampleSegs, nS, sampleIn, mask } = packed;
     const result: ForwardResult = { tokens: segs.map(() => null), logits: segs.map(() => undefined) };
     if (R === 0) {
       await rt.sync();
@@ -476,10 +501,12 @@ export class GpuModel {
 
     let idsBuf: GPUBuffer | null = null;
     if (nS) {
-      // next = sample(logits[row], temperature, top_k, top_p, repetition_penalty, seed)   ids [R] u32 (one per logits row)
+      // next = sample(logits[row] (masked rows: disallowed tokens → -inf), temperature, top_k, top_p,
+      //               repetition_penalty, seed)                                ids [R] u32 (one per logits row)
       const ids = acq(R, 'fwd-sampled');
-      if (sampleIn) sample(rt, out, R, V, sampleIn.params, ids, { history: sampleIn.history });
-      else argmax(rt, out, R, V, ids); // all greedy, no penalty: next = argmax(logits[r])
+      const m = mask ?? undefined;
+      if (sampleIn) sample(rt, out, R, V, sampleIn.params, ids, { history: sampleIn.history, mask: m });
+      else argmax(rt, out, R, V, ids, { mask: m }); // all greedy, no penalty: next = argmax(logits[r] over allowed tokens)
       idsBuf = ids;
     }
     // one readback: sampled ids, plus the logits when any segment wants them (ids copied behind

@@ -51,6 +51,7 @@ export class GpuStepRunner implements StepRunner {
       sample: s.sample,
       history: s.history,
       wantLogits: s.wantLogits,
+      mask: s.mask,
     }));
     const r = await this.model.forward({ segments: fsegs, cache: this.cache, meta, allLogits: opts.allLogits });
     this.stats.steps++;

@@ -100,6 +100,8 @@ export interface ChatTemplateOptions {
 
 export class ModelTokenizer {
   readonly tok: Tokenizer;
+  /** tokenizer.json as loaded (the grammar engine reads the vocabulary's decoder from it). */
+  readonly json: object;
   readonly config: TokenizerConfigJson;
   readonly special: SpecialTokens;
   /** EOS ids to stop on: generation_config's list ∪ tokenizer eos. */
@@ -115,6 +117,7 @@ export class ModelTokenizer {
     opts: { generationConfig?: GenerationConfig | null; chatTemplate?: string | null } = {},
   ) {
     this.tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+    this.json = tokenizerJson;
     this.config = tokenizerConfig;
     const id = (key: string) => {
       const s = tokenString(tokenizerConfig[key]);

@@ -21,7 +21,7 @@
 // token samples (decode is the case pending = 1; recompute after preemption is a prefill).
 
 import type { SampleParams } from '../../shaders/sample/sample.ts';
-import type { SegmentResult, StepBatch, StepRunner, StepSegment } from './types.ts';
+import type { SegmentResult, StepBatch, StepRunner, StepSegment, TokenConstraint } from './types.ts';
 import { LorafleetError } from '../../shaders/lib/errors.ts';
 
 // ----------------------------------------------------------------------------- public types
@@ -56,6 +56,11 @@ export interface GenerateRequest {
   signal?: AbortSignal;
   /** Collect the float32 logits the runner used for each generated token (tests, logprobs). */
   wantLogits?: boolean;
+  /**
+   * Output constraint (engine/structured): each sampled token is drawn from its mask, then
+   * accepted by it; freed when the request ends (any reason). The scheduler owns it from submit.
+   */
+  constraint?: TokenConstraint;
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
@@ -350,7 +355,8 @@ export class Scheduler {
     this.inStep = true;
     let results: SegmentResult[];
     try {
-      results = await this.runner.runStep(batch);
+      await this.applyConstraints(batch);
+      results = batch.segments.length ? await this.runner.runStep(batch) : [];
     } catch (e) {
       for (const g of batch.segments) this.finish(this.seqs.get(g.seqId), 'error', asError(e));
       return true;
@@ -362,6 +368,31 @@ export class Scheduler {
     for (const g of batch.segments) this.commit(this.seqs.get(g.seqId), g, byId.get(g.seqId));
     this.reap();
     return true;
+  }
+
+  /**
+   * The next-token mask of every constrained sampling segment. A constraint that fails (e.g.
+   * nothing in the vocabulary can continue it) ends its own request; the segment leaves the batch.
+   * Tokens a constraint accepted beyond the sequence's generated tokens are rolled back first
+   * (the two must agree before a mask is taken).
+   */
+  private async applyConstraints(batch: StepBatch): Promise<void> {
+    let dropped = false;
+    for (const g of batch.segments) {
+      const s = this.seqs.get(g.seqId);
+      const c = s?.req.constraint;
+      if (!s || !c || !g.sample) continue;
+      try {
+        const generated = s.tokens.length - s.promptLen;
+        if (c.accepted > generated) c.rollback(c.accepted - generated);
+        if (c.accepted !== generated) throw new Error(`constraint of sequence ${s.id} accepted ${c.accepted} tokens, the sequence generated ${generated}`);
+        g.mask = await c.nextMask();
+      } catch (e) {
+        this.finish(s, 'error', asError(e));
+        dropped = true;
+      }
+    }
+    if (dropped) batch.segments = batch.segments.filter((g) => this.seqs.get(g.seqId)?.state === 'running');
   }
 
   /** Steps while work exists; awaits new submissions when idle (no busy-spin). Ends on stop(). */
@@ -560,6 +591,8 @@ export class Scheduler {
       if (!r.logits) return this.finish(s, 'error', new Error(`runner returned no logits for sequence ${s.id}`));
       s.logits.push(r.logits);
     }
+    const c = s.req.constraint;
+    if (c && !c.accept(t)) return this.finish(s, 'error', new Error(`sampled token ${t} is not allowed by the request's constraint (sequence ${s.id})`));
     s.tokens.push(t);
     if (s.stopIds.has(t)) return this.finish(s, 'stop', undefined, t);
     s.output.push(t);
@@ -581,6 +614,7 @@ export class Scheduler {
       if (s.req.adapter !== null) this.opts.onAdapterRelease?.(s.req.adapter);
     } else this.waiting.splice(this.waiting.indexOf(s), 1);
     this.kv.free(s.id);
+    s.req.constraint?.free();
     s.state = 'done';
     this.seqs.delete(s.id);
     s.detachSignal();

@@ -20,6 +20,29 @@ export interface StepSegment {
   history: ReadonlyArray<number>;
   /** Return the float32 logits of this segment's last position (tests, logprobs). */
   wantLogits?: boolean;
+  /**
+   * Grammar mask of the token sampled after this segment (u32 [ceil(V/32)], bit t set = token t
+   * allowed), from the request's TokenConstraint; absent: unconstrained.
+   */
+  mask?: Uint32Array | null;
+}
+
+/**
+ * A request's output constraint (engine/structured: an XGrammar matcher). The scheduler asks it
+ * for the next token's mask before each sampling step, advances it on the sampled token at
+ * commit, rolls it back when tokens it accepted are not kept, and frees it when the request ends.
+ */
+export interface TokenConstraint {
+  /** Tokens accepted so far. */
+  readonly accepted: number;
+  /** Mask of the next token (u32 [ceil(V/32)], bit set = allowed), or null when nothing is masked. */
+  nextMask(): Promise<Uint32Array | null> | Uint32Array | null;
+  /** Advances on a sampled token; false when the constraint rejects it. */
+  accept(token: number): boolean;
+  /** Forgets the last n accepted tokens. */
+  rollback(n: number): void;
+  /** Releases the matcher (idempotent). */
+  free(): void;
 }
 
 export interface StepBatch {
