@@ -16,7 +16,7 @@ import { z } from 'zod';
 import type { Chunk, QAPair, Rejection } from '../types.ts';
 import { sha256, writeFileAtomic } from '../util.ts';
 
-export const PROMPT_VERSION = 'qa-gen-v1+judge-v1';
+export const PROMPT_VERSION = 'qa-gen-v2+judge-v1';
 
 export interface TeacherOptions {
   baseURL: string;
@@ -76,6 +76,8 @@ export function genMessages(chunk: Chunk, n: number): OpenAI.Chat.ChatCompletion
       content:
         'You write training data for a domain assistant. Given a passage of documentation, write question/answer pairs that a user of the system might ask and that the passage fully answers. ' +
         'Answers must use only facts from the passage. For each pair, copy a short exact quote from the passage as "evidence". ' +
+        'Phrase every question the way a user would ask it, as a complete grammatical sentence that names what it is about (the service, error code, person, alert or time window), ' +
+        'never by a section title, table column header or incident number of the document, and answerable from the passage alone. ' +
         'Reply with only a JSON object: {"pairs":[{"question":"...","answer":"...","evidence":"..."}]}',
     },
     {
