@@ -5,6 +5,7 @@ import { gemm, linearBackwardInput, loraLinearBackward, loraLinearForward, type 
 import { matmul } from './matmul.ts';
 import { gemmRef, loraLinearBackwardRef, loraLinearForwardRef } from './matmul.backward.ref.ts';
 import { uploadWeight, destroyWeight } from './weights.ts';
+import { dropoutRef } from '../dropout/dropout.ref.ts';
 
 // [M, N, K, transA, transB, tile, accumulate]
 const gemmCases: Array<[number, number, number, boolean, boolean, GemmTile, boolean]> = [
@@ -129,3 +130,32 @@ checks.push({
     return { maxRelErr: Math.max(...errs), bound: 1e-4, detail: errs.map((e) => e.toExponential(1)).join(' ') };
   },
 });
+
+// lora_dropout: H = dropout(X)·Aᵀ; dA = dHᵀ·dropout(X); dX = dY·W + dropout(dH·A) (same seed).
+checks.push(...([true, false] as const).map((withW) => ({
+  name: `loraLinear with lora_dropout p=0.3${withW ? ' (+ base W)' : ' (no W, dX overwritten)'}`,
+  async run(rt: Parameters<KernelCheck['run']>[0]) {
+    const [T, N, K, r, s, p, seed] = [9, 14, 23, 3, 2, 0.3, 4242];
+    const x = randomArray(T * K, 730), dy = randomArray(T * N, 731), w = randomArray(N * K, 732, 0.5), a = randomArray(r * K, 733, 0.3), b = randomArray(N * r, 734, 0.3);
+    const gw = uploadWeight(rt, 'w', w, N, K);
+    const gx = rt.upload(x), gdy = rt.upload(dy), ga = rt.upload(a), gb = rt.upload(b), gy = rt.createBuffer(T * N * 4), gh = rt.createBuffer(T * r * 4);
+    const gdA = rt.createBuffer(r * K * 4), gdB = rt.createBuffer(N * r * 4), gdx = rt.upload(randomArray(T * K, 735));
+    const drop = { p, seed };
+    loraLinearForward(rt, { x: gx, w: withW ? gw : undefined, a: ga, b: gb, T, N, K, r, scale: s, y: gy, h: gh, dropout: drop });
+    loraLinearBackward(rt, { x: gx, dy: gdy, w: withW ? gw : undefined, a: ga, b: gb, h: gh, T, N, K, r, scale: s, grads: { dA: gdA, dB: gdB }, dx: gdx, dropout: drop });
+    const y = await rt.readF32(gy, T * N), dA = await rt.readF32(gdA, r * K), dB = await rt.readF32(gdB, N * r), dX = await rt.readF32(gdx, T * K);
+    for (const g of [gx, gdy, ga, gb, gy, gh, gdA, gdB, gdx]) rt.destroy(g);
+    destroyWeight(rt, gw);
+    const xd = dropoutRef(x, p, seed);
+    const f = loraLinearForwardRef(xd, null, a, b, T, N, K, r, s);
+    const g = loraLinearBackwardRef(xd, dy, null, a, b, T, N, K, r, s);
+    const dxRef = dropoutRef(g.dX, p, seed);
+    if (withW) {
+      const base = gemmRef(x, w, T, N, K, { transB: true }), dbase = gemmRef(dy, w, T, K, N);
+      for (let i = 0; i < f.y.length; i++) f.y[i] += base[i];
+      for (let i = 0; i < dxRef.length; i++) dxRef[i] += dbase[i];
+    }
+    const e = [result(y, f.y, 1e-4), result(dA, g.dA, 1e-4), result(dB, g.dB, 1e-4), result(dX, dxRef, 1e-4)].map((q) => q.maxRelErr);
+    return { maxRelErr: Math.max(...e), bound: 1e-4, detail: `y dA dB dX ${e.map((v) => v.toExponential(1)).join(' ')}` };
+  },
+})));

@@ -18,3 +18,22 @@ describe('matmul backward: float64 reference vs finite differences', () => {
     expect(fdRelErr(LH, h, g.dH)).toBeLessThan(1e-7);
   });
 });
+
+describe('LoRA linear with lora_dropout: float64 reference vs finite differences', () => {
+  test('dX = dY·W + dropout(dH·A), dA = dHᵀ·dropout(X)', async () => {
+    const { dropoutRef } = await import('../dropout/dropout.ref.ts');
+    const [T, N, K, r, s, p, seed] = [3, 4, 6, 2, 1.3, 0.4, 9];
+    const x = fdRandom(T * K, 81), dy = fdRandom(T * N, 82), w = fdRandom(N * K, 83), a = fdRandom(r * K, 84), b = fdRandom(N * r, 85);
+    const L = (x_: ArrayLike<number>, a_: ArrayLike<number>) => {
+      const base = gemmRef(x_, w, T, N, K, { transB: true });
+      const lora = loraLinearForwardRef(dropoutRef(x_, p, seed), null, a_, b, T, N, K, r, s).y;
+      return dot(dy, base) + dot(dy, lora);
+    };
+    const xd = dropoutRef(x, p, seed);
+    const g = loraLinearBackwardRef(xd, dy, null, a, b, T, N, K, r, s);
+    const dX = dropoutRef(g.dX, p, seed), dbase = gemmRef(dy, w, T, K, N);
+    for (let i = 0; i < dX.length; i++) dX[i] += dbase[i];
+    expect(fdRelErr((v) => L(v, a), x, dX)).toBeLessThan(1e-7);
+    expect(fdRelErr((v) => L(x, v), a, g.dA)).toBeLessThan(1e-7);
+  });
+});

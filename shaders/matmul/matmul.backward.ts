@@ -13,6 +13,14 @@ import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime } from '../gpu/runtime.ts';
 import type { GpuWeight } from './weights.ts';
 import { matmul } from './matmul.ts';
+import { dropout } from '../dropout/dropout.ts';
+
+/** PEFT lora_dropout on the LoRA branch's input: xd = dropout(X) with a hashed mask (shaders/dropout). */
+export interface LoraDropout {
+  p: number;
+  /** Same seed in forward and backward (e.g. from (step, layer, module) through shaders/lib/random.ts). */
+  seed: number;
+}
 
 export const GemmParams = defineParams('GemmParams', {
   M: 'u32', N: 'u32', K: 'u32',
@@ -185,6 +193,8 @@ export interface LoraLinearBackwardArgs {
   dx?: GPUBuffer;
   /** dX += ... instead of dX = ... (e.g. q, k and v projections of one input). */
   accumulateDx?: boolean;
+  /** The forward's lora_dropout (H = dropout(X)·Aᵀ): dA = dHᵀ·dropout(X), dX += dropout(dH·A). */
+  dropout?: LoraDropout;
 }
 
 /**
@@ -196,12 +206,16 @@ export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void
   const { T, N, K, r, scale } = g;
   if (T === 0) return;
   const dyLd = g.dyLd ?? N, dyOff = g.dyOffset ?? 0;
+  const drop = g.dropout && g.dropout.p > 0 ? g.dropout : null;
+  // xd = dropout(X) (the LoRA branch's input; X itself without dropout), regenerated from the seed
+  const xd = drop ? rt.acquire(T * K * 4) : g.x;
+  if (drop) dropout(rt, g.x, xd, T * K, drop.p, drop.seed);
   let h = g.h;
   const hScratch = h ? null : rt.acquire(T * r * 4);
   if (!h) {
     h = hScratch!;
-    // H[T, r] = X[T, K] · Aᵀ
-    gemm(rt, { buffer: g.x, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: h, ld: r }, T, r, K);
+    // H[T, r] = Xd[T, K] · Aᵀ
+    gemm(rt, { buffer: xd, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: h, ld: r }, T, r, K);
   }
   // dB[N, r] (+)= s · dYᵀ[N, T] · H[T, r]
   gemm(rt, { buffer: g.dy, ld: dyLd, offset: dyOff, trans: true }, { buffer: h, ld: r }, { buffer: g.grads.dB, ld: r }, N, r, T, { alpha: scale, accumulate: g.grads.accumulate });
@@ -209,7 +223,7 @@ export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void
   const dh = rt.acquire(T * r * 4);
   gemm(rt, { buffer: g.dy, ld: dyLd, offset: dyOff }, { buffer: g.b, ld: r }, { buffer: dh, ld: r }, T, r, N, { alpha: scale });
   // dA[r, K] (+)= dHᵀ[r, T] · X[T, K]
-  gemm(rt, { buffer: dh, ld: r, trans: true }, { buffer: g.x, ld: K }, { buffer: g.grads.dA, ld: K }, r, K, T, { accumulate: g.grads.accumulate });
+  gemm(rt, { buffer: dh, ld: r, trans: true }, { buffer: xd, ld: K }, { buffer: g.grads.dA, ld: K }, r, K, T, { accumulate: g.grads.accumulate });
   if (g.dx) {
     // dX[T, K] (+)= dY·W + dH·A
     let acc = !!g.accumulateDx;
@@ -218,10 +232,15 @@ export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void
       linearBackwardInput(rt, g.dy, g.w, g.dx, T, { accumulate: acc, dyLd, dyOffset: dyOff });
       acc = true;
     }
-    gemm(rt, { buffer: dh, ld: r }, { buffer: g.a, ld: K }, { buffer: g.dx, ld: K }, T, K, r, { accumulate: acc });
+    if (drop) {
+      // dX (+)= dropout(dH·A): the dropout map is its own transpose (same mask and 1/(1−p))
+      gemm(rt, { buffer: dh, ld: r }, { buffer: g.a, ld: K }, { buffer: xd, ld: K }, T, K, r);
+      dropout(rt, xd, g.dx, T * K, drop.p, drop.seed, { accumulate: acc });
+    } else gemm(rt, { buffer: dh, ld: r }, { buffer: g.a, ld: K }, { buffer: g.dx, ld: K }, T, K, r, { accumulate: acc });
   }
   rt.release(dh);
   if (hScratch) rt.release(hScratch);
+  if (drop) rt.release(xd);
 }
 
 export interface LoraLinearForwardArgs {
@@ -245,13 +264,19 @@ export interface LoraLinearForwardArgs {
   h: GPUBuffer;
   /** Y += ... instead of Y = ... */
   accumulate?: boolean;
+  /** lora_dropout: H = dropout(X)·Aᵀ (pass the same to loraLinearBackward). */
+  dropout?: LoraDropout;
 }
 
-/** Y[T, N] (+)= X·Wᵀ + s·H·Bᵀ with H[T, r] = X·Aᵀ saved (the training forward of a LoRA linear). */
+/** Y[T, N] (+)= X·Wᵀ + s·H·Bᵀ with H[T, r] = dropout(X)·Aᵀ saved (the training forward of a LoRA linear). */
 export function loraLinearForward(rt: Runtime, g: LoraLinearForwardArgs): void {
   const { T, N, K, r } = g;
   if (T === 0) return;
-  gemm(rt, { buffer: g.x, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: g.h, ld: r }, T, r, K);
+  const drop = g.dropout && g.dropout.p > 0 ? g.dropout : null;
+  const xd = drop ? rt.acquire(T * K * 4) : g.x;
+  if (drop) dropout(rt, g.x, xd, T * K, drop.p, drop.seed);
+  gemm(rt, { buffer: xd, ld: K }, { buffer: g.a, ld: K, trans: true }, { buffer: g.h, ld: r }, T, r, K);
+  if (drop) rt.release(xd);
   let acc = !!g.accumulate;
   const yLd = g.yLd ?? N, yOff = g.yOffset ?? 0;
   if (g.w) {
