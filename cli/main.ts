@@ -14,6 +14,8 @@ Commands:
   route --router <router.json> "<text>" [--json] | --input <jsonl> | build|fit|eval ...
            pick the adapter for a request (lorafleet route --help)
   bench <kernels|decode|multi-lora> [--json]
+  train --config <file.json|yaml>   LoRA training (cpt | sft | dpo | orpo), PEFT adapter out
+  merge --model <dir> --adapter <dir> --out <dir>   base + adapter → a complete HF model dir
   help                       this text
 `;
 
@@ -25,6 +27,8 @@ const commands: Record<string, () => Promise<Command>> = {
   data: async () => (await import('../trainer/data/cli.ts')).dataCli,
   route: async () => (await import('../router/cli.ts')).routeCli,
   bench: async () => (await import('./bench.ts')).benchCli,
+  train: async () => (await import('./train.ts')).trainCli,
+  merge: async () => (await import('./train.ts')).mergeCli,
   serve: async () => (await import('./serve.ts')).serveCli,
 };
 

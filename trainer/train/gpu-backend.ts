@@ -329,6 +329,20 @@ export class GpuTrainBackend implements TrainBackend {
     return out;
   }
 
+  /** Logits [T, V] of one row with the adapter (tests, evaluation): the trainer's own forward + lm_head. */
+  async logits(tokens: number[]): Promise<Float32Array> {
+    const c = this.config;
+    const row = { tokens, labels: tokens.map(() => -100), docStarts: [0] };
+    await this.logps([row], { adapter: true, train: true });
+    const pass = this.pass!;
+    const T = tokens.length;
+    const out = this.acq(pass, T * c.vocabSize, 'logits');
+    matmul(this.rt, pass.hf, this.model.lmHead, out, T);
+    const lg = await this.rt.readF32(out, T * c.vocabSize);
+    this.endPass();
+    return lg;
+  }
+
   // ------------------------------------------------------------------ backward
   async backward(weights: Float64Array[]): Promise<void> {
     const pass = this.pass;

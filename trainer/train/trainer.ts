@@ -179,6 +179,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
 
   let lastEval: Record<string, number> | undefined;
+  if (start === 0 && data.eval && data.eval.items.length) {
+    // the untrained adapter's held-out numbers (step 0), the baseline every later eval is read against
+    lastEval = await evaluate(backend, cfg, data.eval);
+    await emit({ step: 0, epoch: 0, ...lastEval });
+  }
   let sinceLoss = 0, sinceSteps = 0, sinceTokens = 0, sinceT = now();
   for (let k = start; k < total; k++) {
     if (o.signal?.aborted) throw new Error('train: cancelled');
