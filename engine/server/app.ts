@@ -208,7 +208,8 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
         return { done: true, value: undefined };
       },
     };
-    const out: Generation = { done: Promise.race([g.done, flight.aborted]), [Symbol.asyncIterator]: () => wrapped };
+    // every other field of the generation (e.g. a constraint's `ready`) passes through unchanged
+    const out: Generation = { ...g, done: Promise.race([g.done, flight.aborted]), [Symbol.asyncIterator]: () => wrapped };
     out.done.catch(() => {});
     return out;
   };
@@ -307,7 +308,8 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
     const buffered: unknown[] = [];
     let finished = false;
     try {
-      while (buffered.length < 2) {
+      // chat: the role chunk comes before the request is queued, so wait for one more
+      while (buffered.length < (endpoint === 'chat' ? 2 : 1)) {
         const r = await it.next();
         if (r.done) {
           finished = true;

@@ -53,8 +53,8 @@ afterAll(async () => {
 
 const engine = () => srv.host.engine!;
 const msgs = (s: string) => [{ role: 'user' as const, content: s }];
-const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(`${srv.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const post = (path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+  fetch(`${srv.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
 
 describe('lorafleet serve (openai SDK on loopback)', () => {
   it('lists the base and the adapters with vLLM root / parent', async () => {
@@ -241,8 +241,17 @@ describe('lorafleet serve (openai SDK on loopback)', () => {
     for (let i = 0; i < 100 && engine().cache.freeBlocks() !== free0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(engine().cache.freeBlocks()).toBe(free0);
     expect(engine().metrics().running).toBe(0);
+    // a non-streamed request whose client goes away is cancelled too
+    const ac2 = new AbortController();
+    const gone = post('/v1/completions', { model: 'chat_adapter', prompt: 'Once upon a time', max_tokens: 300, temperature: 0 }, {}, ac2.signal).catch(() => null);
+    for (let i = 0; i < 100 && engine().metrics().running === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    ac2.abort();
+    await gone;
+    for (let i = 0; i < 100 && engine().cache.freeBlocks() !== free0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(engine().cache.freeBlocks()).toBe(free0);
     const m = await (await fetch(`${srv.url}/metrics`)).text();
     expect(m).toMatch(/lorafleet_requests_total\{endpoint="chat",model="chat_adapter",outcome="cancelled"\} 1/);
+    expect(m).toMatch(/lorafleet_requests_total\{endpoint="completions",model="chat_adapter",outcome="cancelled"\} 1/);
   });
 
   it('/metrics speaks vLLM names (Model Server Protocol) and lorafleet counters; logs are JSON objects', async () => {
