@@ -260,6 +260,38 @@ describe('GPU sampling inside the step', () => {
   });
 });
 
+describe('logits for some rows only (per-request logprobs)', () => {
+  it('a step where only some segments want logits returns exactly those rows = the all-logits rows, same sampled tokens', async () => {
+    const model = await GpuModel.load(rt, new LocalDirSource(STORIES_DIR));
+    const { cache, runner } = setup(model);
+    try {
+      const V = model.config.vocabSize;
+      const prompts = [STORIES_PROMPT, [1, 403, 407], [1, 261, 378, 403, 407, 261], [1, 500]];
+      const want = [false, true, false, true];
+      const run = async (mode: 'all' | 'some') => {
+        prompts.forEach((p, i) => cache.allocateOrThrow(200 + i, p.length));
+        const res = await runner.runStep({
+          segments: prompts.map((p, i) => ({ seqId: 200 + i, tokens: p, startPos: 0, adapter: null, history: p, sample: GREEDY, wantLogits: mode === 'all' || want[i] })),
+        });
+        prompts.forEach((_, i) => cache.free(200 + i));
+        return res;
+      };
+      const all = await run('all');
+      const some = await run('some');
+      some.forEach((r, i) => {
+        expect(r.token).toBe(all[i]!.token);
+        if (want[i]) {
+          expect(r.logits!.length).toBe(V);
+          expect(Array.from(r.logits!)).toEqual(Array.from(all[i]!.logits!));
+        } else expect(r.logits).toBeUndefined();
+      });
+    } finally {
+      cache.destroy();
+      model.destroy();
+    }
+  });
+});
+
 describe('f16 / q8 weight formats', () => {
   for (const [name, format] of [['tiny-qwen2', 'f16'], ['tiny-llama3', 'q8'], ['tiny-qwen2', 'q8']] as const) {
     it(`${name} ${format}: logits = reference with the dequantized weights`, async () => {

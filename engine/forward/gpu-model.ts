@@ -513,22 +513,42 @@ export class GpuModel {
     // the logits so one read returns both; without logits the ids buffer is read directly)
     const wantAny = step.allLogits || segs.some((s) => s.wantLogits);
     const nIds = nS ? R : 0;
-    if (idsBuf && wantAny) rt.copy(idsBuf, 0, out, R * V * 4, R * 4);
-    const buf = wantAny
-      ? await rt.read(out, (R * V + nIds) * 4)
-      : idsBuf
-        ? await rt.read(idsBuf, nIds * 4)
-        : await rt.read(out, nIds * 4, R * V * 4);
-    const idsOut = new Uint32Array(buf, wantAny ? R * V * 4 : 0, nIds);
+    // Only some rows want logits (per-request logprobs): gather just those rows, so the other
+    // requests of the step do not pay for a [R, V] readback.     sel [W, V] then ids [R] u32
+    let sel: GPUBuffer | null = null;
+    const selRow = new Map<number, number>(); // segment index → first row in sel
+    let W = 0;
+    if (wantAny && !step.allLogits) {
+      segs.forEach((s, i) => {
+        const r = rowsOf[i]!;
+        if (r.count && s.wantLogits) {
+          selRow.set(i, W);
+          W += r.count;
+        }
+      });
+      sel = acq(W * V + nIds, 'fwd-logits-sel');
+      for (const [i, w] of selRow) rt.copy(out, rowsOf[i]!.first * V * 4, sel, w * V * 4, rowsOf[i]!.count * V * 4);
+      if (idsBuf) rt.copy(idsBuf, 0, sel, W * V * 4, R * 4);
+    } else if (idsBuf && wantAny) rt.copy(idsBuf, 0, out, R * V * 4, R * 4);
+    const lgFloats = sel ? W * V : R * V;
+    const buf = sel
+      ? await rt.read(sel, (lgFloats + nIds) * 4)
+      : wantAny
+        ? await rt.read(out, (R * V + nIds) * 4)
+        : idsBuf
+          ? await rt.read(idsBuf, nIds * 4)
+          : await rt.read(out, nIds * 4, R * V * 4);
+    const idsOut = new Uint32Array(buf, wantAny ? lgFloats * 4 : 0, nIds);
     for (const { i } of sampleSegs) {
       const r = rowsOf[i]!;
       result.tokens[i] = idsOut[r.first + r.count - 1]!;
     }
     if (wantAny) {
-      const lg = new Float32Array(buf, 0, R * V);
+      const lg = new Float32Array(buf, 0, lgFloats);
       segs.forEach((s, i) => {
         const r = rowsOf[i]!;
-        if (r.count && (step.allLogits || s.wantLogits)) result.logits[i] = lg.slice(r.first * V, (r.first + r.count) * V);
+        const first = sel ? selRow.get(i) : r.first;
+        if (r.count && first !== undefined && (step.allLogits || s.wantLogits)) result.logits[i] = lg.slice(first * V, (first + r.count) * V);
       });
     }
     return result;
