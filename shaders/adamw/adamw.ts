@@ -4,6 +4,10 @@
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime } from '../gpu/runtime.ts';
+import { LorafleetError, type ErrorCode } from '../lib/errors.ts';
+
+/** Bad arguments from the calling code ('internal': a bug) or from user settings ('invalid_request'). */
+const err = (m: string, code: ErrorCode = 'internal') => new LorafleetError(m, code);
 
 export const AdamWParams = defineParams('AdamWParams', {
   n: 'u32', offset: 'u32', gradOffset: 'u32', flags: 'u32',
@@ -52,7 +56,7 @@ function noClip(rt: Runtime): GPUBuffer {
 
 /** The f32 scalars of step t (1-based), formed in float64 like torch's python floats. */
 export function adamwScalars(h: AdamWHyper, step: number) {
-  if (!(Number.isInteger(step) && step >= 1)) throw new Error(`adamw: step must be an integer >= 1, got ${step}`);
+  if (!(Number.isInteger(step) && step >= 1)) throw err(`adamw: step must be an integer >= 1, got ${step}`);
   const bc1 = 1 - h.beta1 ** step, bc2 = 1 - h.beta2 ** step;
   return {
     decay: 1 - h.lr * h.weightDecay, beta1: h.beta1, one_minus_beta1: 1 - h.beta1, beta2: h.beta2, one_minus_beta2: 1 - h.beta2,
@@ -69,9 +73,9 @@ export function adamwStep(rt: Runtime, tensors: AdamWTensor[], h: AdamWHyper, st
   const s = adamwScalars(h, step);
   for (const t of tensors) {
     const off = t.offset ?? 0, goff = t.gradOffset ?? off;
-    if (!(Number.isInteger(t.n) && t.n >= 0)) throw new Error(`adamw: bad n=${t.n}`);
-    if ((off + t.n) * 4 > Math.min(t.param.size, t.m.size, t.v.size) || (goff + t.n) * 4 > t.grad.size) throw new Error('adamw: buffer too small for n + offset');
-    if (t.param === t.grad || t.m === t.v || t.param === t.m || t.param === t.v) throw new Error('adamw: param, grad, m and v must be different buffers');
+    if (!(Number.isInteger(t.n) && t.n >= 0)) throw err(`adamw: bad n=${t.n}`);
+    if ((off + t.n) * 4 > Math.min(t.param.size, t.m.size, t.v.size) || (goff + t.n) * 4 > t.grad.size) throw err('adamw: buffer too small for n + offset');
+    if (t.param === t.grad || t.m === t.v || t.param === t.m || t.param === t.v) throw err('adamw: param, grad, m and v must be different buffers');
     if (t.n === 0) continue;
     rt.dispatch(adamwKernel, {
       params: { n: t.n, offset: off, gradOffset: goff, flags: clip ? 1 : 0, ...s },
@@ -94,15 +98,15 @@ export interface GradSlice {
  * floats; pass it to adamwStep(). One dispatch per slice plus one: keep grads in one flat buffer.
  */
 export function gradNorm(rt: Runtime, grads: GradSlice[], maxNorm: number, out: GPUBuffer): void {
-  if (!(maxNorm >= 0)) throw new Error(`gradNorm: max_norm must be >= 0, got ${maxNorm}`);
-  if (out.size < 8) throw new Error('gradNorm: out must hold 2 floats');
+  if (!(maxNorm >= 0)) throw err(`gradNorm: max_norm must be >= 0, got ${maxNorm}`, 'invalid_request');
+  if (out.size < 8) throw err('gradNorm: out must hold 2 floats');
   let count = 0;
   for (const g of grads) count += Math.ceil(g.n / GRAD_NORM_CHUNK);
   const partial = rt.acquire(Math.max(1, count) * 4);
   let base = 0;
   for (const g of grads) {
     const off = g.offset ?? 0;
-    if ((off + g.n) * 4 > g.buffer.size) throw new Error('gradNorm: slice exceeds its buffer');
+    if ((off + g.n) * 4 > g.buffer.size) throw err('gradNorm: slice exceeds its buffer');
     const chunks = Math.ceil(g.n / GRAD_NORM_CHUNK);
     if (chunks === 0) continue;
     rt.dispatch(sumsqKernel, { params: { n: g.n, offset: off, outBase: base, max_norm: maxNorm }, buffers: [g.buffer, partial], workgroups: rt.grid(Math.ceil(chunks / 64)) });

@@ -10,6 +10,10 @@
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime } from '../gpu/runtime.ts';
+import { LorafleetError, type ErrorCode } from '../lib/errors.ts';
+
+/** Bad arguments from the calling code ('internal': a bug) or from user settings ('invalid_request'). */
+const err = (m: string, code: ErrorCode = 'internal') => new LorafleetError(m, code);
 
 export const AttnTrainParams = defineParams('AttnTrainParams', {
   T: 'u32', nh: 'u32', nkv: 'u32', group: 'u32',
@@ -50,10 +54,10 @@ export function segmentStarts(docIds: ArrayLike<number>): Uint32Array {
 
 export function segmentStartsFromCuSeqlens(cu: ArrayLike<number>): Uint32Array {
   const T = cu[cu.length - 1];
-  if (cu[0] !== 0) throw new Error('cu_seqlens must start at 0');
+  if (cu[0] !== 0) throw err('cu_seqlens must start at 0');
   const out = new Uint32Array(T);
   for (let s = 0; s + 1 < cu.length; s++) {
-    if (!(cu[s + 1] >= cu[s])) throw new Error('cu_seqlens must be nondecreasing');
+    if (!(cu[s + 1] >= cu[s])) throw err('cu_seqlens must be nondecreasing');
     out.fill(cu[s], cu[s], cu[s + 1]);
   }
   return out;
@@ -77,12 +81,12 @@ export interface AttnTrainShape {
 
 function resolve(s: AttnTrainShape, q: HeadsView, k: HeadsView, v: HeadsView) {
   const { T, numHeads: nh, numKvHeads: nkv, headDim: hd } = s;
-  if (!(nh > 0 && nkv > 0 && nh % nkv === 0)) throw new Error(`attention: numHeads ${nh} must be a multiple of numKvHeads ${nkv}`);
-  if (!(hd > 0 && Number.isInteger(hd) && hd <= 256)) throw new Error(`attention: headDim ${hd} must be in 1..256`);
+  if (!(nh > 0 && nkv > 0 && nh % nkv === 0)) throw err(`attention: numHeads ${nh} must be a multiple of numKvHeads ${nkv}`);
+  if (!(hd > 0 && Number.isInteger(hd) && hd <= 256)) throw err(`attention: headDim ${hd} must be in 1..256`);
   const view = (x: HeadsView, heads: number, what: string) => {
     const stride = x.stride ?? heads * hd, col = x.col ?? 0;
-    if (col + heads * hd > stride) throw new Error(`attention: ${what} col ${col} + ${heads}x${hd} exceeds stride ${stride}`);
-    if (T > 0 && ((T - 1) * stride + col + heads * hd) * 4 > x.buffer.size) throw new Error(`attention: ${what} buffer too small`);
+    if (col + heads * hd > stride) throw err(`attention: ${what} col ${col} + ${heads}x${hd} exceeds stride ${stride}`);
+    if (T > 0 && ((T - 1) * stride + col + heads * hd) * 4 > x.buffer.size) throw err(`attention: ${what} buffer too small`);
     return { stride, col };
   };
   const qv = view(q, nh, 'q'), kv = view(k, nkv, 'k'), vv = view(v, nkv, 'v');
@@ -102,7 +106,7 @@ export function attentionTrainForward(
 ): void {
   const r = resolve(s, q, k, v);
   if (r.T === 0) return;
-  if (segStart.size < r.T * 4 || o.size < r.T * r.nh * r.hd * 4 || lse.size < r.T * r.nh * 4) throw new Error('attentionTrainForward: segStart/o/lse too small');
+  if (segStart.size < r.T * 4 || o.size < r.T * r.nh * r.hd * 4 || lse.size < r.T * r.nh * 4) throw err('attentionTrainForward: segStart/o/lse too small');
   rt.dispatch(kernel('fwd', r.hd), {
     params: { T: r.T, nh: r.nh, nkv: r.nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, dqStride: 0, dqCol: 0, dkStride: 0, dkCol: 0, dvStride: 0, dvCol: 0, dvOff: 0, scale: r.scale },
     buffers: [q.buffer, k.buffer, v.buffer, segStart, o, lse],
@@ -133,15 +137,15 @@ export function attentionBackward(rt: Runtime, s: AttnTrainShape, a: AttnBackwar
   const asView = (x: HeadsView | GPUBuffer): HeadsView => ('buffer' in x ? x : { buffer: x });
   const out = (x: HeadsView, heads: number, what: string) => {
     const stride = x.stride ?? heads * hd, col = x.col ?? 0;
-    if (col + heads * hd > stride || ((T - 1) * stride + col + heads * hd) * 4 > x.buffer.size) throw new Error(`attentionBackward: ${what} too small for its view`);
+    if (col + heads * hd > stride || ((T - 1) * stride + col + heads * hd) * 4 > x.buffer.size) throw err(`attentionBackward: ${what} too small for its view`);
     return { stride, col };
   };
   const dq = asView(a.dq), dk = asView(a.dk), dv = asView(a.dv);
   const q = out(dq, nh, 'dq'), k = out(dk, nkv, 'dk'), v = out(dv, nkv, 'dv');
-  if (a.o.size < T * nh * hd * 4 || a.dout.size < T * nh * hd * 4 || a.lse.size < T * nh * 4 || a.segStart.size < T * 4) throw new Error('attentionBackward: o/dout/lse/segStart too small');
+  if (a.o.size < T * nh * hd * 4 || a.dout.size < T * nh * hd * 4 || a.lse.size < T * nh * 4 || a.segStart.size < T * 4) throw err('attentionBackward: o/dout/lse/segStart too small');
   const shared = dk.buffer === dv.buffer;
   const dense = k.stride === nkv * hd && k.col === 0 && v.stride === nkv * hd && v.col === 0;
-  if (!shared && !dense) throw new Error('attentionBackward: dk and dv must be views of one buffer, or two dense buffers');
+  if (!shared && !dense) throw err('attentionBackward: dk and dv must be views of one buffer, or two dense buffers');
   const kvElems = T * nkv * hd;
   const dsum = rt.acquire(T * nh * 4);
   const scratch = shared ? null : rt.acquire(2 * kvElems * 4);

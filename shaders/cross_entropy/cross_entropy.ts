@@ -17,6 +17,10 @@ import { reductionKernels, resolveVariant, type ReductionVariant } from '../lib/
 import type { GpuWeight } from '../matmul/weights.ts';
 import { matmul } from '../matmul/matmul.ts';
 import { linearBackwardInput } from '../matmul/matmul.backward.ts';
+import { LorafleetError, type ErrorCode } from '../lib/errors.ts';
+
+/** Bad arguments from the calling code ('internal': a bug) or from user settings ('invalid_request'). */
+const err = (m: string, code: ErrorCode = 'internal') => new LorafleetError(m, code);
 
 export const CrossEntropyParams = defineParams('CrossEntropyParams', { rows: 'u32', V: 'u32', t0: 'u32', flags: 'u32' });
 type F = (typeof CrossEntropyParams.fields)[number][0];
@@ -82,15 +86,15 @@ export function crossEntropyRowChunk(V: number, T: number, maxChunkBytes = 32 <<
 export function lmHeadCrossEntropy(rt: Runtime, a: LmHeadCrossEntropyArgs): void {
   const { T, w } = a;
   const V = w.N, Hd = w.K;
-  if (!(Number.isInteger(T) && T >= 0)) throw new Error(`lmHeadCrossEntropy: bad T=${T}`);
+  if (!(Number.isInteger(T) && T >= 0)) throw err(`lmHeadCrossEntropy: bad T=${T}`);
   if (T === 0) return;
-  if (!!a.dh !== !!a.coef) throw new Error('lmHeadCrossEntropy: dh and coef go together');
-  if (a.h.size < T * Hd * 4 || a.labels.size < T * 4 || a.lse.size < T * 4 || a.logp.size < T * 4) throw new Error('lmHeadCrossEntropy: h/labels/lse/logp too small');
-  if (a.coef && a.coef.size < T * 4) throw new Error('lmHeadCrossEntropy: coef too small');
-  if (a.dh && a.dh.size < T * Hd * 4) throw new Error('lmHeadCrossEntropy: dh too small');
-  if (a.dh && w.format !== 'f32') throw new Error(`lmHeadCrossEntropy: dh through ${w.name} needs f32 weight parts (got ${w.format})`);
+  if (!!a.dh !== !!a.coef) throw err('lmHeadCrossEntropy: dh and coef go together');
+  if (a.h.size < T * Hd * 4 || a.labels.size < T * 4 || a.lse.size < T * 4 || a.logp.size < T * 4) throw err('lmHeadCrossEntropy: h/labels/lse/logp too small');
+  if (a.coef && a.coef.size < T * 4) throw err('lmHeadCrossEntropy: coef too small');
+  if (a.dh && a.dh.size < T * Hd * 4) throw err('lmHeadCrossEntropy: dh too small');
+  if (a.dh && w.format !== 'f32') throw err(`lmHeadCrossEntropy: dh through ${w.name} needs f32 weight parts (got ${w.format})`, 'invalid_request');
   const Tc = a.rowChunk ?? crossEntropyRowChunk(V, T, a.maxChunkBytes);
-  if (!(Number.isInteger(Tc) && Tc >= 1)) throw new Error(`lmHeadCrossEntropy: bad rowChunk ${Tc}`);
+  if (!(Number.isInteger(Tc) && Tc >= 1)) throw err(`lmHeadCrossEntropy: bad rowChunk ${Tc}`);
   const mode = a.mode ?? crossEntropyMode(rt.info.isCpu, V);
   const variant = resolveVariant(rt, a.variant);
   const logits = rt.acquire(Math.min(Tc, T) * V * 4);

@@ -10,6 +10,10 @@
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime } from '../gpu/runtime.ts';
+import { LorafleetError, type ErrorCode } from '../lib/errors.ts';
+
+/** Bad arguments from the calling code ('internal': a bug) or from user settings ('invalid_request'). */
+const err = (m: string, code: ErrorCode = 'internal') => new LorafleetError(m, code);
 
 export const DropoutParams = defineParams('DropoutParams', { n: 'u32', seed: 'u32', offset: 'u32', threshold: 'u32', scale: 'f32', accumulate: 'u32' });
 type F = (typeof DropoutParams.fields)[number][0];
@@ -17,7 +21,7 @@ const kernel: Kernel<F> = { name: 'dropout', code: DropoutParams.wgsl + WGSL.dro
 
 /** The u32 threshold the kernel compares hashes with: drop when hash < round(p·2^32). */
 export function dropoutThreshold(p: number): number {
-  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!(p >= 0 && p < 1)) throw err(`dropout: p must be in [0, 1), got ${p}`, 'invalid_request');
   return Math.min(0xffffffff, Math.round(p * 2 ** 32));
 }
 
@@ -33,10 +37,10 @@ export interface DropoutOptions {
  * same call on the gradient with the same seed and offset. out must not alias x.
  */
 export function dropout(rt: Runtime, x: GPUBuffer, out: GPUBuffer, n: number, p: number, seed: number, opts: DropoutOptions = {}): void {
-  if (!(Number.isInteger(n) && n >= 0)) throw new Error(`dropout: bad n=${n}`);
-  if (!Number.isInteger(seed)) throw new Error(`dropout: seed must be an integer, got ${seed}`);
-  if (x === out) throw new Error('dropout: out must not alias x');
-  if (x.size < n * 4 || out.size < n * 4) throw new Error('dropout: buffer too small');
+  if (!(Number.isInteger(n) && n >= 0)) throw err(`dropout: bad n=${n}`);
+  if (!Number.isInteger(seed)) throw err(`dropout: seed must be an integer, got ${seed}`);
+  if (x === out) throw err('dropout: out must not alias x');
+  if (x.size < n * 4 || out.size < n * 4) throw err('dropout: buffer too small');
   const threshold = dropoutThreshold(p);
   if (n === 0) return;
   rt.dispatch(kernel, {

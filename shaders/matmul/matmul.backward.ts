@@ -14,6 +14,10 @@ import type { Kernel, Runtime } from '../gpu/runtime.ts';
 import type { GpuWeight } from './weights.ts';
 import { matmul } from './matmul.ts';
 import { dropout } from '../dropout/dropout.ts';
+import { LorafleetError, type ErrorCode } from '../lib/errors.ts';
+
+/** Bad arguments from the calling code ('internal': a bug) or from user settings ('invalid_request'). */
+const err = (m: string, code: ErrorCode = 'internal') => new LorafleetError(m, code);
 
 /** PEFT lora_dropout on the LoRA branch's input: xd = dropout(X) with a hashed mask (shaders/dropout). */
 export interface LoraDropout {
@@ -110,15 +114,15 @@ export function pickGemmTile(M: number, N: number): GemmTile {
  * alpha·0 (or leaves C when accumulating).
  */
 export function gemm(rt: Runtime, A: Operand, B: Operand, C: Operand, M: number, N: number, K: number, opts: GemmOptions = {}): void {
-  for (const [n, v] of [['M', M], ['N', N], ['K', K]] as const) if (!Number.isInteger(v) || v < 0) throw new Error(`gemm: bad ${n}=${v}`);
+  for (const [n, v] of [['M', M], ['N', N], ['K', K]] as const) if (!Number.isInteger(v) || v < 0) throw err(`gemm: bad ${n}=${v}`);
   if (M === 0 || N === 0) return;
-  if (C.trans) throw new Error('gemm: C cannot be transposed');
-  if (C.buffer === A.buffer || C.buffer === B.buffer) throw new Error('gemm: C must not alias A or B');
+  if (C.trans) throw err('gemm: C cannot be transposed');
+  if (C.buffer === A.buffer || C.buffer === B.buffer) throw err('gemm: C must not alias A or B');
   const need = (o: Operand, rows: number, cols: number, what: string) => {
     const off = o.offset ?? 0;
-    if (!Number.isInteger(off) || off < 0 || !Number.isInteger(o.ld) || o.ld < cols) throw new Error(`gemm: ${what} bad offset ${off} / ld ${o.ld} (cols ${cols})`);
+    if (!Number.isInteger(off) || off < 0 || !Number.isInteger(o.ld) || o.ld < cols) throw err(`gemm: ${what} bad offset ${off} / ld ${o.ld} (cols ${cols})`);
     if (rows > 0 && (off + (rows - 1) * o.ld + cols) * 4 > o.buffer.size)
-      throw new Error(`gemm: ${what} needs ${off + (rows - 1) * o.ld + cols} floats, buffer holds ${o.buffer.size / 4}`);
+      throw err(`gemm: ${what} needs ${off + (rows - 1) * o.ld + cols} floats, buffer holds ${o.buffer.size / 4}`);
   };
   need(A, A.trans ? K : M, A.trans ? M : K, 'A');
   need(B, B.trans ? N : K, B.trans ? K : N, 'B');
@@ -139,7 +143,7 @@ export function gemm(rt: Runtime, A: Operand, B: Operand, C: Operand, M: number,
 }
 
 function f32Weight(w: GpuWeight, what: string): void {
-  if (w.format !== 'f32') throw new Error(`${what}: weight ${w.name} is ${w.format}; backward through a frozen weight needs f32 parts (upload with weightFormat 'f32')`);
+  if (w.format !== 'f32') throw err(`${what}: weight ${w.name} is ${w.format}; backward through a frozen weight needs f32 parts (upload with weightFormat 'f32')`, 'invalid_request');
 }
 
 /**
@@ -228,7 +232,7 @@ export function loraLinearBackward(rt: Runtime, g: LoraLinearBackwardArgs): void
     // dX[T, K] (+)= dY·W + dH·A
     let acc = !!g.accumulateDx;
     if (g.w) {
-      if (g.w.N !== N || g.w.K !== K) throw new Error(`loraLinearBackward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
+      if (g.w.N !== N || g.w.K !== K) throw err(`loraLinearBackward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
       linearBackwardInput(rt, g.dy, g.w, g.dx, T, { accumulate: acc, dyLd, dyOffset: dyOff });
       acc = true;
     }
@@ -280,8 +284,8 @@ export function loraLinearForward(rt: Runtime, g: LoraLinearForwardArgs): void {
   let acc = !!g.accumulate;
   const yLd = g.yLd ?? N, yOff = g.yOffset ?? 0;
   if (g.w) {
-    if (yLd !== N || yOff !== 0) throw new Error('loraLinearForward: a strided y takes no base weight (run the fused base matmul first, then accumulate)');
-    if (g.w.N !== N || g.w.K !== K) throw new Error(`loraLinearForward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
+    if (yLd !== N || yOff !== 0) throw err('loraLinearForward: a strided y takes no base weight (run the fused base matmul first, then accumulate)');
+    if (g.w.N !== N || g.w.K !== K) throw err(`loraLinearForward: weight ${g.w.name} is ${g.w.N}x${g.w.K}, expected ${N}x${K}`);
     matmul(rt, g.x, g.w, g.y, T, { accumulate: acc });
     acc = true;
   }

@@ -4,6 +4,10 @@
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime } from '../gpu/runtime.ts';
+import { LorafleetError, type ErrorCode } from '../lib/errors.ts';
+
+/** Bad arguments from the calling code ('internal': a bug) or from user settings ('invalid_request'). */
+const err = (m: string, code: ErrorCode = 'internal') => new LorafleetError(m, code);
 
 export const SiluMulBwdParams = defineParams('SiluMulBwdParams', {
   rows: 'u32', inter: 'u32', gate_stride: 'u32', up_stride: 'u32', up_offset: 'u32', dg_stride: 'u32', du_stride: 'u32', du_offset: 'u32',
@@ -25,10 +29,10 @@ export function siluMulBackward(
   const { rows, inter } = a;
   const n = rows * inter;
   if (n === 0) return;
-  if (a.dgu === a.gu || a.dgu === a.dout || a.dgu === a.up) throw new Error('siluMulBackward: dgu must not alias the inputs');
-  if (a.dout.size < n * 4) throw new Error('siluMulBackward: dout too small');
+  if (a.dgu === a.gu || a.dgu === a.dout || a.dgu === a.up) throw err('siluMulBackward: dgu must not alias the inputs');
+  if (a.dout.size < n * 4) throw err('siluMulBackward: dout too small');
   if (a.fused) {
-    if (a.gu.size < 2 * n * 4 || a.dgu.size < 2 * n * 4) throw new Error('siluMulBackward: fused gu/dgu must hold [rows, 2*inter]');
+    if (a.gu.size < 2 * n * 4 || a.dgu.size < 2 * n * 4) throw err('siluMulBackward: fused gu/dgu must hold [rows, 2*inter]');
     const s = 2 * inter;
     rt.dispatch(kernel, {
       params: { rows, inter, gate_stride: s, up_stride: s, up_offset: inter, dg_stride: s, du_stride: s, du_offset: inter },
@@ -37,9 +41,9 @@ export function siluMulBackward(
     });
     return;
   }
-  if (!a.up || !a.dup) throw new Error('siluMulBackward: separate layout needs up and dup');
-  if (a.up.size < n * 4 || a.gu.size < n * 4 || a.dgu.size < n * 4 || a.dup.size < n * 4) throw new Error('siluMulBackward: buffer too small');
-  if (a.dup === a.dgu) throw new Error('siluMulBackward: dup must differ from dgate (use fused: true)');
+  if (!a.up || !a.dup) throw err('siluMulBackward: separate layout needs up and dup');
+  if (a.up.size < n * 4 || a.gu.size < n * 4 || a.dgu.size < n * 4 || a.dup.size < n * 4) throw err('siluMulBackward: buffer too small');
+  if (a.dup === a.dgu) throw err('siluMulBackward: dup must differ from dgate (use fused: true)');
   // Two dispatches would be needed to write two buffers through one binding; instead write
   // dgate | dup into one scratch [rows, 2*inter] and copy out — one dispatch + two copies.
   const tmp = rt.acquire(2 * n * 4);
