@@ -2,13 +2,14 @@
 //
 //   lorafleet serve [--model <dir|url>] [--adapters <dir>] [--host 127.0.0.1] [--port 8080]
 //                   [--api-key <k>] [--max-loras N] [--max-lora-rank R] [--max-cpu-loras N]
-//                   [--kv-cache-bytes B] [--lora-modules name=path ...] [--cors <origin>]
+//                   [--kv-cache-bytes B] [--lora-modules name=path ...] [--router <file>] [--cors <origin>]
 //                   [--max-body-bytes B] [--max-queue N] [--grace-seconds S] [--weight-format f32|f16|q8]
 //
 // Without --model it serves the embedded stories260K. Every PEFT directory under --adapters is
 // registered by its folder name at start (listed in /v1/models, parsed into the CPU tier, brought
 // to the GPU tier on first use); --lora-modules names more adapters as vLLM does (`name=path` or `{"name": ..., "path": ...}`), and
-// /v1/load_lora_adapter loads more from inside --adapters at run time. One JSON log line per
+// /v1/load_lora_adapter loads more from inside --adapters at run time. With --router <router.json>
+// (router/), `model: "auto"` asks it which adapter serves the request. One JSON log line per
 // event on stdout; SIGTERM / SIGINT stop accepting and finish in-flight requests within the grace.
 import { parseArgs } from 'node:util';
 import { readdir, stat } from 'node:fs/promises';
@@ -20,11 +21,12 @@ import { loadModelConfig } from '../engine/model/weights.ts';
 import { AdapterPool } from '../engine/lora/pool.ts';
 import { EngineHost } from '../engine/server/host.ts';
 import { startServer } from '../engine/server/node.ts';
+import type { RouteFn } from '../engine/server/app.ts';
 import type { WeightFormat } from '../shaders/matmul/weights.ts';
 
 export const SERVE_USAGE = `usage: lorafleet serve [--model <dir|url>] [--adapters <dir>] [--host 127.0.0.1] [--port 8080]
                       [--api-key <k>] [--max-loras N] [--max-lora-rank R] [--max-cpu-loras N]
-                      [--kv-cache-bytes B] [--lora-modules name=path ...] [--cors <origin>]
+                      [--kv-cache-bytes B] [--lora-modules name=path ...] [--router <file>] [--cors <origin>]
                       [--max-body-bytes B] [--max-queue N] [--grace-seconds S] [--weight-format f32|f16|q8]
 `;
 
@@ -97,6 +99,7 @@ export async function serveCli(argv: string[]): Promise<number> {
         'max-cpu-loras': { type: 'string' },
         'kv-cache-bytes': { type: 'string' },
         'lora-modules': { type: 'string', multiple: true },
+        router: { type: 'string' },
         cors: { type: 'string' },
         'max-body-bytes': { type: 'string' },
         'max-queue': { type: 'string' },
@@ -141,6 +144,13 @@ export async function serveCli(argv: string[]): Promise<number> {
   const config = await loadModelConfig(values.model ? openModelSource(values.model) : embeddedModelSource());
   const perAdapter = AdapterPool.bytesPerPage(config) * maxRank;
   const lora = { maxRank, maxSlots: maxLoras, gpuBudgetBytes: perAdapter * maxLoras, ...(maxCpuLoras ? { cpuBudgetBytes: perAdapter * maxCpuLoras } : {}) };
+  // --router: model "auto" asks it (router/ decides from the messages; the server reports and counts)
+  let router: RouteFn | undefined;
+  if (values.router) {
+    const { loadRouter } = await import('../router/index.ts');
+    const r = await loadRouter(resolve(values.router));
+    router = (messages) => r.route(messages);
+  }
   const model = values.model;
   const host = await EngineHost.start({
     create: () => createEngine({ model, adapters, lora, weightFormat: values['weight-format'] as WeightFormat | undefined, ...(kvBytes ? { kvCacheBytes: kvBytes } : {}), ...(maxQueue ? { maxQueue } : {}) }),
@@ -148,7 +158,7 @@ export async function serveCli(argv: string[]): Promise<number> {
   });
   const srv = await startServer(host, {
     hostname: values.host, port, apiKey: values['api-key'] ?? process.env.LORAFLEET_API_KEY, adaptersDir, cors: values.cors, maxBodyBytes: maxBody, maxLoras,
-    modelRoot: model ?? 'embedded:stories260K', adapterRoots: adapters, log,
+    modelRoot: model ?? 'embedded:stories260K', adapterRoots: adapters, log, router,
   });
   log({ level: 'info', msg: 'serving', url: srv.url, model: host.engine!.modelName, adapters: Object.keys(adapters), device: host.engine!.runtime.info.description || host.engine!.runtime.info.device });
   await new Promise<void>((res) => {
