@@ -97,9 +97,12 @@ export class Router {
       }
     });
     this.utt = new Float32Array(all.length * d);
-    for (let i = 0; i < all.length; i += 256) {
-      const embs = await this.encoder.embed(all.slice(i, i + 256));
-      embs.forEach((e, j) => this.utt.set(e, (i + j) * d));
+    // Batches of similar length (a transformer pads every row to the batch's longest).
+    const order = all.map((_, i) => i).sort((a, b) => all[a].length - all[b].length || a - b);
+    for (let i = 0; i < order.length; i += 32) {
+      const idx = order.slice(i, i + 32);
+      const embs = await this.encoder.embed(idx.map((k) => all[k]));
+      embs.forEach((e, j) => this.utt.set(e, idx[j] * d));
     }
     this.uttRoute = Int32Array.from(owner);
   }
