@@ -108,7 +108,8 @@ export class EngineHost {
     let rejectAborted!: (e: unknown) => void;
     const aborted = new Promise<never>((_, rej) => (rejectAborted = rej));
     aborted.catch(() => {});
-    const onClient = () => ac.abort(clientSignal?.reason ?? new DOMException('the client disconnected', 'AbortError'));
+    // (node-server's reason is a string; a cancellation is always an AbortError here: HTTP 499, never a 5xx)
+    const onClient = () => ac.abort(new DOMException(`the client disconnected${typeof clientSignal?.reason === 'string' ? `: ${clientSignal.reason}` : ''}`, 'AbortError'));
     ac.signal.addEventListener('abort', () => rejectAborted(ac.signal.reason), { once: true });
     if (clientSignal?.aborted) onClient();
     else clientSignal?.addEventListener('abort', onClient, { once: true });

@@ -176,6 +176,7 @@ describe('lorafleet serve under load', () => {
     // usage of the completed streams = the token counters' share of them (cancelled ones add their generated tokens only)
     expect(d('vllm:prompt_tokens_total', {})).toBe(sent.promptTokens);
     expect(d('vllm:generation_tokens_total', {})).toBeGreaterThanOrEqual(sent.completionTokens + sent.cancelled);
+    expect(m).not.toMatch(/lorafleet_http_requests_total\{[^}]*status="5\d\d"/);
     expect(metric(m, 'vllm:num_requests_running', {})).toBe(0);
     expect(metric(m, 'vllm:num_requests_waiting', {})).toBe(0);
     expect(metric(m, 'vllm:kv_cache_usage_perc', {})).toBe(0);

@@ -249,8 +249,17 @@ describe('lorafleet serve (openai SDK on loopback)', () => {
     await gone;
     for (let i = 0; i < 100 && engine().cache.freeBlocks() !== free0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(engine().cache.freeBlocks()).toBe(free0);
+    // a stream whose client leaves before its first token: cancelled as well, counted as 499, never 5xx
+    const ac3 = new AbortController();
+    const early = post('/v1/chat/completions', { model: 'chat_adapter', messages: msgs('Once upon a time'), max_tokens: 300, temperature: 0, stream: true }, {}, ac3.signal).catch(() => null);
+    for (let i = 0; i < 100 && engine().metrics().running + engine().metrics().queueDepth === 0; i++) await new Promise((r) => setTimeout(r, 2));
+    ac3.abort();
+    await early;
+    for (let i = 0; i < 100 && (engine().cache.freeBlocks() !== free0 || srv.host.inflight > 0); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(engine().cache.freeBlocks()).toBe(free0);
     const m = await (await fetch(`${srv.url}/metrics`)).text();
-    expect(m).toMatch(/lorafleet_requests_total\{endpoint="chat",model="chat_adapter",outcome="cancelled"\} 1/);
+    expect(m).not.toMatch(/lorafleet_http_requests_total\{[^}]*status="5\d\d"/);
+    expect(m).toMatch(/lorafleet_requests_total\{endpoint="chat",model="chat_adapter",outcome="cancelled"\} 2/);
     expect(m).toMatch(/lorafleet_requests_total\{endpoint="completions",model="chat_adapter",outcome="cancelled"\} 1/);
   });
 
