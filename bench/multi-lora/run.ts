@@ -1,27 +1,40 @@
 // Multi-LoRA bench: heterogeneous batching vs the base model and vs merge-and-swap serving,
 // measured in one run on the same engine (GpuModel + paged KV + GpuStepRunner + MultiLoraRuntime),
 // on stories260K and on a random-weight SmolLM2-135M-shaped model, with rank-16 adapters on all
-// seven projections.
+// seven projections. Method and findings: bench/multi-lora/README.md.
 //
 //   lorafleet bench multi-lora [--json] [--quick] [--models stories260K,smollm2-135m] [--steps N]
-//                              [--cache-dir DIR] [--no-write]
+//                              [--rounds N] [--cache-dir DIR] [--no-write]
+//
+// Every configuration runs once per round, rounds interleave them (the order rotates from round to
+// round), and each ratio is formed inside a round (numerator and denominator measured minutes
+// apart at most) and reported as the median over rounds with its min..max spread. The host load
+// average is recorded per round. --quick (fewer steps and rounds) prints the same keys.
 //
 // Keys (per model; the top-level copies are those of the last model, SmolLM2-135M by default):
-//   hetero_vs_base   decode tok/s, 32 concurrent requests over 8 distinct adapters ÷ the same 32 on the base model
-//   batch_scaling    aggregate decode tok/s at 32 concurrent (8 adapters) ÷ 1 request (1 adapter)
-//   vs_merge_swap    our heterogeneous decode tok/s ÷ serving the same requests adapter by adapter with the
-//                    weights merged on the GPU (W + s·B·A, lora_merge kernel) and swapped between the 8 groups
-//                    (restore the base weights by GPU copy, merge the next adapter); swap time counted
-//   hot_switch_ms    extra ms per decode step when every row's adapter changes each step (all adapters GPU-resident)
-//   cold_load_ms     a new rank-16 adapter from a PEFT directory on disk: parse + validate + upload to the GPU tier
-//   cpu_tier_load_ms the same adapter again after eviction, from the CPU tier (upload only)
+//   hetero_vs_base      decode tok/s, 32 concurrent requests over 8 distinct adapters ÷ the same 32 on the base model
+//   hetero_vs_base_gpu  the same from GPU time (timestamp queries: Σ kernel time of a base step ÷ a heterogeneous step)
+//   batch_scaling       aggregate decode tok/s at 32 concurrent (8 adapters) ÷ 1 request (1 adapter)
+//   vs_merge_swap       our heterogeneous decode tok/s ÷ serving the same requests adapter by adapter with the
+//                       weights merged on the GPU (W + s·B·A, lora_merge kernel) and swapped between the 8 groups
+//                       (restore the base weights by GPU copy, merge the next adapter); swap time counted
+//   hot_switch_ms       what a step pays when its adapter mix changed: the multi-LoRA plan of the step (pins,
+//                       residency lookups, work lists, upload), timed directly (a duration: ≥ 0 by construction);
+//                       with every adapter resident nothing else in a step depends on the mix
+//   hot_switch_e2e_ms   check of the above from paired rounds: per step, (mix changing every step) − (fixed mix),
+//                       the two runs back to back in each round (median and spread; can be < 0 within noise)
+//   adapter_scaling     (stories260K) 1 / 8 / 32 / 128 distinct rank-16 adapters resident, 32 requests
+//                       drawing from all of them (S-LoRA style): tok/s and ÷ base
+//   rank_scaling        (stories260K) 8 adapters of rank 1 / 16 / 64 and of mixed ranks 1..64 in one step
+//   cold_load_ms        a new rank-16 adapter from a PEFT directory on disk: parse + validate + upload to the GPU tier
+//   cpu_tier_load_ms    the same adapter again after eviction, from the CPU tier (upload only)
 // Timing runs reuse one prefilled KV cache (truncated back to the prompt before each run): the KV
 // contents do not match the adapter of a timing run, which does not change the work done. Correctness
 // of every path is tested elsewhere (engine/lora/multi-lora.test.ts).
 // Writes bench/multi-lora/results.json and results.md.
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -36,8 +49,8 @@ import type { SampleParams } from '../../shaders/sample/sample.ts';
 import type { StepSegment } from '../../engine/scheduler/types.ts';
 import { createLoraSupport, type LoraSupport } from '../../engine/lora/index.ts';
 import { AdapterPool } from '../../engine/lora/pool.ts';
-import { adapterSpec, moduleDims, savePeftAdapter } from '../../engine/lora/peft.ts';
-import { LORA_MODULES, type LoraModule } from '../../engine/lora/hook.ts';
+import { adapterSpec, savePeftAdapter } from '../../engine/lora/peft.ts';
+import { LORA_MODULES, type LoraModule, type LoraRuntime } from '../../engine/lora/hook.ts';
 import { loraMerge } from '../../shaders/lora/lora.ts';
 import type { GpuWeight } from '../../shaders/matmul/weights.ts';
 import { randomLoraAdapter } from '../../tests/helpers/random-lora.ts';
@@ -51,18 +64,43 @@ interface Spec {
   preset: PresetName | null;
   prompt: number;
   steps: number;
-  /** Interleaved base / hetero / changing-mix / single rounds (fastest kept). */
   rounds: number;
+  quickSteps: number;
+  quickRounds: number;
+  /** Merge-and-swap groups measured per round (the 8 groups have identical shapes; the rest is scaled). */
+  swapGroups: number;
+  /** Adapter-count and rank scaling (needs ~1 MB of adapter pages per rank row on SmolLM2: stories only). */
+  scaling: boolean;
 }
 const SPECS: Record<string, Spec> = {
-  stories260K: { name: 'stories260K', preset: null, prompt: 8, steps: 12, rounds: 5 },
-  // a 32-row step of this model takes tens of seconds on SwiftShader with 2 cores: few steps, one round
-  'smollm2-135m': { name: 'smollm2-135m (random weights)', preset: 'smollm2-135m', prompt: 4, steps: 2, rounds: 1 },
+  stories260K: { name: 'stories260K', preset: null, prompt: 8, steps: 12, rounds: 7, quickSteps: 4, quickRounds: 3, swapGroups: 8, scaling: true },
+  // a 32-row step of this model takes seconds on SwiftShader with 2 cores, a merge tens of seconds
+  'smollm2-135m': { name: 'smollm2-135m (random weights)', preset: 'smollm2-135m', prompt: 4, steps: 2, rounds: 3, quickSteps: 1, quickRounds: 1, swapGroups: 1, scaling: false },
 };
 
 const N_REQ = 32;
 const N_ADAPTERS = 8;
 const RANK = 16;
+const COUNT_SCALING = [1, 8, 32, 128];
+const RANK_SCALING: Array<{ label: string; ranks: number[] }> = [
+  { label: '1', ranks: [1, 1, 1, 1, 1, 1, 1, 1] },
+  { label: '16', ranks: [16, 16, 16, 16, 16, 16, 16, 16] },
+  { label: '64', ranks: [64, 64, 64, 64, 64, 64, 64, 64] },
+  { label: 'mixed 1-64', ranks: [1, 2, 4, 8, 16, 32, 64, 3] },
+];
+
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+export function stat(a: number[]): Stat {
+  const s = a.filter((v) => Number.isFinite(v)).sort((x, y) => x - y);
+  if (!s.length) return { median: NaN, min: NaN, max: NaN, n: 0 };
+  const mid = s.length >> 1;
+  return { median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, min: s[0]!, max: s[s.length - 1]!, n: s.length };
+}
 
 export interface ModelResult {
   model: string;
@@ -70,23 +108,43 @@ export interface ModelResult {
   adapters: number;
   rank: number;
   decode_steps: number;
-  base32_tok_s: number;
-  hetero32_tok_s: number;
-  single1_tok_s: number;
-  base1_tok_s: number;
-  merge_swap_tok_s: number;
-  merge_swap_ms_per_swap: number;
-  hetero_vs_base: number;
-  batch_scaling: number;
-  base_batch_scaling: number;
-  vs_merge_swap: number;
-  hot_switch_ms: number;
+  rounds: number;
+  load_avg_1m: Stat;
+  base32_tok_s: Stat;
+  hetero32_tok_s: Stat;
+  single1_tok_s: Stat;
+  base1_tok_s: Stat;
+  merge_swap_tok_s: Stat;
+  merge_swap_ms_per_swap: Stat;
+  hetero_vs_base: Stat;
+  hetero_vs_base_gpu: Stat;
   /** Share of a heterogeneous step's GPU time spent in the LoRA kernels (timestamp queries). */
-  lora_gpu_share: number;
-  /** 1 − lora_gpu_share: hetero_vs_base from GPU kernel time instead of wall clock. */
-  hetero_vs_base_gpu: number;
+  lora_gpu_share: Stat;
+  batch_scaling: Stat;
+  base_batch_scaling: Stat;
+  vs_merge_swap: Stat;
+  hot_switch_ms: Stat;
+  hot_switch_e2e_ms: Stat;
+  dispatches_per_step: { base: number; hetero: number };
+  adapter_scaling: Array<{ adapters: number; tok_s: Stat; vs_base: Stat }>;
+  rank_scaling: Array<{ ranks: string; tok_s: Stat; vs_base: Stat }>;
   cold_load_ms: number;
   cpu_tier_load_ms: number;
+}
+
+/** A LoraRuntime wrapper that times planStep (what a change of the adapter mix costs a step). */
+function timedLora(inner: LoraRuntime, planMs: number[]): LoraRuntime {
+  return {
+    planStep: async (t) => {
+      const t0 = performance.now();
+      const p = await inner.planStep(t);
+      planMs.push(performance.now() - t0);
+      return p;
+    },
+    apply: (...a) => inner.apply(...a),
+    applyGroup: (...a) => inner.applyGroup(...a),
+    endStep: (p) => inner.endStep(p),
+  };
 }
 
 async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, rounds: number, log: (s: string) => void): Promise<ModelResult> {
@@ -96,16 +154,28 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
   log(`  model loaded in ${((performance.now() - tl) / 1000).toFixed(1)} s`);
   const P = spec.prompt;
   const perPage = AdapterPool.bytesPerPage(c);
-  const lora: LoraSupport = await createLoraSupport(rt, c, { maxRank: RANK, gpuBudgetBytes: (N_ADAPTERS + 1) * RANK * perPage + 64 });
-  model.attachLora(lora.runtime);
+  // Adapters: 8 rank-16 (the main heterogeneous mix); with scaling, 128 rank-16 in all and 8 of each rank-scaling set.
+  const mainNames = Array.from({ length: spec.scaling ? Math.max(...COUNT_SCALING) : N_ADAPTERS }, (_, a) => `ad${a}`);
+  const rankSets = spec.scaling ? RANK_SCALING.map((s, i) => ({ ...s, names: s.ranks.map((_, j) => `rk${i}_${j}`) })) : [];
+  const maxRank = spec.scaling ? 64 : RANK;
+  const pages = mainNames.length * RANK + rankSets.reduce((n, s) => n + s.ranks.reduce((a, b) => a + b, 0), 0) + RANK + 1;
+  const lora: LoraSupport = await createLoraSupport(rt, c, { maxRank, gpuBudgetBytes: pages * perPage + 64, maxSlots: mainNames.length + 8 * rankSets.length + 2 });
+  const planMs: number[] = [];
+  model.attachLora(timedLora(lora.runtime, planMs));
   tl = performance.now();
-  const names: string[] = [];
-  for (let a = 0; a < N_ADAPTERS; a++) {
-    const ad = randomLoraAdapter(c, { name: `ad${a}`, r: RANK, seed: 1000 + a, std: 0.02 });
+  for (let a = 0; a < mainNames.length; a++) {
+    const ad = randomLoraAdapter(c, { name: mainNames[a]!, r: RANK, seed: 1000 + a, std: 0.02 });
     await lora.pool.register(ad.name, ad);
     await lora.pool.acquire(ad.name); // hot
-    names.push(ad.name);
   }
+  for (const [i, s] of rankSets.entries()) {
+    for (const [j, r] of s.ranks.entries()) {
+      const ad = randomLoraAdapter(c, { name: s.names[j]!, r, seed: 5000 + 100 * i + j, std: 0.02 });
+      await lora.pool.register(ad.name, ad);
+      await lora.pool.acquire(ad.name);
+    }
+  }
+  const names = mainNames.slice(0, N_ADAPTERS);
   const blocksPerSeq = Math.ceil((P + steps + 4) / 16) + 1;
   const cache = PagedKvCache.create(rt, { numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, numBlocks: N_REQ * blocksPerSeq + 4, blockSize: 16 });
   const runner = new GpuStepRunner(model, cache);
@@ -122,21 +192,27 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
       }
       for (const r of await runner.runStep({ segments: segs })) last[r.seqId] = r.token!;
     }
-    log(`  prefilled ${N_REQ}×${P} tokens in ${((performance.now() - tl) / 1000).toFixed(1)} s (incl. adapters)`);
+    log(`  ${mainNames.length + rankSets.length * 8} adapters resident; prefilled ${N_REQ}×${P} tokens in ${((performance.now() - tl) / 1000).toFixed(1)} s (incl. adapters)`);
 
-    /** Decode `steps` steps of requests `ids` (adapter per (request, step)); returns ms of the timed steps. */
-    const decode = async (ids: number[], adapterOf: (id: number, step: number) => string | null, nSteps = steps): Promise<number> => {
+    const warmed = new Set<string>();
+    /** Decodes `nSteps` steps of requests `ids` (adapter per (request, step)); returns ms of the timed steps. The first run of a `key` is preceded by an untimed warm-up step (pipelines, pooled buffers). */
+    const decode = async (key: string, ids: number[], adapterOf: (id: number, step: number) => string | null, nSteps = steps): Promise<number> => {
       for (const id of ids) cache.truncate(id, P);
       const tok = ids.map((id) => last[id]!);
+      let pos = 0;
       const stepOnce = async (k: number) => {
         const segs: StepSegment[] = ids.map((id, i) => {
           cache.allocateOrThrow(id, 1);
-          return { seqId: id, tokens: [tok[i]!], startPos: P + k, adapter: adapterOf(id, k), sample: GREEDY, history: [tok[i]!] };
+          return { seqId: id, tokens: [tok[i]!], startPos: P + pos, adapter: adapterOf(id, k), sample: GREEDY, history: [tok[i]!] };
         });
+        pos++;
         const res = await runner.runStep({ segments: segs });
         res.forEach((r, i) => (tok[i] = r.token!));
       };
-      await stepOnce(0); // warm-up (pipelines, pooled buffers)
+      if (!warmed.has(key)) {
+        await stepOnce(0);
+        warmed.add(key);
+      }
       const t = performance.now();
       for (let k = 1; k <= nSteps; k++) await stepOnce(k);
       return performance.now() - t;
@@ -144,46 +220,7 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
     const all = Array.from({ length: N_REQ }, (_, i) => i);
     const tokS = (n: number, ms: number) => ((n * steps) / ms) * 1000;
 
-    // base / heterogeneous / changing mix / single request, interleaved over `rounds` rounds; the
-    // fastest run of each is kept (the machine is shared: background load only ever adds time, and
-    // interleaving exposes every configuration to it alike).
-    const best = (a: number[]) => Math.min(...a);
-    const tb: number[] = [], th: number[] = [], tr: number[] = [], t1: number[] = [], t1b: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      tb.push(await decode(all, () => null));
-      th.push(await decode(all, (id) => names[id % N_ADAPTERS]!));
-      tr.push(await decode(all, (id, k) => names[(id + k) % N_ADAPTERS]!));
-      t1.push(await decode([0], () => names[0]!));
-      t1b.push(await decode([0], () => null));
-    }
-    const runs = (a: number[]) => `runs ms: ${a.map((x) => x.toFixed(0)).join(', ')}`;
-    const base32 = tokS(N_REQ, best(tb));
-    log(`  base, 32 requests:                       ${base32.toFixed(2)} tok/s   (${runs(tb)})`);
-    const hetero32 = tokS(N_REQ, best(th));
-    log(`  8 adapters, 32 requests (heterogeneous): ${hetero32.toFixed(2)} tok/s   (${runs(th)})`);
-    const rotMs = best(tr);
-    const hotSwitch = (rotMs - best(th)) / steps;
-    log(`  adapter mix changing every step:         ${tokS(N_REQ, rotMs).toFixed(2)} tok/s (hot switch ${hotSwitch.toFixed(2)} ms/step; ${runs(tr)})`);
-    const single1 = tokS(1, best(t1));
-    const base1 = tokS(1, best(t1b));
-    log(`  1 request: adapter ${single1.toFixed(2)} tok/s (${runs(t1)}), base ${base1.toFixed(2)} tok/s (${runs(t1b)})`);
-
-    // GPU time per kernel (timestamp queries) of one heterogeneous 32-request step: the LoRA kernels'
-    // share of the step's GPU time. Less sensitive to other processes than wall clock, and it gives
-    // hetero_vs_base_gpu = 1 − share, the ratio the heterogeneous step would have if nothing else changed.
-    let loraShare = NaN;
-    if (rt.setProfiling(true)) {
-      await rt.profile(true);
-      await decode(all, (id) => names[id % N_ADAPTERS]!, 1);
-      const prof = await rt.profile(true);
-      rt.setProfiling(false);
-      const total = prof.reduce((a, r) => a + r.ms, 0);
-      const loraMs = prof.filter((r) => r.name.startsWith('lora_')).reduce((a, r) => a + r.ms, 0);
-      loraShare = loraMs / total;
-      log(`  GPU time of a heterogeneous step (2 steps profiled): LoRA kernels ${loraMs.toFixed(1)} of ${total.toFixed(1)} ms (${(100 * loraShare).toFixed(1)}%)`);
-    }
-
-    // Merge-and-swap baseline: 8 groups of 4 requests, one adapter per group, merged weights.
+    // Merge-and-swap: one group = swap (restore base weights by GPU copy, merge the group's adapter), then decode its 4 requests.
     const layersW = model.layers.map((L) => ({ qkv: L.qkv, o: L.o, gateUp: L.gateUp, down: L.down }));
     const backups = new Map<GPUBuffer, GPUBuffer>();
     for (const L of layersW) for (const w of Object.values(L) as GpuWeight[]) for (const p of w.parts) {
@@ -205,8 +242,9 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
             if (!(info.masks[l]! & (1 << LORA_MODULES.indexOf(m)))) continue;
             const [wk, rowOff] = where[m];
             const w = layersW[l]![wk];
+            const { bank, index } = lora.pool.bankOf(l, m);
             for (const p of w.parts) {
-              loraMerge(rt, { W: p.data, partRowStart: p.rowStart, partRows: p.rows, bank: lora.pool.bank(l, m), tables: lora.pool.tables, slot: r.slot, rank: r.rank, scale: lora.pool.scalingOf(name), rowOff });
+              loraMerge(rt, { W: p.data, partRowStart: p.rowStart, partRows: p.rows, bank, module: index, tables: lora.pool.tables, slot: r.slot, rank: r.rank, scale: lora.pool.scalingOf(name), rowOff });
             }
           }
         }
@@ -214,42 +252,146 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
       await rt.sync();
     };
     await swapTo(names[0]!); // warm-up: merge pipeline
-    // Each group: swap (timed) then decode its 4 requests; the whole pass is repeated `rounds` times
-    // and the fastest pass kept, like the configurations above.
-    let swapMs = Infinity, decMs = Infinity;
-    for (let round = 0; round < rounds; round++) {
-      let sw = 0, de = 0;
-      for (let g = 0; g < N_ADAPTERS; g++) {
-        const t = performance.now();
-        await swapTo(names[g]!);
-        sw += performance.now() - t;
-        de += await decode(all.filter((id) => id % N_ADAPTERS === g), () => null);
-      }
-      if (sw + de < swapMs + decMs) [swapMs, decMs] = [sw, de];
-    }
     await swapTo(null);
+
+    // ---- the configurations of a round
+    type Cfg = { key: string; run: (round: number) => Promise<number> };
+    const t: Record<string, number[]> = {};
+    const rec = (k: string, v: number) => (t[k] ??= []).push(v);
+    const swapMsR: number[] = [];
+    const cfgs: Cfg[] = [
+      { key: 'base32', run: () => decode('base32', all, () => null) },
+      // hetero then rot, back to back: the paired hot-switch difference
+      {
+        key: 'hetero32',
+        run: async () => {
+          const a = await decode('hetero32', all, (id) => names[id % N_ADAPTERS]!);
+          const n0 = planMs.length;
+          const b = await decode('rot32', all, (id, k) => names[(id + k) % N_ADAPTERS]!);
+          rec('plan_rot', stat(planMs.slice(n0)).median);
+          rec('rot32', b);
+          return a;
+        },
+      },
+      { key: 'single1', run: () => decode('single1', [0], () => names[0]!) },
+      { key: 'base1', run: () => decode('base1', [0], () => null) },
+      {
+        key: 'merge_swap',
+        run: async (round) => {
+          let sw = 0, de = 0;
+          for (let i = 0; i < spec.swapGroups; i++) {
+            const g = (round * spec.swapGroups + i) % N_ADAPTERS;
+            const t0 = performance.now();
+            await swapTo(names[g]!);
+            sw += performance.now() - t0;
+            de += await decode('merged', all.filter((id) => id % N_ADAPTERS === g), () => null);
+          }
+          await swapTo(null);
+          swapMsR.push(sw / spec.swapGroups);
+          return ((sw + de) * N_ADAPTERS) / spec.swapGroups; // the 8 groups
+        },
+      },
+    ];
+    if (spec.scaling) {
+      for (const n of COUNT_SCALING) {
+        if (n === N_ADAPTERS) continue; // = hetero32
+        cfgs.push({ key: `count${n}`, run: () => decode(`count${n}`, all, (id, k) => mainNames[(id + N_REQ * k) % n]!) });
+      }
+      for (const [i, s] of rankSets.entries()) {
+        if (s.label === String(RANK)) continue; // = hetero32
+        cfgs.push({ key: `rank${i}`, run: () => decode(`rank${i}`, all, (id) => s.names[id % s.names.length]!) });
+      }
+    }
+    const loads: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      loads.push(loadavg()[0]!);
+      const tr = performance.now();
+      for (let j = 0; j < cfgs.length; j++) {
+        const cfg = cfgs[(j + round) % cfgs.length]!; // rotate the order
+        rec(cfg.key, await cfg.run(round));
+      }
+      log(`  round ${round + 1}/${rounds}: ${((performance.now() - tr) / 1000).toFixed(1)} s, load ${loads[round]!.toFixed(1)}; base ${tokS(N_REQ, t.base32!.at(-1)!).toFixed(1)} tok/s, hetero ${tokS(N_REQ, t.hetero32!.at(-1)!).toFixed(1)} tok/s`);
+    }
+    const per = (f: (r: number) => number) => stat(Array.from({ length: rounds }, (_, r) => f(r)));
+    const ms = (k: string, r: number) => t[k]![r]!;
+    const base32 = per((r) => tokS(N_REQ, ms('base32', r)));
+    const hetero32 = per((r) => tokS(N_REQ, ms('hetero32', r)));
+    const single1 = per((r) => tokS(1, ms('single1', r)));
+    const base1 = per((r) => tokS(1, ms('base1', r)));
+    const mergeSwap = per((r) => tokS(N_REQ, ms('merge_swap', r)));
+    const heteroVsBase = per((r) => ms('base32', r) / ms('hetero32', r));
+    const batchScaling = per((r) => (N_REQ * ms('single1', r)) / ms('hetero32', r));
+    const baseBatchScaling = per((r) => (N_REQ * ms('base1', r)) / ms('base32', r));
+    const vsMerge = per((r) => ms('merge_swap', r) / ms('hetero32', r));
+    const hotE2e = per((r) => (ms('rot32', r) - ms('hetero32', r)) / steps);
+    const hot = stat(t.plan_rot!);
+    const f = (s: Stat, d = 2) => `${s.median.toFixed(d)} [${s.min.toFixed(d)}..${s.max.toFixed(d)}]`;
+    log(`  (median [min..max] over ${rounds} rounds)`);
+    log(`  base, 32 requests:                       ${f(base32)} tok/s`);
+    log(`  8 adapters, 32 requests (heterogeneous): ${f(hetero32)} tok/s   hetero_vs_base ${f(heteroVsBase, 3)}`);
+    log(`  1 request: adapter ${f(single1)} tok/s, base ${f(base1)} tok/s   batch_scaling ${f(batchScaling)}`);
+    log(`  merge-and-swap, 8 groups of 4:           ${f(mergeSwap)} tok/s (swap ${f(stat(swapMsR), 1)} ms each)   vs_merge_swap ${f(vsMerge)}`);
+    log(`  hot switch: plan of a changed mix ${f(hot, 3)} ms/step; paired e2e (changing − fixed mix) ${f(hotE2e)} ms/step`);
+
+    const adapterScaling = spec.scaling
+      ? COUNT_SCALING.map((n) => {
+          const k = n === N_ADAPTERS ? 'hetero32' : `count${n}`;
+          return { adapters: n, tok_s: per((r) => tokS(N_REQ, ms(k, r))), vs_base: per((r) => ms('base32', r) / ms(k, r)) };
+        })
+      : [];
+    const rankScaling = rankSets.map((s, i) => {
+      const k = s.label === String(RANK) ? 'hetero32' : `rank${i}`;
+      return { ranks: s.label, tok_s: per((r) => tokS(N_REQ, ms(k, r))), vs_base: per((r) => ms('base32', r) / ms(k, r)) };
+    });
+    for (const a of adapterScaling) log(`  ${String(a.adapters).padStart(3)} distinct adapters: ${f(a.tok_s)} tok/s, ÷ base ${f(a.vs_base, 3)}`);
+    for (const a of rankScaling) log(`  8 adapters of rank ${a.ranks.padEnd(10)}: ${f(a.tok_s)} tok/s, ÷ base ${f(a.vs_base, 3)}`);
+
+    // GPU time per kernel (timestamp queries) of one base and one heterogeneous 32-request step, per
+    // profiled round: less sensitive to other processes than wall clock.
+    const gpuRatio: number[] = [], share: number[] = [];
+    const dispatches = { base: NaN, hetero: NaN };
+    const countDispatches = async (k: 'base' | 'hetero', adapterOf: (id: number) => string | null) => {
+      const d0 = rt.stats().dispatches;
+      await decode(k === 'base' ? 'base32' : 'hetero32', all, adapterOf, 1);
+      dispatches[k] = rt.stats().dispatches - d0;
+    };
+    await countDispatches('base', () => null);
+    await countDispatches('hetero', (id) => names[id % N_ADAPTERS]!);
+    if (rt.setProfiling(true)) {
+      const profRounds = Math.max(1, Math.min(3, rounds));
+      for (let r = 0; r < profRounds; r++) {
+        await rt.profile(true);
+        await decode('base32', all, () => null, 1);
+        const pb = await rt.profile(true);
+        await decode('hetero32', all, (id) => names[id % N_ADAPTERS]!, 1);
+        const ph = await rt.profile(true);
+        const sum = (p: typeof pb) => p.reduce((a, x) => a + x.ms, 0);
+        gpuRatio.push(sum(pb) / sum(ph));
+        share.push(ph.filter((x) => x.name.startsWith('lora_')).reduce((a, x) => a + x.ms, 0) / sum(ph));
+      }
+      rt.setProfiling(false);
+    }
+    const gpu = stat(gpuRatio), loraShare = stat(share);
+    log(`  GPU time (timestamps, ${gpu.n} profiled pairs): base ÷ hetero ${f(gpu, 3)}; LoRA kernels ${f(stat(share.map((x) => 100 * x)), 1)} % of a heterogeneous step; dispatches/step base ${dispatches.base}, hetero ${dispatches.hetero}`);
+
     for (const b of backups.values()) rt.destroy(b);
-    const mergeSwap = ((N_REQ * steps) / (swapMs + decMs)) * 1000;
-    log(`  merge-and-swap, 8 groups of 4:           ${mergeSwap.toFixed(2)} tok/s (swap ${(swapMs / N_ADAPTERS).toFixed(1)} ms each, decode ${decMs.toFixed(0)} ms total)`);
 
     // Cold load: PEFT directory → parse/validate → GPU (evicting the LRU adapter); then CPU-tier reload.
     const cold = randomLoraAdapter(c, { name: 'cold', r: RANK, seed: 77, std: 0.02 });
     await savePeftAdapter(join(tmp, 'cold'), adapterSpec(cold));
     await rt.sync();
-    let t = performance.now();
+    let t0 = performance.now();
     await lora.pool.register('cold', join(tmp, 'cold'));
     await lora.pool.acquire('cold');
     await rt.sync();
-    const coldMs = performance.now() - t;
+    const coldMs = performance.now() - t0;
     const evicted = lora.pool.evict('cold');
     await rt.sync();
-    t = performance.now();
+    t0 = performance.now();
     await lora.pool.acquire('cold');
     await rt.sync();
-    const cpuMs = performance.now() - t;
+    const cpuMs = performance.now() - t0;
     log(`  cold load (disk → GPU): ${coldMs.toFixed(1)} ms; CPU tier → GPU: ${cpuMs.toFixed(1)} ms${evicted ? '' : ' (warning: was still resident)'}`);
-    const st = lora.pool.stats();
-    log(`  pool: ${JSON.stringify({ hits: st.hits, misses: st.misses, loads: st.loads, evictions: st.evictions, cpuHits: st.cpuHits, persistentLoads: st.persistentLoads, gpuMB: +(st.gpuBytesUsed / 1e6).toFixed(1) })}`);
 
     return {
       model: spec.name,
@@ -257,19 +399,25 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
       adapters: N_ADAPTERS,
       rank: RANK,
       decode_steps: steps,
+      rounds,
+      load_avg_1m: stat(loads),
       base32_tok_s: base32,
       hetero32_tok_s: hetero32,
       single1_tok_s: single1,
       base1_tok_s: base1,
       merge_swap_tok_s: mergeSwap,
-      merge_swap_ms_per_swap: swapMs / N_ADAPTERS,
-      hetero_vs_base: hetero32 / base32,
-      batch_scaling: hetero32 / single1,
-      base_batch_scaling: base32 / base1,
-      vs_merge_swap: hetero32 / mergeSwap,
-      hot_switch_ms: hotSwitch,
+      merge_swap_ms_per_swap: stat(swapMsR),
+      hetero_vs_base: heteroVsBase,
+      hetero_vs_base_gpu: gpu,
       lora_gpu_share: loraShare,
-      hetero_vs_base_gpu: 1 - loraShare,
+      batch_scaling: batchScaling,
+      base_batch_scaling: baseBatchScaling,
+      vs_merge_swap: vsMerge,
+      hot_switch_ms: hot,
+      hot_switch_e2e_ms: hotE2e,
+      dispatches_per_step: dispatches,
+      adapter_scaling: adapterScaling,
+      rank_scaling: rankScaling,
       cold_load_ms: coldMs,
       cpu_tier_load_ms: cpuMs,
     };
@@ -291,8 +439,10 @@ export async function run(argv: string[]): Promise<number> {
       quick: { type: 'boolean', default: false },
       models: { type: 'string', default: Object.keys(SPECS).join(',') },
       steps: { type: 'string' },
+      rounds: { type: 'string' },
       'cache-dir': { type: 'string', default: join(tmpdir(), 'lorafleet-bench-models') },
       'no-write': { type: 'boolean', default: false },
+      out: { type: 'string' },
     },
     strict: true,
   });
@@ -301,26 +451,50 @@ export async function run(argv: string[]): Promise<number> {
   };
   const names = values.models!.split(',');
   for (const n of names) if (!SPECS[n]) throw new Error(`--models: unknown model '${n}' (have ${Object.keys(SPECS).join(', ')})`);
+  const posInt = (v: string | undefined, flag: string) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got '${v}'`);
+    return n;
+  };
+  const stepsArg = posInt(values.steps, '--steps');
+  const roundsArg = posInt(values.rounds, '--rounds');
   const rt = await Runtime.create();
   const t0 = performance.now();
   const info = rt.info;
   log(adapterLine(rt));
+  const load0 = loadavg();
+  log(`host: ${cpus().length} CPUs, load average ${load0.map((x) => x.toFixed(2)).join(' ')}${values.quick ? ' · --quick' : ''}`);
   const rows: ModelResult[] = [];
   for (const n of names) {
     const spec = SPECS[n]!;
     const dir = await benchModelDir(spec.preset, STORIES, values['cache-dir']!, log);
-    const steps = values.steps ? Number(values.steps) : values.quick ? Math.max(1, spec.steps >> 2) : spec.steps;
-    log(`${spec.name}: ${N_REQ} requests, ${N_ADAPTERS} rank-${RANK} adapters on q/k/v/o/gate/up/down, ${steps} timed decode steps`);
-    rows.push(await benchModel(rt, dir, spec, steps, values.quick ? 1 : spec.rounds, log));
+    const steps = stepsArg ?? (values.quick ? spec.quickSteps : spec.steps);
+    const rounds = roundsArg ?? (values.quick ? spec.quickRounds : spec.rounds);
+    log(`${spec.name}: ${N_REQ} requests, ${N_ADAPTERS} rank-${RANK} adapters on q/k/v/o/gate/up/down, ${steps} timed decode steps, ${rounds} rounds`);
+    rows.push(await benchModel(rt, dir, spec, steps, rounds, log));
   }
   const seconds = (performance.now() - t0) / 1000;
   const lastRow = rows[rows.length - 1]!;
-  const keys = ['hetero_vs_base', 'hetero_vs_base_gpu', 'batch_scaling', 'vs_merge_swap', 'hot_switch_ms', 'cold_load_ms', 'cpu_tier_load_ms'] as const;
-  const top = Object.fromEntries(keys.map((k) => [k, lastRow[k]]));
-  const result = { ...top, top_level_model: lastRow.model, date: new Date().toISOString(), seconds, device: info, models: rows };
+  const keys = ['hetero_vs_base', 'hetero_vs_base_gpu', 'batch_scaling', 'vs_merge_swap', 'hot_switch_ms', 'hot_switch_e2e_ms', 'cold_load_ms', 'cpu_tier_load_ms'] as const;
+  const top = Object.fromEntries(keys.map((k) => {
+    const v = lastRow[k];
+    return [k, typeof v === 'number' ? v : v.median];
+  }));
+  const result = {
+    ...top,
+    top_level_model: lastRow.model,
+    date: new Date().toISOString(),
+    seconds,
+    quick: values.quick,
+    host: { cpus: cpus().length, load_avg_start: load0, load_avg_end: loadavg() },
+    device: info,
+    models: rows,
+  };
   if (!values['no-write']) {
-    writeFileSync(join(here, 'results.json'), JSON.stringify(result, null, 2) + '\n');
-    writeFileSync(join(here, 'results.md'), toMarkdown(result));
+    const outDir = values.out ?? here;
+    writeFileSync(join(outDir, 'results.json'), JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(join(outDir, 'results.md'), toMarkdown(result));
   }
   if (values.json) console.log(JSON.stringify(result, null, 2));
   else log(`done in ${seconds.toFixed(1)} s`);
@@ -328,16 +502,26 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-function toMarkdown(r: { date: string; seconds: number; device: Runtime['info']; models: ModelResult[] }): string {
+type Result = { date: string; seconds: number; quick: boolean; host: { cpus: number; load_avg_start: number[]; load_avg_end: number[] }; device: Runtime['info']; models: ModelResult[] };
+
+function toMarkdown(r: Result): string {
   const i = r.device;
-  let s = `# bench/multi-lora results\n\n${r.date} · ${r.seconds.toFixed(0)} s · ${i.vendor} / ${i.architecture} / ${i.description} (backend ${i.backend}, CPU adapter: ${i.isCpu})\n\n`;
-  s += `${N_REQ} concurrent decode requests, ${N_ADAPTERS} distinct rank-${RANK} adapters on all seven projections, f32 weights, wall clock after a warm-up step. `;
-  s += 'hetero_vs_base = heterogeneous tok/s ÷ base tok/s (same 32 requests); batch_scaling = 32-request aggregate ÷ 1 request (with adapters); ';
-  s += 'vs_merge_swap = heterogeneous ÷ merge (W + s·B·A on the GPU) and swap per adapter group, swap time included; hot_switch = extra ms per step when every row changes adapter each step.\n\n';
-  s += 'hetero_vs_base_gpu = 1 − (LoRA kernels\' share of a heterogeneous step\'s GPU time, timestamp queries): less sensitive to other processes on a shared machine than the wall-clock ratio.\n\n';
-  s += '| model | steps | base tok/s | hetero tok/s | 1 req tok/s | merge-swap tok/s | hetero_vs_base | hetero_vs_base_gpu | batch_scaling | vs_merge_swap | hot switch ms/step | swap ms | cold load ms | CPU-tier load ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  const f = (s: Stat, d = 2) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
+  let s = `# bench/multi-lora results\n\n${r.date} · ${r.seconds.toFixed(0)} s${r.quick ? ' · --quick' : ''} · ${i.vendor} / ${i.architecture} / ${i.description} (backend ${i.backend}, CPU adapter: ${i.isCpu})\n\n`;
+  s += `Host: ${r.host.cpus} CPUs, load average ${r.host.load_avg_start.map((x) => x.toFixed(1)).join(' / ')} at the start, ${r.host.load_avg_end.map((x) => x.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min).\n\n`;
+  s += `${N_REQ} concurrent decode requests, ${N_ADAPTERS} distinct rank-${RANK} adapters on all seven projections, f32 weights. `;
+  s += 'Each cell: median over interleaved rounds (min–max); every ratio is formed within a round. See README.md for the method.\n\n';
+  s += '| model | steps × rounds | load (1 min) | base tok/s | hetero tok/s | hetero_vs_base | hetero_vs_base_gpu | LoRA GPU share | batch_scaling | vs_merge_swap | hot switch ms (plan) | hot switch ms (paired e2e) | swap ms | dispatches/step base → hetero | cold load ms | CPU-tier load ms |\n';
+  s += '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const x of r.models) {
-    s += `| ${x.model} | ${x.decode_steps} | ${x.base32_tok_s.toFixed(2)} | ${x.hetero32_tok_s.toFixed(2)} | ${x.single1_tok_s.toFixed(2)} | ${x.merge_swap_tok_s.toFixed(2)} | ${x.hetero_vs_base.toFixed(3)} | ${x.hetero_vs_base_gpu.toFixed(3)} | ${x.batch_scaling.toFixed(2)} | ${x.vs_merge_swap.toFixed(2)} | ${x.hot_switch_ms.toFixed(2)} | ${x.merge_swap_ms_per_swap.toFixed(1)} | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
+    s += `| ${x.model} | ${x.decode_steps} × ${x.rounds} | ${f(x.load_avg_1m, 1)} | ${f(x.base32_tok_s, 1)} | ${f(x.hetero32_tok_s, 1)} | ${f(x.hetero_vs_base, 3)} | ${f(x.hetero_vs_base_gpu, 3)} | ${f(x.lora_gpu_share, 3)} | ${f(x.batch_scaling)} | ${f(x.vs_merge_swap)} | ${f(x.hot_switch_ms, 3)} | ${f(x.hot_switch_e2e_ms, 1)} | ${f(x.merge_swap_ms_per_swap, 0)} | ${x.dispatches_per_step.base} → ${x.dispatches_per_step.hetero} | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
+  }
+  for (const x of r.models) {
+    if (!x.adapter_scaling.length && !x.rank_scaling.length) continue;
+    s += `\n${x.model}, 32 requests:\n\n| distinct adapters resident and used | tok/s | ÷ base |\n|---|---|---|\n`;
+    for (const a of x.adapter_scaling) s += `| ${a.adapters} | ${f(a.tok_s, 1)} | ${f(a.vs_base, 3)} |\n`;
+    s += `\n| 8 adapters of rank | tok/s | ÷ base |\n|---|---|---|\n`;
+    for (const a of x.rank_scaling) s += `| ${a.ranks} | ${f(a.tok_s, 1)} | ${f(a.vs_base, 3)} |\n`;
   }
   return s;
 }

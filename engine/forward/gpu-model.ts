@@ -19,7 +19,7 @@ import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { loadModelConfig, loadModelWeights, type LoadedTensor } from '../model/weights.ts';
 import type { ModelSource } from '../model/source.ts';
-import type { LoraRuntime, LoraStepPlan, LoraModule } from '../lora/hook.ts';
+import type { LoraRuntime, LoraStepPlan, LoraGroup } from '../lora/hook.ts';
 import type { PagedKvCache, BatchMeta } from '../kv/paged-cache.ts';
 import { uploadWeight, destroyWeight, type GpuWeight, type WeightFormat } from '../../shaders/matmul/weights.ts';
 import { matmul } from '../../shaders/matmul/matmul.ts';
@@ -323,8 +323,9 @@ export class GpuModel {
       plan = await lora.planStep(rowAdapters);
       if (plan.empty) plan = null;
     }
-    const loraApply = (layer: number, module: LoraModule, xin: GPUBuffer, out: GPUBuffer, inDim: number, outDim: number, outRowStride?: number, outColOffset?: number) => {
-      if (plan) lora!.apply(plan, layer, module, xin, out, { rows: T, inDim, outDim, outRowStride, outColOffset });
+    // One shrink + one expand per module group (q|k|v, o, gate|up, down) and layer.
+    const loraApply = (layer: number, group: LoraGroup, xin: GPUBuffer, out: GPUBuffer, inDim: number, outDim: number) => {
+      if (plan) lora!.applyGroup(plan, layer, group, xin, out, { rows: T, inDim, outDim });
     };
 
     try {
@@ -337,10 +338,8 @@ export class GpuModel {
         rmsnorm(rt, x, L.attnNorm, h, T, Hd, c.rmsNormEps);
         // q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)       qkv [T, Q | KV | KV]  (+ bias)
         matmul(rt, h, L.qkv, qkv, T);
-        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v)
-        loraApply(l, 'q_proj', h, qkv, Hd, Q, QKV, 0);
-        loraApply(l, 'k_proj', h, qkv, Hd, KV, QKV, Q);
-        loraApply(l, 'v_proj', h, qkv, Hd, KV, QKV, Q + KV);
+        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v: one shrink, one expand into the qkv row)
+        loraApply(l, 'qkv', h, qkv, Hd, QKV);
         // q, k = apply_rotary_pos_emb(q, k, cos, sin)  (rotate-half, in place, at positions)
         //   q and k heads are adjacent in a qkv row (columns [0, Q+KV)): one dispatch over H+KVH heads
         // past_key_value.update(k, v, layer_idx): K/V rows → their paged slots
@@ -358,8 +357,7 @@ export class GpuModel {
         rmsnorm(rt, x, L.mlpNorm, h, T, Hd, c.rmsNormEps);
         // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]
         matmul(rt, h, L.gateUp, gu, T);
-        loraApply(l, 'gate_proj', h, gu, Hd, I, 2 * I, 0);
-        loraApply(l, 'up_proj', h, gu, Hd, I, 2 * I, I);
+        loraApply(l, 'gate_up', h, gu, Hd, 2 * I);
         // a = act_fn(g) * u                                              act [T, I]
         siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I });
         // x = x + self.down_proj(a)                                      x [T, Hd]

@@ -1,13 +1,35 @@
 // The contract between the forward pass and the multi-LoRA runtime.
 // The forward pass knows nothing about adapters except this interface: once per step it asks
 // for a plan (which adapter each token row uses), then after each base projection it calls
-// apply(), which adds  scale_a · (x · A_aᵀ) · B_aᵀ  into the projection's output rows
+// apply() / applyGroup(), which adds  scale_a · (x · A_aᵀ) · B_aᵀ  into the projection's output rows
 // (SGMV over contiguous segments of rows that share an adapter — prefill; BGMV with one adapter
 // index per row — decode). Rows whose adapter is null, or whose adapter does not target the
 // (layer, module), are left untouched and cost nothing.
 
 export type LoraModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
 export const LORA_MODULES: readonly LoraModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/**
+ * Modules that read the same input and write side by side into one fused output row: one bank of
+ * the adapter pool each (one A and one Bt buffer), one shrink + one expand dispatch per step.
+ * Each group's modules are consecutive in LORA_MODULES (their mask bits are adjacent).
+ */
+export type LoraGroup = 'qkv' | 'o_proj' | 'gate_up' | 'down_proj';
+export const LORA_GROUPS: Readonly<Record<LoraGroup, readonly LoraModule[]>> = {
+  qkv: ['q_proj', 'k_proj', 'v_proj'],
+  o_proj: ['o_proj'],
+  gate_up: ['gate_proj', 'up_proj'],
+  down_proj: ['down_proj'],
+};
+export const LORA_GROUP_NAMES: readonly LoraGroup[] = ['qkv', 'o_proj', 'gate_up', 'down_proj'];
+/** The group of a module and its index inside the group. */
+export function groupOf(m: LoraModule): { group: LoraGroup; index: number } {
+  for (const g of LORA_GROUP_NAMES) {
+    const i = LORA_GROUPS[g].indexOf(m);
+    if (i >= 0) return { group: g, index: i };
+  }
+  throw new Error(`unknown LoRA module ${m}`);
+}
 
 /** Opaque per-step state created by planStep (uploaded index buffers, pinned adapters). */
 export interface LoraStepPlan {
@@ -30,6 +52,18 @@ export interface LoraApplyOptions {
   outColOffset?: number;
 }
 
+export interface LoraGroupApplyOptions {
+  rows: number;
+  /** Input features (shared by the group's modules). */
+  inDim: number;
+  /** Output columns of the whole group (Σ of its modules' outDims): a check against the pool's shapes. */
+  outDim: number;
+  xRowStride?: number;
+  outRowStride?: number;
+  /** Column where the group's first module starts inside an `out` row; the others follow in order. */
+  outColOffset?: number;
+}
+
 export interface LoraRuntime {
   /**
    * Called once per step with the adapter name (or null = base model) of every token row of
@@ -39,6 +73,11 @@ export interface LoraRuntime {
   planStep(tokenAdapters: ReadonlyArray<string | null>): Promise<LoraStepPlan>;
   /** out[r, outColOffset + j] += scale · (x[r] · Aᵀ) · Bᵀ [j] for each row r with an adapter targeting (layer, module). */
   apply(plan: LoraStepPlan, layer: number, module: LoraModule, x: GPUBuffer, out: GPUBuffer, opts: LoraApplyOptions): void;
+  /**
+   * apply() for every module of a group at once (q|k|v into the fused qkv row, gate|up into the
+   * fused gate|up row): one shrink and one expand for the whole group.
+   */
+  applyGroup(plan: LoraStepPlan, layer: number, group: LoraGroup, x: GPUBuffer, out: GPUBuffer, opts: LoraGroupApplyOptions): void;
   /** Releases the plan's scratch buffers and unpins its adapters (after the step's work is recorded). */
   endStep(plan: LoraStepPlan): void;
 }

@@ -1,10 +1,13 @@
 // The adapter pool: three tiers and the GPU layout the SGMV / BGMV kernels read.
 //
 //   GPU tier   a fixed byte budget of "pages". One page = one rank row of one adapter, in every
-//              (layer, module) bank at once (S-LoRA-style unified paging, pages = rank rows):
-//                bank(l, m).A  [P, ceil4(in_m)]  f32   page p: row k of some adapter's lora_A
-//                bank(l, m).Bt [P, ceil4(out_m)] f32   page p: column k of that adapter's lora_B
-//              P = floor(gpuBudgetBytes / bytesPerPage), bytesPerPage = Σ_l Σ_m 4·(ceil4(in)+ceil4(out)).
+//              (layer, group) bank at once (S-LoRA-style unified paging, pages = rank rows). A group
+//              is the modules that share an input (q|k|v, o, gate|up, down; hook.ts LORA_GROUPS):
+//                bank(l, g).A  [P, nMod_g, ceil4(in_g)]   f32   page p, module m: row k of its lora_A
+//                bank(l, g).Bt [P, Σ_m ceil4(out_m)]      f32   page p: column k of every module's
+//                                                                lora_B side by side (module order)
+//              so one binding serves the whole group (one shrink + one expand per group and step).
+//              P = floor(gpuBudgetBytes / bytesPerPage), bytesPerPage = Σ_l Σ_g 4·(nMod_g·ceil4(in_g) + Σ_m ceil4(out_m)).
 //              An adapter of rank r takes r pages (any r free pages: no fragmentation, ranks mix
 //              freely) and one slot of the small tables
 //                pages    [S, rMax] u32        page of rank row k of the adapter in slot s
@@ -21,8 +24,8 @@
 import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { ModelSource } from '../model/source.ts';
-import { ceil4, type LoraBank, type LoraTables } from '../../shaders/lora/lora.ts';
-import { LORA_MODULES, type LoraModule } from './hook.ts';
+import { bankLayout, type LoraBank, type LoraTables } from '../../shaders/lora/lora.ts';
+import { LORA_GROUP_NAMES, LORA_GROUPS, LORA_MODULES, groupOf, type LoraGroup, type LoraModule } from './hook.ts';
 import { adapterSpec, encodePeftAdapter, loadPeftAdapter, loraKey, moduleDims, type LoraAdapter } from './peft.ts';
 import { MemorySource } from '../model/source.ts';
 import type { AdapterStore } from './store.ts';
@@ -95,6 +98,12 @@ interface Registered {
   persistentBytes: number;
 }
 
+/** Input width and per-module output widths of a group (modules of a group share the input). */
+export function groupDims(c: ModelConfig, g: LoraGroup): { inDim: number; outDims: number[] } {
+  const dims = LORA_GROUPS[g].map((m) => moduleDims(c, m));
+  return { inDim: dims[0]!.inDim, outDims: dims.map((d) => d.outDim) };
+}
+
 const MODULE_BIT = Object.fromEntries(LORA_MODULES.map((m, i) => [m, 1 << i])) as Record<LoraModule, number>;
 export const moduleBit = (m: LoraModule): number => MODULE_BIT[m];
 
@@ -132,21 +141,24 @@ export class AdapterPool {
     if (this.pageCount < 1) throw new LoraPoolError(`GPU budget ${o.gpuBudgetBytes} B holds no page (one rank row of all layers and modules = ${this.bytesPerPage} B)`);
     this.slots = Math.max(1, Math.min(o.maxSlots ?? 256, this.pageCount));
     const maxBind = rt.device.limits.maxStorageBufferBindingSize;
-    for (const m of LORA_MODULES) {
-      const { inDim, outDim } = moduleDims(c, m);
-      const big = this.pageCount * ceil4(Math.max(inDim, outDim)) * 4;
+    for (const g of LORA_GROUP_NAMES) {
+      const { inDim, outDims } = groupDims(c, g);
+      const L = bankLayout(inDim, outDims);
+      const big = this.pageCount * Math.max(L.aPage, L.btPage) * 4;
       if (big > maxBind) {
-        throw new LoraPoolError(`GPU budget ${o.gpuBudgetBytes} B gives ${this.pageCount} pages: the ${m} bank would be ${big} B, over maxStorageBufferBindingSize ${maxBind}; lower gpuBudgetBytes`);
+        throw new LoraPoolError(`GPU budget ${o.gpuBudgetBytes} B gives ${this.pageCount} pages: the ${g} bank would be ${big} B, over maxStorageBufferBindingSize ${maxBind}; lower gpuBudgetBytes`);
       }
     }
     for (let l = 0; l < c.numLayers; l++) {
-      for (const m of LORA_MODULES) {
-        const { inDim, outDim } = moduleDims(c, m);
+      for (const g of LORA_GROUP_NAMES) {
+        const { inDim, outDims } = groupDims(c, g);
+        const L = bankLayout(inDim, outDims);
         this.banks.push({
-          A: rt.createBuffer(this.pageCount * ceil4(inDim) * 4, `lora-A-${l}-${m}`),
-          Bt: rt.createBuffer(this.pageCount * ceil4(outDim) * 4, `lora-Bt-${l}-${m}`),
+          A: rt.createBuffer(this.pageCount * L.aPage * 4, `lora-A-${l}-${g}`),
+          Bt: rt.createBuffer(this.pageCount * L.btPage * 4, `lora-Bt-${l}-${g}`),
           inDim,
-          outDim,
+          outDims,
+          mod0: LORA_MODULES.indexOf(LORA_GROUPS[g][0]!),
         });
       }
     }
@@ -164,15 +176,24 @@ export class AdapterPool {
   /** GPU bytes of one page (one rank row in every (layer, module) bank). */
   static bytesPerPage(c: ModelConfig): number {
     let perPage = 0;
-    for (const m of LORA_MODULES) {
-      const { inDim, outDim } = moduleDims(c, m);
-      perPage += 4 * (ceil4(inDim) + ceil4(outDim));
+    for (const g of LORA_GROUP_NAMES) {
+      const { inDim, outDims } = groupDims(c, g);
+      const L = bankLayout(inDim, outDims);
+      perPage += 4 * (L.aPage + L.btPage);
     }
     return perPage * c.numLayers;
   }
 
-  bank(layer: number, module: LoraModule): LoraBank {
-    return this.banks[layer * LORA_MODULES.length + LORA_MODULES.indexOf(module)]!;
+  /** The bank of a (layer, group): every module of the group in one A and one Bt buffer. */
+  bank(layer: number, group: LoraGroup): LoraBank {
+    const b = this.banks[layer * LORA_GROUP_NAMES.length + LORA_GROUP_NAMES.indexOf(group)];
+    if (!b) throw new LoraPoolError(`no LoRA bank for layer ${layer}, group ${group}`, 'internal');
+    return b;
+  }
+  /** The bank holding a module and the module's index in it. */
+  bankOf(layer: number, module: LoraModule): { bank: LoraBank; index: number } {
+    const { group, index } = groupOf(module);
+    return { bank: this.bank(layer, group), index };
   }
 
   // ------------------------------------------------------------ registry
@@ -254,7 +275,9 @@ export class AdapterPool {
   }
 
   private checkAdapter(a: LoraAdapter): void {
-    if (a.r > this.rMax) throw new LoraPoolError(`adapter "${a.name}": rank ${a.r} exceeds the pool's maximum rank ${this.rMax}`);
+    if (a.r > this.rMax) {
+      throw new LoraPoolError(`adapter "${a.name}": rank ${a.r} exceeds the pool's maximum rank ${this.rMax} (max_lora_rank: createLoraSupport({ maxRank }) / createEngine({ lora: { maxRank } }))`);
+    }
     if (a.r > this.pageCount) throw new LoraPoolError(`adapter "${a.name}": rank ${a.r} needs more pages than the GPU budget holds (${this.pageCount})`);
     for (const [key, p] of a.weights) {
       const [l, m] = key.split('.') as [string, LoraModule];
@@ -376,19 +399,34 @@ export class AdapterPool {
       k += n;
     }
     const masks = new Array<number>(c.numLayers).fill(0);
-    for (const [key, { A, B }] of a.weights) {
+    for (const key of a.weights.keys()) {
       const [ls, m] = key.split('.') as [string, LoraModule];
-      const l = Number(ls);
-      masks[l] |= MODULE_BIT[m];
-      const bank = this.bank(l, m);
-      const inP = ceil4(bank.inDim), outP = ceil4(bank.outDim);
-      for (const [p0, k0, n] of runs) {
-        const ab = new Float32Array(n * inP);
-        for (let j = 0; j < n; j++) ab.set(A.subarray((k0 + j) * bank.inDim, (k0 + j + 1) * bank.inDim), j * inP);
-        this.rt.write(bank.A, ab, p0 * inP * 4);
-        const bb = new Float32Array(n * outP);
-        for (let j = 0; j < n; j++) for (let o = 0; o < bank.outDim; o++) bb[j * outP + o] = B[o * a.r + k0 + j]!;
-        this.rt.write(bank.Bt, bb, p0 * outP * 4);
+      masks[Number(ls)] |= MODULE_BIT[m];
+    }
+    // One write per (layer, group, run of pages) into each of A and Bt; modules the adapter does not
+    // target stay zero (their mask bit is clear, so the kernels never read them anyway).
+    for (let l = 0; l < c.numLayers; l++) {
+      for (const g of LORA_GROUP_NAMES) {
+        const mods = LORA_GROUPS[g];
+        const pairs = mods.map((m) => a.weights.get(loraKey(l, m)));
+        if (!pairs.some(Boolean)) continue;
+        const bank = this.bank(l, g);
+        const L = bankLayout(bank.inDim, bank.outDims);
+        for (const [p0, k0, n] of runs) {
+          const ab = new Float32Array(n * L.aPage);
+          const bb = new Float32Array(n * L.btPage);
+          pairs.forEach((pr, mi) => {
+            if (!pr) return;
+            const outDim = bank.outDims[mi]!;
+            for (let j = 0; j < n; j++) {
+              ab.set(pr.A.subarray((k0 + j) * bank.inDim, (k0 + j + 1) * bank.inDim), j * L.aPage + mi * L.inP);
+              const o0 = j * L.btPage + L.btCol[mi]!;
+              for (let o = 0; o < outDim; o++) bb[o0 + o] = pr.B[o * a.r + k0 + j]!;
+            }
+          });
+          this.rt.write(bank.A, ab, p0 * L.aPage * 4);
+          this.rt.write(bank.Bt, bb, p0 * L.btPage * 4);
+        }
       }
     }
     const pt = new Uint32Array(this.rMax);

@@ -2,13 +2,16 @@
 //   planStep(tokenAdapters): pins + makes every adapter of the step GPU-resident, turns the row →
 //     adapter list into segments (consecutive rows sharing an adapter), then into SGMV tiles (≤ 4
 //     rows of one adapter: prefill chunks, and decode rows gathered by adapter) and BGMV rows (an adapter
-//     with a single row in the step), uploads both lists once.
-//   apply(plan, layer, module, ...): records shrink + expand for this projection; a no-op when no
-//     row's adapter targets (layer, module).
+//     with a single row in the step), with shrink entries per 4 rank rows of each item's own rank
+//     (mixed ranks are not padded to the largest); uploads all lists once, in one buffer.
+//   applyGroup(plan, layer, group, ...): records one shrink + one expand for every module of the
+//     group (q|k|v, o, gate|up, down) from the group's bank; modules no row's adapter targets at
+//     this layer are left out of the range, and the whole call is a no-op when none is targeted.
+//   apply(plan, layer, module, ...): the same for a single module (its own output buffer / column).
 //   endStep(plan): returns the scratch buffers, unpins.
 import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import { buildItems, loraApply, releaseItems, segmentsFromRowSlots, uploadItems, type LoraStepBuffers } from '../../shaders/lora/lora.ts';
-import { LORA_MODULES, type LoraApplyOptions, type LoraModule, type LoraRuntime, type LoraStepPlan } from './hook.ts';
+import { LORA_GROUPS, LORA_MODULES, type LoraApplyOptions, type LoraGroup, type LoraGroupApplyOptions, type LoraModule, type LoraRuntime, type LoraStepPlan } from './hook.ts';
 import { AdapterPool, LoraPoolError, moduleBit } from './pool.ts';
 
 interface Plan extends LoraStepPlan {
@@ -45,16 +48,16 @@ export class MultiLoraRuntime implements LoraRuntime {
         pinned.push(n);
       }
       const slotOf = new Map<string, number>();
-      let kSpan = 1;
+      const rankOfSlot = new Map<number, number>();
       for (const n of names) {
         const r = await this.pool.acquire(n);
         slotOf.set(n, r.slot);
-        kSpan = Math.max(kSpan, r.rank);
+        rankOfSlot.set(r.slot, r.rank);
         for (let l = 0; l < L; l++) for (let m = 0; m < LORA_MODULES.length; m++) if (r.masks[l]! & (1 << m)) active[l * LORA_MODULES.length + m] = 1;
       }
       const rowSlots = tokenAdapters.map((a) => (a === null ? -1 : slotOf.get(a)!));
-      const items = buildItems(segmentsFromRowSlots(rowSlots), rows, this.opts.sgmvMinRows);
-      const step = uploadItems(this.rt, items, rows, this.pool.rMax, kSpan);
+      const items = buildItems(segmentsFromRowSlots(rowSlots), rows, (s) => rankOfSlot.get(s)!, this.opts.sgmvMinRows);
+      const step = uploadItems(this.rt, items, rows, this.pool.rMax);
       return { rows, empty: false, step, pinned, active, done: false } as Plan;
     } catch (e) {
       for (const n of pinned) this.pool.unpin(n);
@@ -62,27 +65,52 @@ export class MultiLoraRuntime implements LoraRuntime {
     }
   }
 
-  apply(plan: LoraStepPlan, layer: number, module: LoraModule, x: GPUBuffer, out: GPUBuffer, o: LoraApplyOptions): void {
+  private live(plan: LoraStepPlan, rows: number): Plan | null {
     const p = plan as Plan;
-    if (p.empty) return;
+    if (p.empty) return null;
     if (p.done) throw new Error('lora.apply: plan already ended (endStep)');
-    if (o.rows !== p.rows) throw new Error(`lora.apply: rows ${o.rows} != plan rows ${p.rows}`);
+    if (rows !== p.rows) throw new Error(`lora.apply: rows ${rows} != plan rows ${p.rows}`);
+    return p;
+  }
+
+  apply(plan: LoraStepPlan, layer: number, module: LoraModule, x: GPUBuffer, out: GPUBuffer, o: LoraApplyOptions): void {
+    const p = this.live(plan, o.rows);
+    if (!p) return;
     if (!p.active[layer * LORA_MODULES.length + LORA_MODULES.indexOf(module)]) return;
-    const bank = this.pool.bank(layer, module);
-    if (o.inDim !== bank.inDim || o.outDim !== bank.outDim) {
-      throw new Error(`lora.apply: ${module} of layer ${layer} is ${bank.inDim}→${bank.outDim}, called with ${o.inDim}→${o.outDim}`);
+    const { bank, index } = this.pool.bankOf(layer, module);
+    if (o.inDim !== bank.inDim || o.outDim !== bank.outDims[index]) {
+      throw new Error(`lora.apply: ${module} of layer ${layer} is ${bank.inDim}→${bank.outDims[index]}, called with ${o.inDim}→${o.outDim}`);
     }
     loraApply(this.rt, {
-      x,
-      out,
-      bank,
-      tables: this.pool.tables,
-      step: p.step!,
-      layer,
-      moduleBit: moduleBit(module),
-      xStride: o.xRowStride,
-      outStride: o.outRowStride,
-      outOff: o.outColOffset,
+      x, out, bank, tables: this.pool.tables, step: p.step!, layer, mFirst: index, mCount: 1,
+      xStride: o.xRowStride, outStride: o.outRowStride, outOff: o.outColOffset,
+    });
+  }
+
+  applyGroup(plan: LoraStepPlan, layer: number, group: LoraGroup, x: GPUBuffer, out: GPUBuffer, o: LoraGroupApplyOptions): void {
+    const p = this.live(plan, o.rows);
+    if (!p) return;
+    const mods = LORA_GROUPS[group];
+    const bank = this.pool.bank(layer, group);
+    const width = bank.outDims.reduce((a, b) => a + b, 0);
+    if (o.inDim !== bank.inDim || o.outDim !== width) {
+      throw new Error(`lora.applyGroup: ${group} of layer ${layer} is ${bank.inDim}→${width}, called with ${o.inDim}→${o.outDim}`);
+    }
+    // Narrow to the modules some row's adapter targets at this layer (the masks skip the rest inside).
+    const base = layer * LORA_MODULES.length + LORA_MODULES.indexOf(mods[0]!);
+    let first = -1, last = -1;
+    for (let i = 0; i < mods.length; i++) {
+      if (p.active[base + i]) {
+        if (first < 0) first = i;
+        last = i;
+      }
+    }
+    if (first < 0) return;
+    let outOff = o.outColOffset ?? 0;
+    for (let i = 0; i < first; i++) outOff += bank.outDims[i]!;
+    loraApply(this.rt, {
+      x, out, bank, tables: this.pool.tables, step: p.step!, layer, mFirst: first, mCount: last - first + 1,
+      xStride: o.xRowStride, outStride: o.outRowStride ?? width, outOff,
     });
   }
 

@@ -1,6 +1,8 @@
-// LoRA expand: out[row, outOff + j] += scale · Σ_{k < rank} t[row, k] · Bt[page(slot, k), j].
-// See lora.common.wgsl. One invocation per (item, 4 output columns); writes are scalar because
-// out's row stride and column offset need not be multiples of 4 (fused qkv / gate|up buffers).
+// LoRA expand: out[row, oc_m + j] += scale · Σ_{k < rank} t[row, m, k] · Bt[page(slot, k), col_m + j].
+// See lora.common.wgsl. One invocation per (item, 4 Bt columns of the bank's range [c4First,
+// c4First + c4Span)); the 4 columns always belong to one module (each module's columns are padded
+// to a multiple of 4 in Bt). Writes are scalar because out's row stride and the module's output
+// column need not be multiples of 4 (fused qkv / gate|up buffers).
 @group(0) @binding(1) var<storage, read> t: array<f32>;
 @group(0) @binding(2) var<storage, read> Bt: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> pages: array<u32>;
@@ -8,66 +10,89 @@
 @group(0) @binding(5) var<storage, read> items: array<u32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
-fn addOut(row: u32, col0: u32, v: vec4<f32>) {
-  let b = row * p.outStride + p.outOff + col0;
-  out[b] += v.x;
-  if (col0 + 1u < p.outDim) { out[b + 1u] += v.y; }
-  if (col0 + 2u < p.outDim) { out[b + 2u] += v.z; }
-  if (col0 + 3u < p.outDim) { out[b + 3u] += v.w; }
+struct Col {
+  m: u32,
+  /** column of this vec4 inside the module */
+  j: u32,
+  /** output column of module column j */
+  oc: u32,
+  /** valid columns left in the module from j (≥ 1) */
+  n: u32,
 }
 
+// Which module the vec4 c4 of a Bt page belongs to, and where its columns go; n = 0: padding.
+fn colOf(c4: u32) -> Col {
+  let m = select(0u, 1u, c4 >= p.b41) + select(0u, 1u, c4 >= p.b42);
+  let b4 = select(select(0u, p.b41, m == 1u), p.b42, m == 2u);
+  let dim = select(select(p.dim0, p.dim1, m == 1u), p.dim2, m == 2u);
+  let oc = select(select(p.oc0, p.oc1, m == 1u), p.oc2, m == 2u);
+  let j = 4u * (c4 - b4);
+  return Col(m, j, oc + j, select(0u, dim - j, j < dim));
+}
+
+fn addOut(row: u32, c: Col, v: vec4<f32>) {
+  let b = row * p.outStride + c.oc;
+  out[b] += v.x;
+  if (c.n > 1u) { out[b + 1u] += v.y; }
+  if (c.n > 2u) { out[b + 2u] += v.z; }
+  if (c.n > 3u) { out[b + 3u] += v.w; }
+}
+
+// Item (row, slot).
 @compute @workgroup_size(64)
 fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let item = i / p.outP4;
-  let c4 = i % p.outP4;
-  if (item >= p.nItems) { return; }
-  let row = items[2u * item];
-  let slot = items[2u * item + 1u];
-  if (!slotTargets(slot)) { return; }
+  let e = i / p.c4Span;
+  let c4 = p.c4First + i % p.c4Span;
+  if (e >= p.nItems) { return; }
+  let row = item(2u * e);
+  let slot = item(2u * e + 1u);
+  let c = colOf(c4);
+  if (c.n == 0u || !slotTargets(slot, c.m)) { return; }
   let rank = slotRank(slot);
-  let tb = row * p.rMax;
+  let tb = row * p.tStride + c.m * p.rMax;
   var acc = vec4<f32>(0.0);
   for (var k = 0u; k < rank; k++) {
-    acc += t[tb + k] * Bt[pageOf(slot, k) * p.outP4 + c4];
+    acc += t[tb + k] * Bt[pageOf(slot, k) * p.btPage4 + c4];
   }
-  addOut(row, 4u * c4, slotScale(slot) * acc);
+  addOut(row, c, slotScale(slot) * acc);
 }
 
-// Item: (slot, nRows, row0..row3, 0, 0) as in shrink; a 4-row × 4-column register tile.
+// Item (slot, nRows, row0..row3, 0, 0); a 4-row × 4-column register tile.
 @compute @workgroup_size(64)
 fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let item = i / p.outP4;
-  let c4 = i % p.outP4;
-  if (item >= p.nItems) { return; }
-  let slot = items[8u * item];
-  let nRows = items[8u * item + 1u];
-  let r0 = items[8u * item + 2u];
-  let r1 = items[8u * item + 3u];
-  let r2 = items[8u * item + 4u];
-  let r3 = items[8u * item + 5u];
-  if (!slotTargets(slot)) { return; }
+  let e = i / p.c4Span;
+  let c4 = p.c4First + i % p.c4Span;
+  if (e >= p.nItems) { return; }
+  let slot = item(8u * e);
+  let nRows = item(8u * e + 1u);
+  let r0 = item(8u * e + 2u);
+  let r1 = item(8u * e + 3u);
+  let r2 = item(8u * e + 4u);
+  let r3 = item(8u * e + 5u);
+  let c = colOf(c4);
+  if (c.n == 0u || !slotTargets(slot, c.m)) { return; }
   let rank = slotRank(slot);
-  let t0 = r0 * p.rMax;
-  let t1 = r1 * p.rMax;
-  let t2 = r2 * p.rMax;
-  let t3 = r3 * p.rMax;
+  let mo = c.m * p.rMax;
+  let t0 = r0 * p.tStride + mo;
+  let t1 = r1 * p.tStride + mo;
+  let t2 = r2 * p.tStride + mo;
+  let t3 = r3 * p.tStride + mo;
   var c0 = vec4<f32>(0.0);
   var c1 = vec4<f32>(0.0);
   var c2 = vec4<f32>(0.0);
   var c3 = vec4<f32>(0.0);
   for (var k = 0u; k < rank; k++) {
-    let b = Bt[pageOf(slot, k) * p.outP4 + c4];
+    let b = Bt[pageOf(slot, k) * p.btPage4 + c4];
     c0 += t[t0 + k] * b;
     c1 += t[t1 + k] * b;
     c2 += t[t2 + k] * b;
     c3 += t[t3 + k] * b;
   }
   let s = slotScale(slot);
-  let col0 = 4u * c4;
-  addOut(r0, col0, s * c0);
-  if (nRows > 1u) { addOut(r1, col0, s * c1); }
-  if (nRows > 2u) { addOut(r2, col0, s * c2); }
-  if (nRows > 3u) { addOut(r3, col0, s * c3); }
+  addOut(r0, c, s * c0);
+  if (nRows > 1u) { addOut(r1, c, s * c1); }
+  if (nRows > 2u) { addOut(r2, c, s * c2); }
+  if (nRows > 3u) { addOut(r3, c, s * c3); }
 }

@@ -1,4 +1,5 @@
-// LoRA shrink: t[row, k] = x[row, 0..in) · A[page(slot, k), 0..in). See lora.common.wgsl.
+// LoRA shrink: t[row, m, k] = x[row, 0..in) · A[page(slot, k), m, 0..in). See lora.common.wgsl.
+// One invocation per (shrink entry, module m of the bank's range [mFirst, mFirst + mCount)).
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> pages: array<u32>;
@@ -18,30 +19,31 @@ fn xtail(b: u32, n: u32) -> vec4<f32> {
   return v;
 }
 
-// Rank lanes are processed 4 at a time (k0 = 4·g .. 4·g + 3, g < ceil(kSpan / 4), kSpan = the
-// largest rank in this step): every x vec4 loaded is used for 4 lanes. Lanes past the adapter's
-// rank re-read its last rank row and are not stored.
-fn laneBase(slot: u32, k: u32, rank: u32) -> u32 {
-  return pageOf(slot, min(k, rank - 1u)) * p.inP4;
+// Rank lanes are processed 4 at a time (k0 .. k0 + 3, k0 < rank from the entry): every x vec4
+// loaded is used for 4 lanes. Lanes past the adapter's rank re-read its last rank row and are not
+// stored.
+fn laneBase(slot: u32, k: u32, rank: u32, m: u32) -> u32 {
+  return pageOf(slot, min(k, rank - 1u)) * p.aPage4 + m * p.inP4;
 }
+fn tIndex(row: u32, m: u32, k: u32) -> u32 { return row * p.tStride + m * p.rMax + k; }
 
-// One invocation per (item = one row, group of 4 rank lanes).
+// Entry (row, slot, k0, 0): one row, 4 rank lanes.
 @compute @workgroup_size(64)
 fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let kg = (p.kSpan + 3u) / 4u;
-  let item = i / kg;
-  let k0 = 4u * (i % kg);
-  if (item >= p.nItems) { return; }
-  let row = items[2u * item];
-  let slot = items[2u * item + 1u];
-  if (!slotTargets(slot)) { return; }
+  let e = i / p.mCount;
+  let m = p.mFirst + i % p.mCount;
+  if (e >= p.nItems) { return; }
+  let row = item(4u * e);
+  let slot = item(4u * e + 1u);
+  let k0 = item(4u * e + 2u);
+  if (!slotTargets(slot, m)) { return; }
   let rank = slotRank(slot);
   if (k0 >= rank) { return; }
-  let a0 = laneBase(slot, k0, rank);
-  let a1 = laneBase(slot, k0 + 1u, rank);
-  let a2 = laneBase(slot, k0 + 2u, rank);
-  let a3 = laneBase(slot, k0 + 3u, rank);
+  let a0 = laneBase(slot, k0, rank, m);
+  let a1 = laneBase(slot, k0 + 1u, rank, m);
+  let a2 = laneBase(slot, k0 + 2u, rank, m);
+  let a3 = laneBase(slot, k0 + 3u, rank, m);
   let xb = row * p.xStride;
   let n4 = p.inDim / 4u;
   var l0 = vec4<f32>(0.0);
@@ -63,36 +65,36 @@ fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     l2 += A[a2 + n4] * xv;
     l3 += A[a3 + n4] * xv;
   }
-  let tb = row * p.rMax + k0;
+  let tb = tIndex(row, m, k0);
   t[tb] = l0.x + l0.y + l0.z + l0.w;
   if (k0 + 1u < rank) { t[tb + 1u] = l1.x + l1.y + l1.z + l1.w; }
   if (k0 + 2u < rank) { t[tb + 2u] = l2.x + l2.y + l2.z + l2.w; }
   if (k0 + 3u < rank) { t[tb + 3u] = l3.x + l3.y + l3.z + l3.w; }
 }
 
-// One invocation per (item = tile of ≤ 4 rows sharing one adapter, group of 4 rank lanes):
-// a 4-row × 4-lane register tile; each A vec4 is used for 4 rows and each x vec4 for 4 lanes.
-// Item: (slot, nRows, row0, row1, row2, row3, 0, 0); unused rows repeat row0 (results dropped).
+// Entry (slot, nRows, row0, row1, row2, row3, k0, 0): a tile of ≤ 4 rows sharing one adapter, 4 rank
+// lanes: a 4-row × 4-lane register tile; each A vec4 is used for 4 rows and each x vec4 for 4 lanes.
+// Unused rows repeat row0 (results dropped).
 @compute @workgroup_size(64)
 fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
-  let kg = (p.kSpan + 3u) / 4u;
-  let item = i / kg;
-  let k0 = 4u * (i % kg);
-  if (item >= p.nItems) { return; }
-  let slot = items[8u * item];
-  let nRows = items[8u * item + 1u];
-  let r0 = items[8u * item + 2u];
-  let r1 = items[8u * item + 3u];
-  let r2 = items[8u * item + 4u];
-  let r3 = items[8u * item + 5u];
-  if (!slotTargets(slot)) { return; }
+  let e = i / p.mCount;
+  let m = p.mFirst + i % p.mCount;
+  if (e >= p.nItems) { return; }
+  let slot = item(8u * e);
+  let nRows = item(8u * e + 1u);
+  let r0 = item(8u * e + 2u);
+  let r1 = item(8u * e + 3u);
+  let r2 = item(8u * e + 4u);
+  let r3 = item(8u * e + 5u);
+  let k0 = item(8u * e + 6u);
+  if (!slotTargets(slot, m)) { return; }
   let rank = slotRank(slot);
   if (k0 >= rank) { return; }
-  let a0 = laneBase(slot, k0, rank);
-  let a1 = laneBase(slot, k0 + 1u, rank);
-  let a2 = laneBase(slot, k0 + 2u, rank);
-  let a3 = laneBase(slot, k0 + 3u, rank);
+  let a0 = laneBase(slot, k0, rank, m);
+  let a1 = laneBase(slot, k0 + 1u, rank, m);
+  let a2 = laneBase(slot, k0 + 2u, rank, m);
+  let a3 = laneBase(slot, k0 + 3u, rank, m);
   let x0 = r0 * p.xStride;
   let x1 = r1 * p.xStride;
   let x2 = r2 * p.xStride;
@@ -170,28 +172,28 @@ fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     c33 += av3 * xv3;
   }
   {
-    let tb = r0 * p.rMax + k0;
+    let tb = tIndex(r0, m, k0);
     t[tb] = c00.x + c00.y + c00.z + c00.w;
     if (k0 + 1u < rank) { t[tb + 1u] = c01.x + c01.y + c01.z + c01.w; }
     if (k0 + 2u < rank) { t[tb + 2u] = c02.x + c02.y + c02.z + c02.w; }
     if (k0 + 3u < rank) { t[tb + 3u] = c03.x + c03.y + c03.z + c03.w; }
   }
   if (nRows > 1u) {
-    let tb = r1 * p.rMax + k0;
+    let tb = tIndex(r1, m, k0);
     t[tb] = c10.x + c10.y + c10.z + c10.w;
     if (k0 + 1u < rank) { t[tb + 1u] = c11.x + c11.y + c11.z + c11.w; }
     if (k0 + 2u < rank) { t[tb + 2u] = c12.x + c12.y + c12.z + c12.w; }
     if (k0 + 3u < rank) { t[tb + 3u] = c13.x + c13.y + c13.z + c13.w; }
   }
   if (nRows > 2u) {
-    let tb = r2 * p.rMax + k0;
+    let tb = tIndex(r2, m, k0);
     t[tb] = c20.x + c20.y + c20.z + c20.w;
     if (k0 + 1u < rank) { t[tb + 1u] = c21.x + c21.y + c21.z + c21.w; }
     if (k0 + 2u < rank) { t[tb + 2u] = c22.x + c22.y + c22.z + c22.w; }
     if (k0 + 3u < rank) { t[tb + 3u] = c23.x + c23.y + c23.z + c23.w; }
   }
   if (nRows > 3u) {
-    let tb = r3 * p.rMax + k0;
+    let tb = tIndex(r3, m, k0);
     t[tb] = c30.x + c30.y + c30.z + c30.w;
     if (k0 + 1u < rank) { t[tb + 1u] = c31.x + c31.y + c31.z + c31.w; }
     if (k0 + 2u < rank) { t[tb + 2u] = c32.x + c32.y + c32.z + c32.w; }
