@@ -32,7 +32,7 @@
 // contents do not match the adapter of a timing run, which does not change the work done. Correctness
 // of every path is tested elsewhere (engine/lora/multi-lora.test.ts).
 // Writes bench/multi-lora/results.json and results.md.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -73,7 +73,7 @@ interface Spec {
   scaling: boolean;
 }
 const SPECS: Record<string, Spec> = {
-  stories260K: { name: 'stories260K', preset: null, prompt: 8, steps: 12, rounds: 7, quickSteps: 4, quickRounds: 3, swapGroups: 8, scaling: true },
+  stories260K: { name: 'stories260K', preset: null, prompt: 8, steps: 12, rounds: 9, quickSteps: 6, quickRounds: 5, swapGroups: 8, scaling: true },
   // a 32-row step of this model takes seconds on SwiftShader with 2 cores, a merge tens of seconds
   'smollm2-135m': { name: 'smollm2-135m (random weights)', preset: 'smollm2-135m', prompt: 4, steps: 2, rounds: 3, quickSteps: 1, quickRounds: 1, swapGroups: 1, scaling: false },
 };
@@ -104,6 +104,9 @@ export function stat(a: number[]): Stat {
 
 export interface ModelResult {
   model: string;
+  /** When this row was measured, and whether with --quick (rows of models not rerun are kept from the last results.json). */
+  date: string;
+  quick: boolean;
   requests: number;
   adapters: number;
   rank: number;
@@ -147,7 +150,7 @@ function timedLora(inner: LoraRuntime, planMs: number[]): LoraRuntime {
   };
 }
 
-async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, rounds: number, log: (s: string) => void): Promise<ModelResult> {
+async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, rounds: number, quick: boolean, log: (s: string) => void): Promise<ModelResult> {
   let tl = performance.now();
   const model = await GpuModel.load(rt, new LocalDirSource(dir), { weightFormat: 'f32' });
   const c = model.config;
@@ -260,17 +263,27 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
     const rec = (k: string, v: number) => (t[k] ??= []).push(v);
     const swapMsR: number[] = [];
     const cfgs: Cfg[] = [
-      { key: 'base32', run: () => decode('base32', all, () => null) },
-      // hetero then rot, back to back: the paired hot-switch difference
+      // base and hetero back to back (AB / BA alternating by round): the main ratio's pair; then the
+      // mix changing every step right after the fixed mix: the paired hot-switch difference
       {
-        key: 'hetero32',
-        run: async () => {
-          const a = await decode('hetero32', all, (id) => names[id % N_ADAPTERS]!);
+        key: 'pair',
+        run: async (round) => {
+          const b = () => decode('base32', all, () => null);
+          const h = () => decode('hetero32', all, (id) => names[id % N_ADAPTERS]!);
+          let tb: number, th: number;
+          if (round % 2) {
+            th = await h();
+            tb = await b();
+          } else {
+            tb = await b();
+            th = await h();
+          }
+          rec('base32', tb);
           const n0 = planMs.length;
-          const b = await decode('rot32', all, (id, k) => names[(id + k) % N_ADAPTERS]!);
+          const tr = await decode('rot32', all, (id, k) => names[(id + k) % N_ADAPTERS]!);
           rec('plan_rot', stat(planMs.slice(n0)).median);
-          rec('rot32', b);
-          return a;
+          rec('rot32', tr);
+          return th;
         },
       },
       { key: 'single1', run: () => decode('single1', [0], () => names[0]!) },
@@ -308,7 +321,8 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
       const tr = performance.now();
       for (let j = 0; j < cfgs.length; j++) {
         const cfg = cfgs[(j + round) % cfgs.length]!; // rotate the order
-        rec(cfg.key, await cfg.run(round));
+        const v = await cfg.run(round);
+        rec(cfg.key === 'pair' ? 'hetero32' : cfg.key, v);
       }
       log(`  round ${round + 1}/${rounds}: ${((performance.now() - tr) / 1000).toFixed(1)} s, load ${loads[round]!.toFixed(1)}; base ${tokS(N_REQ, t.base32!.at(-1)!).toFixed(1)} tok/s, hetero ${tokS(N_REQ, t.hetero32!.at(-1)!).toFixed(1)} tok/s`);
     }
@@ -358,14 +372,22 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
     await countDispatches('base', () => null);
     await countDispatches('hetero', (id) => names[id % N_ADAPTERS]!);
     if (rt.setProfiling(true)) {
-      const profRounds = Math.max(1, Math.min(3, rounds));
+      const profRounds = Math.max(1, Math.min(4, rounds));
       for (let r = 0; r < profRounds; r++) {
-        await rt.profile(true);
-        await decode('base32', all, () => null, 1);
-        const pb = await rt.profile(true);
-        await decode('hetero32', all, (id) => names[id % N_ADAPTERS]!, 1);
-        const ph = await rt.profile(true);
-        const sum = (p: typeof pb) => p.reduce((a, x) => a + x.ms, 0);
+        const sum = (p: Array<{ name: string; ms: number }>) => p.reduce((a, x) => a + x.ms, 0);
+        const prof = async (k: 'base' | 'hetero') => {
+          await rt.profile(true);
+          await decode(k === 'base' ? 'base32' : 'hetero32', all, (id) => (k === 'base' ? null : names[id % N_ADAPTERS]!), 2);
+          return rt.profile(true);
+        };
+        let pb, ph;
+        if (r % 2) {
+          ph = await prof('hetero');
+          pb = await prof('base');
+        } else {
+          pb = await prof('base');
+          ph = await prof('hetero');
+        }
         gpuRatio.push(sum(pb) / sum(ph));
         share.push(ph.filter((x) => x.name.startsWith('lora_')).reduce((a, x) => a + x.ms, 0) / sum(ph));
       }
@@ -395,6 +417,8 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
 
     return {
       model: spec.name,
+      date: new Date().toISOString(),
+      quick,
       requests: N_REQ,
       adapters: N_ADAPTERS,
       rank: RANK,
@@ -472,10 +496,23 @@ export async function run(argv: string[]): Promise<number> {
     const steps = stepsArg ?? (values.quick ? spec.quickSteps : spec.steps);
     const rounds = roundsArg ?? (values.quick ? spec.quickRounds : spec.rounds);
     log(`${spec.name}: ${N_REQ} requests, ${N_ADAPTERS} rank-${RANK} adapters on q/k/v/o/gate/up/down, ${steps} timed decode steps, ${rounds} rounds`);
-    rows.push(await benchModel(rt, dir, spec, steps, rounds, log));
+    rows.push(await benchModel(rt, dir, spec, steps, rounds, values.quick!, log));
   }
   const seconds = (performance.now() - t0) / 1000;
-  const lastRow = rows[rows.length - 1]!;
+  const outDir = values.out ?? here;
+  let models = rows;
+  if (!values['no-write']) {
+    // Keep the rows of models this run did not measure (each row carries its own date).
+    try {
+      const old = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as { models?: ModelResult[] };
+      const kept = (old.models ?? []).filter((m) => m.date && m.hetero_vs_base?.median !== undefined && !rows.some((r) => r.model === m.model));
+      const order = (m: ModelResult) => Object.values(SPECS).findIndex((s) => s.name === m.model);
+      models = [...rows, ...kept].sort((a, b) => order(a) - order(b));
+    } catch {
+      /* no previous results */
+    }
+  }
+  const lastRow = models[models.length - 1]!;
   const keys = ['hetero_vs_base', 'hetero_vs_base_gpu', 'batch_scaling', 'vs_merge_swap', 'hot_switch_ms', 'hot_switch_e2e_ms', 'cold_load_ms', 'cpu_tier_load_ms'] as const;
   const top = Object.fromEntries(keys.map((k) => {
     const v = lastRow[k];
@@ -486,13 +523,12 @@ export async function run(argv: string[]): Promise<number> {
     top_level_model: lastRow.model,
     date: new Date().toISOString(),
     seconds,
-    quick: values.quick,
+    quick: values.quick!,
     host: { cpus: cpus().length, load_avg_start: load0, load_avg_end: loadavg() },
     device: info,
-    models: rows,
+    models,
   };
   if (!values['no-write']) {
-    const outDir = values.out ?? here;
     writeFileSync(join(outDir, 'results.json'), JSON.stringify(result, null, 2) + '\n');
     writeFileSync(join(outDir, 'results.md'), toMarkdown(result));
   }
@@ -511,10 +547,10 @@ function toMarkdown(r: Result): string {
   s += `Host: ${r.host.cpus} CPUs, load average ${r.host.load_avg_start.map((x) => x.toFixed(1)).join(' / ')} at the start, ${r.host.load_avg_end.map((x) => x.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min).\n\n`;
   s += `${N_REQ} concurrent decode requests, ${N_ADAPTERS} distinct rank-${RANK} adapters on all seven projections, f32 weights. `;
   s += 'Each cell: median over interleaved rounds (min–max); every ratio is formed within a round. See README.md for the method.\n\n';
-  s += '| model | steps × rounds | load (1 min) | base tok/s | hetero tok/s | hetero_vs_base | hetero_vs_base_gpu | LoRA GPU share | batch_scaling | vs_merge_swap | hot switch ms (plan) | hot switch ms (paired e2e) | swap ms | dispatches/step base → hetero | cold load ms | CPU-tier load ms |\n';
-  s += '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
+  s += '| model | measured | steps × rounds | load (1 min) | base tok/s | hetero tok/s | hetero_vs_base | hetero_vs_base_gpu | LoRA GPU share | batch_scaling | vs_merge_swap | hot switch ms (plan) | hot switch ms (paired e2e) | swap ms | dispatches/step base → hetero | cold load ms | CPU-tier load ms |\n';
+  s += '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const x of r.models) {
-    s += `| ${x.model} | ${x.decode_steps} × ${x.rounds} | ${f(x.load_avg_1m, 1)} | ${f(x.base32_tok_s, 1)} | ${f(x.hetero32_tok_s, 1)} | ${f(x.hetero_vs_base, 3)} | ${f(x.hetero_vs_base_gpu, 3)} | ${f(x.lora_gpu_share, 3)} | ${f(x.batch_scaling)} | ${f(x.vs_merge_swap)} | ${f(x.hot_switch_ms, 3)} | ${f(x.hot_switch_e2e_ms, 1)} | ${f(x.merge_swap_ms_per_swap, 0)} | ${x.dispatches_per_step.base} → ${x.dispatches_per_step.hetero} | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
+    s += `| ${x.model} | ${x.date.slice(0, 16)}${x.quick ? ' --quick' : ''} | ${x.decode_steps} × ${x.rounds} | ${f(x.load_avg_1m, 1)} | ${f(x.base32_tok_s, 1)} | ${f(x.hetero32_tok_s, 1)} | ${f(x.hetero_vs_base, 3)} | ${f(x.hetero_vs_base_gpu, 3)} | ${f(x.lora_gpu_share, 3)} | ${f(x.batch_scaling)} | ${f(x.vs_merge_swap)} | ${f(x.hot_switch_ms, 3)} | ${f(x.hot_switch_e2e_ms, 1)} | ${f(x.merge_swap_ms_per_swap, 0)} | ${x.dispatches_per_step.base} → ${x.dispatches_per_step.hetero} | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
   }
   for (const x of r.models) {
     if (!x.adapter_scaling.length && !x.rank_scaling.length) continue;

@@ -182,4 +182,67 @@ describe('adapter pool', () => {
     await expect(pool.register('big', mk('big', 17, 1))).rejects.toThrow(/rank 17 exceeds/);
     pool.destroy();
   });
+
+  it('max_lora_rank: an adapter above the pool\'s maxRank is refused at registration (PEFT dir too) with code adapter_invalid', async () => {
+    const pool = newPool(40);
+    const dir = await mkdtemp(join(tmpdir(), 'lora-maxrank-'));
+    try {
+      await savePeftAdapter(join(dir, 'big'), adapterSpec(mk('big', 17, 3)));
+      for (const src of [mk('big', 17, 3), join(dir, 'big')]) {
+        const e = await pool.register('big', src).then(() => null, (x: unknown) => x);
+        expect(e).toBeInstanceOf(LoraPoolError);
+        expect((e as LoraPoolError).code).toBe('adapter_invalid');
+        expect((e as Error).message).toMatch(/rank 17 exceeds the pool's maximum rank 16 \(max_lora_rank/);
+      }
+      expect(pool.has('big')).toBe(false);
+      await pool.register('ok', mk('ok', 16, 4)); // = maxRank is fine
+    } finally {
+      pool.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('applyGroup: q|k|v and gate|up of mixed-rank adapters (1, 5, 16; one on q/v only) written into fused rows = per-module float64', async () => {
+    const pool = newPool(40);
+    const ads = [mk('r1', 1, 31), mk('r5', 5, 32, { targetModules: ['q_proj', 'v_proj', 'up_proj'] }), mk('r16', 16, 33)];
+    for (const a of ads) await pool.register(a.name, a);
+    const lr = new MultiLoraRuntime(rt, pool);
+    const rowAdapters = ['r16', null, 'r1', 'r5', 'r5', 'r16', 'r16', 'r16', 'r16', null, 'r1'];
+    const rows = rowAdapters.length;
+    const plan = await lr.planStep(rowAdapters);
+    const layer = 1;
+    for (const [group, mods] of [['qkv', ['q_proj', 'k_proj', 'v_proj']], ['gate_up', ['gate_proj', 'up_proj']]] as const) {
+      const dims = mods.map((m) => moduleDims(config, m));
+      const inDim = dims[0]!.inDim;
+      const width = dims.reduce((n, d) => n + d.outDim, 0);
+      const stride = width + 3, off = 2; // a wider row: the group's columns start at 2
+      const x = randomArray(rows * inDim, 41), out0 = randomArray(rows * stride, 42);
+      const gx = rt.upload(x), go = rt.upload(out0);
+      lr.applyGroup(plan, layer, group, gx, go, { rows, inDim, outDim: width, outRowStride: stride, outColOffset: off });
+      const got = await rt.readF32(go, rows * stride);
+      rt.destroy(gx);
+      rt.destroy(go);
+      let ref: ArrayLike<number> = out0;
+      let col = off;
+      mods.forEach((m, i) => {
+        const rowsRef = rowAdapters.map((n) => {
+          const a = n ? ads.find((d) => d.name === n)! : null;
+          const w = a?.weights.get(loraKey(layer, m));
+          return a && w ? { A: w.A, B: w.B, rank: a.r, scale: a.scaling } : null;
+        });
+        ref = loraRef(x, ref, rowsRef, { inDim, outDim: dims[i]!.outDim, xStride: inDim, outStride: stride, outOff: col });
+        col += dims[i]!.outDim;
+      });
+      // rows without an adapter, the columns outside the group and k of r5 (not targeted) stay bit-identical
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < stride; j++) {
+          const inGroup = j >= off && j < off + width;
+          if (!rowAdapters[r] || !inGroup) expect(Object.is(got[r * stride + j], out0[r * stride + j])).toBe(true);
+        }
+      }
+      expect(relErr(got.map((v, i) => v - out0[i]!), Float64Array.from(ref).map((v, i) => v - out0[i]!))).toBeLessThan(1e-5);
+    }
+    lr.endStep(plan);
+    pool.destroy();
+  });
 });
