@@ -64,7 +64,8 @@ export async function openBrowserPage(path: string, opts: { hub?: Record<string,
     logLevel: 'error',
     // Test pages may fetch the shared test models (../shared) through /@fs/.
     server: { host: '127.0.0.1', port: 0, strictPort: false, fs: { allow: [join(REPO_ROOT, '..')] }, hmr: false },
-    optimizeDeps: { noDiscovery: true, include: [] },
+    // CommonJS packages that product code imports must be pre-bundled (dev server serves ESM only).
+    optimizeDeps: { noDiscovery: true, include: ['ajv'] },
     plugins: opts.hub ? [hubPlugin(opts.hub)] : [],
   });
   await server.listen();
