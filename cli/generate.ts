@@ -3,6 +3,12 @@
 //   lorafleet generate --model <dir|url> --prompt <text> [--max-tokens N] [--temperature T]
 //                      [--top-p P] [--top-k K] [--seed S] [--adapter <peft dir>]
 //                      [--weight-format f32|f16|q8] [--json]
+//                      [--json-schema <file> | --regex <re> | --choice a,b,c | --grammar <file.ebnf>]
+//
+// The constraint flags (structured output, engine/structured): the completion is JSON that
+// validates against the schema file, a match of the regex, one of the comma-separated labels, or
+// a sentence of the EBNF grammar (XGrammar dialect, rule `root`). A bad schema / regex / grammar
+// is an invalid_request error before anything runs (exit 1); a missing file a usage error (2).
 //
 // Without --json the prompt and the completion stream to stdout as llama2.c's run.c prints
 // them, and a tokens/s line goes to stderr. With --json exactly one JSON object is printed:
@@ -13,10 +19,13 @@
 import { parseArgs } from 'node:util';
 import { createEngine } from '../engine/api/engine.ts';
 import type { WeightFormat } from '../shaders/matmul/weights.ts';
+import type { ConstraintSpec } from '../engine/structured/constraint.ts';
+import { readFileSync } from 'node:fs';
 
 const USAGE = `usage: lorafleet generate --model <dir|url> --prompt <text> [--max-tokens N] [--temperature T]
                          [--top-p P] [--top-k K] [--seed S] [--adapter <peft dir>]
                          [--weight-format f32|f16|q8] [--json]
+                         [--json-schema <file> | --regex <re> | --choice a,b,c | --grammar <file.ebnf>]
 `;
 
 class UsageError extends Error {
@@ -46,6 +55,10 @@ export async function generateCli(argv: string[]): Promise<number> {
         adapter: { type: 'string' },
         'weight-format': { type: 'string' },
         json: { type: 'boolean', default: false },
+        'json-schema': { type: 'string' },
+        regex: { type: 'string' },
+        choice: { type: 'string' },
+        grammar: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -78,6 +91,36 @@ export async function generateCli(argv: string[]): Promise<number> {
     process.stderr.write(`lorafleet generate: ${(e as Error).message}`);
     return 2;
   }
+  // ---- output constraint (at most one)
+  const given = (['json-schema', 'regex', 'choice', 'grammar'] as const).filter((k) => values[k] !== undefined);
+  if (given.length > 1) {
+    process.stderr.write(`lorafleet generate: give at most one of --json-schema, --regex, --choice, --grammar (got ${given.map((k) => '--' + k).join(', ')})\n`);
+    return 2;
+  }
+  let constraint: ConstraintSpec | null = null;
+  try {
+    if (values['json-schema'] !== undefined) {
+      const f = values['json-schema'];
+      let schema: unknown;
+      try {
+        schema = JSON.parse(readFileSync(f, 'utf8'));
+      } catch (e) {
+        throw new UsageError(`--json-schema ${f}: ${(e as Error).message}`);
+      }
+      constraint = { kind: 'json_schema', schema: schema as Record<string, unknown>, strict: true };
+    } else if (values.regex !== undefined) constraint = { kind: 'regex', pattern: values.regex };
+    else if (values.choice !== undefined) constraint = { kind: 'choice', choices: values.choice.split(',').map((c) => c.trim()).filter((c) => c) };
+    else if (values.grammar !== undefined) {
+      try {
+        constraint = { kind: 'grammar', ebnf: readFileSync(values.grammar, 'utf8') };
+      } catch (e) {
+        throw new UsageError(`--grammar ${values.grammar}: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    process.stderr.write(`lorafleet generate: ${(e as Error).message}\n`);
+    return 2;
+  }
   const adapters = values.adapter ? { adapter: values.adapter } : undefined;
   const engine = await createEngine({ model: values.model, weightFormat: wf as WeightFormat | undefined, adapters }); // no --model: the embedded stories260K
   try {
@@ -89,7 +132,9 @@ export async function generateCli(argv: string[]): Promise<number> {
       top_k: topK,
       seed,
       model: values.adapter ? 'adapter' : null,
+      constraint,
     });
+    await g.ready; // an invalid constraint fails here, before generation
     let first = 0;
     if (!values.json) process.stdout.write(values.prompt);
     let n = 0;

@@ -19,6 +19,9 @@ import type { ChatCompletionChunk } from '../api/types.ts';
 import { savePeftAdapter, adapterSpec } from '../lora/index.ts';
 import { randomLoraAdapter } from '../../tests/helpers/random-lora.ts';
 import { STORIES_DIR } from '../../tests/fixtures/stories.ts';
+import { generateCli } from '../../cli/generate.ts';
+import { writeFileSync } from 'node:fs';
+import { vi } from 'vitest';
 import { liveMatchers, parseToolCalls, ToolCallStream } from './index.ts';
 import type { ConstraintSpec } from './constraint.ts';
 
@@ -222,6 +225,35 @@ describe('structured output on stories260K', () => {
     await drain(engine.generate(prompt, { max_tokens: 20, guided_json: schema }));
     await drain(engine.generate(prompt, { max_tokens: 20, guided_json: { required: ['z'], properties: { z: { type: 'integer' } }, type: 'object' } })); // same schema, other key order
     expect(st.compiles).toBe(compiles + 1);
+  });
+});
+
+describe('lorafleet generate --choice / --json-schema', () => {
+  const cli = async (args: string[]) => {
+    let out = '';
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += typeof c === 'string' ? c : new TextDecoder().decode(c)), true));
+    try {
+      expect(await generateCli(['--model', STORIES_DIR, '--prompt', prompt, '--json', ...args])).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    return JSON.parse(out) as { text: string; finish_reason: string };
+  };
+  it('--choice returns one of the labels; --json-schema output validates', async () => {
+    const labels = ['cat', 'dog', 'big bird'];
+    const c = await cli(['--temperature', '1', '--seed', '7', '--choice', labels.join(',')]);
+    expect(labels).toContain(c.text);
+    const f = join(adapterDir, 'schema.json');
+    writeFileSync(f, JSON.stringify(SMALL));
+    const j = await cli(['--temperature', '1', '--seed', '8', '--max-tokens', '60', '--json-schema', f]);
+    expect(ajv.validate(SMALL, JSON.parse(j.text))).toBe(true);
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await generateCli(['--prompt', 'x', '--regex', 'a', '--choice', 'b'])).toBe(2);
+      expect(await generateCli(['--prompt', 'x', '--json-schema', '/nonexistent.json'])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
