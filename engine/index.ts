@@ -16,7 +16,10 @@ export {
   type Usage,
 } from './api/engine.ts';
 export type { ChatCompletionRequest, ChatMessage } from './api/schema.ts';
-export type { GenerateFn, ChatCompletions } from './api/types.ts';
+export type { GenerateFn, ChatCompletions, ChatFinishReason, ChatCompletionMessage, ToolCall, ToolCallDelta } from './api/types.ts';
+export { drain } from './api/generate.ts';
+// structured output (engine/structured/README.md)
+export { liveMatchers, ConstraintUnsatisfiableError, GrammarEngineError, parseToolCalls, ToolCallStream, type ConstraintSpec, type ToolFunction, type ToolMode } from './structured/index.ts';
 // the OpenAI shaping, for surfaces that wrap generate() (server, worker)
 export { createChatCompletion, chatCompletionChunks, chatCompletionOf, chatGenerateOptions, responseMeta, type ResponseMeta } from './api/openai.ts';
 export { createCompletion, completionChunks, completionGenerateOptions, completionInput, completionRequestSchema, legacyLogprobs, type Completion, type CompletionChunk, type CompletionLogprobs, type CompletionRequest } from './api/completions.ts';

@@ -12,7 +12,7 @@
 //   mask_ms_per_row       CPU time of one row's next-token mask (getNextTokenBitmask + checks) per token
 // Both configurations run the same decode steps on the same GpuModel + paged KV + GpuStepRunner, at
 // temperature 1 (the sampling kernel in both); rounds are interleaved and the fastest kept.
-// The schemas allow long outputs (arrays of up to 1000 objects), so no matcher ends inside the timed steps.
+// The schemas ask for long outputs (arrays of exactly 1000 objects), so no matcher ends inside the timed steps.
 // SmolLM2-135M: random weights of its shapes, and a synthetic byte-level vocabulary of its size
 // (49152 tokens; no SmolLM2 tokenizer is stored here) for the grammar engine.
 // Writes bench/structured/results.json and results.md.
@@ -59,6 +59,7 @@ function schemaOf(i: number): Record<string, unknown> {
     properties: {
       [`list_${i}`]: {
         type: 'array',
+        minItems: 1000,
         maxItems: 1000,
         items: {
           type: 'object',
