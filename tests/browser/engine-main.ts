@@ -11,8 +11,25 @@ declare global {
       adapter: string;
       downloads: number;
     }>;
+    /** Structured output in the page: XGrammar's web build loaded by the bundle, masks applied on the GPU. */
+    __structuredTest?: (modelUrl: string, schema: Record<string, unknown>, seeds: number[]) => Promise<string[]>;
   }
 }
+
+window.__structuredTest = async (modelUrl, schema, seeds) => {
+  const engine = await createEngine({ model: modelUrl, kvBlocks: 64 });
+  try {
+    const outs = [];
+    for (const seed of seeds) {
+      const g = engine.generate('Once upon a time', { max_tokens: 80, temperature: 1, seed, guided_json: schema });
+      for await (const _ of g) void _;
+      outs.push((await g.done).text);
+    }
+    return outs;
+  } finally {
+    await engine.destroy();
+  }
+};
 
 window.__engineTest = async (modelUrl, prompt, maxTokens) => {
   let downloads = 0;

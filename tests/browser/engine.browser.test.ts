@@ -4,6 +4,7 @@
 import { describe, test, expect, beforeAll, afterAll } from 'vitest';
 import { openBrowserPage, type BrowserEnv } from './harness.ts';
 import { STORIES_DIR, STORIES_PROMPT, STORIES_FIRST_11 } from '../fixtures/stories.ts';
+import Ajv from 'ajv';
 
 let env: BrowserEnv;
 const hubRequests: string[] = [];
@@ -32,5 +33,13 @@ describe('engine (browser, chromium)', () => {
     const r = await env.page.evaluate(([u]) => window.__engineTest!(u, 'Once upon a time', 3), [url] as const);
     expect(r.completionIds).toEqual(STORIES_FIRST_11.slice(0, 3));
     expect(hubRequests.slice(before)).toEqual([]);
+  });
+
+  test('structured output in the page: a JSON schema at temperature 1 validates (XGrammar web build)', async () => {
+    const schema = { type: 'object', properties: { ok: { type: 'boolean' }, n: { type: 'integer', minimum: -5, maximum: 5 }, tag: { enum: ['a', 'b'] } }, required: ['ok', 'n', 'tag'] };
+    const url = `${env.baseUrl}/hub/local/stories260K`;
+    const outs = await env.page.evaluate(([u, s]) => window.__structuredTest!(u, s, [1, 2]), [url, schema] as const);
+    const validate = new Ajv().compile(schema);
+    for (const o of outs) expect(validate(JSON.parse(o)), o).toBe(true);
   });
 });
