@@ -118,7 +118,7 @@ export class CpuStepRunner implements StepRunner {
       const ctx: number[] = [];
       for (let p = 0; p < end; p++) ctx.push(kv.slotTok[kv.alloc.slot(g.seqId, p)]!);
       const logits = Float32Array.from(this.model(g.adapter, ctx));
-      const r: SegmentResult = { seqId: g.seqId, token: cpuSample(logits, g.sample, g.history) };
+      const r: SegmentResult = { seqId: g.seqId, token: cpuSample(logits, g.sample, g.history, g.mask) };
       if (g.wantLogits) r.logits = logits;
       out.push(r);
     }
@@ -127,8 +127,8 @@ export class CpuStepRunner implements StepRunner {
 }
 
 /** CPU sampling with the sampler's float64 reference (same semantics and random stream as the GPU sampler). */
-export function cpuSample(logits: ArrayLike<number>, p: SampleParams, history: ReadonlyArray<number>): number {
-  return sampleRef(logits, logits.length, { ...p, historyOffset: 0, historyLength: history.length }, history).token;
+export function cpuSample(logits: ArrayLike<number>, p: SampleParams, history: ReadonlyArray<number>, mask?: Uint32Array | null): number {
+  return sampleRef(logits, logits.length, { ...p, historyOffset: 0, historyLength: history.length }, history, mask).token;
 }
 
 /** Toy LM: last-position logits are a hash of (adapter, every token so far). */
