@@ -158,6 +158,32 @@ describe('lorafleet serve (openai SDK on loopback)', () => {
     expect(e.choices[0]!.text).toBe('Once upon a time' + lib.text);
   });
 
+  it('structured output passes through: response_format json_schema and tools (streamed tool_calls) = the library', async () => {
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 8 }, age: { type: 'integer', minimum: 1, maximum: 9 } }, required: ['name', 'age'], additionalProperties: false };
+    const body = { model: 'tool_adapter', messages: msgs('Once upon a time'), temperature: 1, seed: 3, max_tokens: 60, response_format: { type: 'json_schema' as const, json_schema: { name: 'kid', schema, strict: true } } };
+    const r = await client.chat.completions.create(body);
+    const lib = (await engine().chat.completions.create(body as never)) as unknown as { choices: Array<{ message: { content: string } }> };
+    expect(r.choices[0]!.message.content).toBe(lib.choices[0]!.message.content);
+    const v = JSON.parse(r.choices[0]!.message.content!);
+    expect(Object.keys(v).sort()).toEqual(['age', 'name']);
+    expect(Number.isInteger(v.age) && v.age >= 1 && v.age <= 9).toBe(true);
+    const tools = [{ type: 'function' as const, function: { name: 'restart_service', parameters: { type: 'object', properties: { service: { enum: ['billing', 'auth'] } }, required: ['service'] } } }];
+    const s = await client.chat.completions.create({ model: 'stories260K', messages: msgs('Restart billing'), tools, tool_choice: 'required', parallel_tool_calls: false, temperature: 1, seed: 2, max_tokens: 200, stream: true });
+    let args = '';
+    let name = '';
+    let finish = null;
+    for await (const ch of s) {
+      const tc = ch.choices[0]?.delta.tool_calls?.[0];
+      if (tc?.function?.name) name = tc.function.name;
+      args += tc?.function?.arguments ?? '';
+      finish = ch.choices[0]?.finish_reason ?? finish;
+    }
+    expect(name).toBe('restart_service');
+    expect(['billing', 'auth']).toContain(JSON.parse(args).service);
+    expect(finish).toBe('tool_calls');
+    await expect(client.chat.completions.create({ model: 'stories260K', messages: msgs('x'), response_format: { type: 'json_schema', json_schema: { name: 'x', schema: false as never } } })).rejects.toMatchObject({ status: 400 });
+  });
+
   it('bad requests get OpenAI APIErrors with the right 4xx and the field named', async () => {
     const bad = async (p: Promise<unknown>, status: number, param?: string) => {
       const e = await p.then(() => null, (x) => x);
