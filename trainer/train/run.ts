@@ -22,6 +22,8 @@ export interface RunOptions {
   /** Opens a model / adapter location (already resolved against baseDir). */
   openSource: (location: string) => ModelSource;
   resume?: boolean;
+  /** Train on this already loaded base (e.g. a serving engine's GpuModel, f32) instead of loading base_model; it is not destroyed. */
+  model?: GpuModel;
   onLog?: TrainOptions['onLog'];
   onProgress?: TrainOptions['onProgress'];
   onStep?: TrainOptions['onStep'];
@@ -86,7 +88,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const cfg = o.config;
   const say = o.say ?? (() => {});
   const source = o.openSource(resolvePath(o.baseDir, cfg.base_model));
-  const model = await GpuModel.load(o.rt, source, { weightFormat: 'f32' });
+  const model = o.model ?? (await GpuModel.load(o.rt, source, { weightFormat: 'f32' }));
   let backend: GpuTrainBackend | null = null;
   try {
     const c = model.config;
@@ -119,6 +121,6 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     return { ...res, stats: st, evalStats: data.evalStats, outputDir: cfg.output_dir, trainItems: data.train.items.length, evalItems: data.eval?.items.length ?? 0 };
   } finally {
     backend?.destroy();
-    model.destroy();
+    if (!o.model) model.destroy();
   }
 }
