@@ -128,7 +128,8 @@ export interface ModelResult {
   vs_merge_swap: Stat;
   hot_switch_ms: Stat;
   hot_switch_e2e_ms: Stat;
-  dispatches_per_step: { base: number; hetero: number };
+  /** base, 8 adapters × 4 rows, and a step with both 4-row tiles and singleton adapters (+ base rows). */
+  dispatches_per_step: { base: number; hetero: number; mixed: number };
   adapter_scaling: Array<{ adapters: number; tok_s: Stat; vs_base: Stat }>;
   rank_scaling: Array<{ ranks: string; tok_s: Stat; vs_base: Stat }>;
   cold_load_ms: number;
@@ -363,14 +364,17 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
     // GPU time per kernel (timestamp queries) of one base and one heterogeneous 32-request step, per
     // profiled round: less sensitive to other processes than wall clock.
     const gpuRatio: number[] = [], share: number[] = [];
-    const dispatches = { base: NaN, hetero: NaN };
-    const countDispatches = async (k: 'base' | 'hetero', adapterOf: (id: number) => string | null) => {
+    const dispatches = { base: NaN, hetero: NaN, mixed: NaN };
+    const countDispatches = async (k: 'base' | 'hetero' | 'mixed', adapterOf: (id: number) => string | null) => {
+      if (!warmed.has(`${k}32`)) await decode(`${k}32`, all, adapterOf, 0); // the warm-up step only
       const d0 = rt.stats().dispatches;
-      await decode(k === 'base' ? 'base32' : 'hetero32', all, adapterOf, 1);
+      await decode(`${k}32`, all, adapterOf, 1);
       dispatches[k] = rt.stats().dispatches - d0;
     };
     await countDispatches('base', () => null);
     await countDispatches('hetero', (id) => names[id % N_ADAPTERS]!);
+    // tiles and singletons in one step: rows 0..15 over 4 adapters, 16..19 one adapter each, the rest base
+    await countDispatches('mixed', (id) => (id < 16 ? names[id % 4]! : id < 20 ? names[4 + id - 16]! : null));
     if (rt.setProfiling(true)) {
       const profRounds = Math.max(1, Math.min(4, rounds));
       for (let r = 0; r < profRounds; r++) {
@@ -394,7 +398,7 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
       rt.setProfiling(false);
     }
     const gpu = stat(gpuRatio), loraShare = stat(share);
-    log(`  GPU time (timestamps, ${gpu.n} profiled pairs): base ÷ hetero ${f(gpu, 3)}; LoRA kernels ${f(stat(share.map((x) => 100 * x)), 1)} % of a heterogeneous step; dispatches/step base ${dispatches.base}, hetero ${dispatches.hetero}`);
+    log(`  GPU time (timestamps, ${gpu.n} profiled pairs): base ÷ hetero ${f(gpu, 3)}; LoRA kernels ${f(stat(share.map((x) => 100 * x)), 1)} % of a heterogeneous step; dispatches/step base ${dispatches.base}, hetero ${dispatches.hetero}, tiles + singletons ${dispatches.mixed}`);
 
     for (const b of backups.values()) rt.destroy(b);
 
@@ -547,10 +551,10 @@ function toMarkdown(r: Result): string {
   s += `Host: ${r.host.cpus} CPUs, load average ${r.host.load_avg_start.map((x) => x.toFixed(1)).join(' / ')} at the start, ${r.host.load_avg_end.map((x) => x.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min).\n\n`;
   s += `${N_REQ} concurrent decode requests, ${N_ADAPTERS} distinct rank-${RANK} adapters on all seven projections, f32 weights. `;
   s += 'Each cell: median over interleaved rounds (min–max); every ratio is formed within a round. See README.md for the method.\n\n';
-  s += '| model | measured | steps × rounds | load (1 min) | base tok/s | hetero tok/s | hetero_vs_base | hetero_vs_base_gpu | LoRA GPU share | batch_scaling | vs_merge_swap | hot switch ms (plan) | hot switch ms (paired e2e) | swap ms | dispatches/step base → hetero | cold load ms | CPU-tier load ms |\n';
+  s += '| model | measured | steps × rounds | load (1 min) | base tok/s | hetero tok/s | hetero_vs_base | hetero_vs_base_gpu | LoRA GPU share | batch_scaling | vs_merge_swap | hot switch ms (plan) | hot switch ms (paired e2e) | swap ms | dispatches/step base → hetero (tiles + singletons) | cold load ms | CPU-tier load ms |\n';
   s += '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const x of r.models) {
-    s += `| ${x.model} | ${x.date.slice(0, 16)}${x.quick ? ' --quick' : ''} | ${x.decode_steps} × ${x.rounds} | ${f(x.load_avg_1m, 1)} | ${f(x.base32_tok_s, 1)} | ${f(x.hetero32_tok_s, 1)} | ${f(x.hetero_vs_base, 3)} | ${f(x.hetero_vs_base_gpu, 3)} | ${f(x.lora_gpu_share, 3)} | ${f(x.batch_scaling)} | ${f(x.vs_merge_swap)} | ${f(x.hot_switch_ms, 3)} | ${f(x.hot_switch_e2e_ms, 1)} | ${f(x.merge_swap_ms_per_swap, 0)} | ${x.dispatches_per_step.base} → ${x.dispatches_per_step.hetero} | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
+    s += `| ${x.model} | ${x.date.slice(0, 16)}${x.quick ? ' --quick' : ''} | ${x.decode_steps} × ${x.rounds} | ${f(x.load_avg_1m, 1)} | ${f(x.base32_tok_s, 1)} | ${f(x.hetero32_tok_s, 1)} | ${f(x.hetero_vs_base, 3)} | ${f(x.hetero_vs_base_gpu, 3)} | ${f(x.lora_gpu_share, 3)} | ${f(x.batch_scaling)} | ${f(x.vs_merge_swap)} | ${f(x.hot_switch_ms, 3)} | ${f(x.hot_switch_e2e_ms, 1)} | ${f(x.merge_swap_ms_per_swap, 0)} | ${x.dispatches_per_step.base} → ${x.dispatches_per_step.hetero} (${x.dispatches_per_step.mixed ?? '–'}) | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
   }
   for (const x of r.models) {
     if (!x.adapter_scaling.length && !x.rank_scaling.length) continue;

@@ -38,6 +38,17 @@ fn addOut(row: u32, c: Col, v: vec4<f32>) {
   if (c.n > 3u) { out[b + 3u] += v.w; }
 }
 
+// One row, 4 columns (bgmv items, and sgmv tiles of a single row).
+fn expandRow(row: u32, slot: u32, c: Col, c4: u32) {
+  let rank = slotRank(slot);
+  let tb = row * p.tStride + c.m * p.rMax;
+  var acc = vec4<f32>(0.0);
+  for (var k = 0u; k < rank; k++) {
+    acc += t[tb + k] * Bt[pageOf(slot, k) * p.btPage4 + c4];
+  }
+  addOut(row, c, slotScale(slot) * acc);
+}
+
 // Item (row, slot).
 @compute @workgroup_size(64)
 fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -49,13 +60,7 @@ fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let slot = item(2u * e + 1u);
   let c = colOf(c4);
   if (c.n == 0u || !slotTargets(slot, c.m)) { return; }
-  let rank = slotRank(slot);
-  let tb = row * p.tStride + c.m * p.rMax;
-  var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < rank; k++) {
-    acc += t[tb + k] * Bt[pageOf(slot, k) * p.btPage4 + c4];
-  }
-  addOut(row, c, slotScale(slot) * acc);
+  expandRow(row, slot, c, c4);
 }
 
 // Item (slot, nRows, row0..row3, 0, 0); a 4-row × 4-column register tile.
@@ -73,6 +78,10 @@ fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r3 = item(8u * e + 5u);
   let c = colOf(c4);
   if (c.n == 0u || !slotTargets(slot, c.m)) { return; }
+  if (nRows == 1u) {
+    expandRow(r0, slot, c, c4);
+    return;
+  }
   let rank = slotRank(slot);
   let mo = c.m * p.rMax;
   let t0 = r0 * p.tStride + mo;

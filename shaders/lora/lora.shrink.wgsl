@@ -27,19 +27,8 @@ fn laneBase(slot: u32, k: u32, rank: u32, m: u32) -> u32 {
 }
 fn tIndex(row: u32, m: u32, k: u32) -> u32 { return row * p.tStride + m * p.rMax + k; }
 
-// Entry (row, slot, k0, 0): one row, 4 rank lanes.
-@compute @workgroup_size(64)
-fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearId(gid, nwg);
-  let e = i / p.mCount;
-  let m = p.mFirst + i % p.mCount;
-  if (e >= p.nItems) { return; }
-  let row = item(4u * e);
-  let slot = item(4u * e + 1u);
-  let k0 = item(4u * e + 2u);
-  if (!slotTargets(slot, m)) { return; }
-  let rank = slotRank(slot);
-  if (k0 >= rank) { return; }
+// One row, 4 rank lanes k0 .. k0 + 3 of module m (bgmv entries, and sgmv tiles of a single row).
+fn shrinkRow(row: u32, slot: u32, k0: u32, rank: u32, m: u32) {
   let a0 = laneBase(slot, k0, rank, m);
   let a1 = laneBase(slot, k0 + 1u, rank, m);
   let a2 = laneBase(slot, k0 + 2u, rank, m);
@@ -72,9 +61,25 @@ fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (k0 + 3u < rank) { t[tb + 3u] = l3.x + l3.y + l3.z + l3.w; }
 }
 
+// Entry (row, slot, k0, 0): one row, 4 rank lanes.
+@compute @workgroup_size(64)
+fn bgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearId(gid, nwg);
+  let e = i / p.mCount;
+  let m = p.mFirst + i % p.mCount;
+  if (e >= p.nItems) { return; }
+  let row = item(4u * e);
+  let slot = item(4u * e + 1u);
+  let k0 = item(4u * e + 2u);
+  if (!slotTargets(slot, m)) { return; }
+  let rank = slotRank(slot);
+  if (k0 >= rank) { return; }
+  shrinkRow(row, slot, k0, rank, m);
+}
+
 // Entry (slot, nRows, row0, row1, row2, row3, k0, 0): a tile of ≤ 4 rows sharing one adapter, 4 rank
 // lanes: a 4-row × 4-lane register tile; each A vec4 is used for 4 rows and each x vec4 for 4 lanes.
-// Unused rows repeat row0 (results dropped).
+// Unused rows repeat row0 (results dropped); a 1-row tile takes the one-row path.
 @compute @workgroup_size(64)
 fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linearId(gid, nwg);
@@ -91,6 +96,11 @@ fn sgmv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (!slotTargets(slot, m)) { return; }
   let rank = slotRank(slot);
   if (k0 >= rank) { return; }
+  // A single-row tile (a singleton adapter in a step that also has tiles: one dispatch for both).
+  if (nRows == 1u) {
+    shrinkRow(r0, slot, k0, rank, m);
+    return;
+  }
   let a0 = laneBase(slot, k0, rank, m);
   let a1 = laneBase(slot, k0 + 1u, rank, m);
   let a2 = laneBase(slot, k0 + 2u, rank, m);

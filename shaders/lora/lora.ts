@@ -10,7 +10,8 @@
 // rows in no segment (base model) are never touched. The rows of each adapter (all its segments, in
 // row order: a prefill chunk, or decode rows scattered over the batch) are cut into SGMV tiles of up
 // to 4 rows that share every A / B load, when the adapter has ≥ SGMV_MIN_ROWS rows in the step; an
-// adapter with fewer rows runs as BGMV (one row per item). Shrink work is listed per (item, 4 rank
+// adapter with fewer rows runs as BGMV (one row per item), or, when the step also has tiles, as 1-row
+// tiles, so that a step never needs more than one shrink and one expand per bank. Shrink work is listed per (item, 4 rank
 // rows below the item's own rank), so mixed ranks cost what each adapter needs, not the largest rank.
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
@@ -113,10 +114,14 @@ export function buildItems(segments: readonly LoraSegment[], rows: number, rankO
     if (!list) bySlot.set(seg.slot, (list = []));
     for (let r = seg.start; r < seg.start + seg.len; r++) list.push(r);
   }
+  // A step with both tiles and singletons runs everything as tiles (a singleton = a 1-row tile, which
+  // the SGMV kernels serve with their one-row path): one shrink + one expand per bank, not two of each.
+  const lists = [...bySlot.values()];
+  const allTiles = lists.some((l) => l.length >= sgmvMinRows) && lists.some((l) => l.length < sgmvMinRows);
   for (const [slot, list] of bySlot) {
     const rank = rankOf(slot);
     if (!(Number.isInteger(rank) && rank >= 1)) throw new Error(`lora: slot ${slot} has rank ${rank}`);
-    if (list.length >= sgmvMinRows) {
+    if (list.length >= sgmvMinRows || allTiles) {
       for (let i = 0; i < list.length; i += SGMV_TILE) {
         const n = Math.min(SGMV_TILE, list.length - i);
         const r0 = list[i]!;
