@@ -137,6 +137,7 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
       scheduler.cancelAll();
       scheduler.stop();
       await loop;
+      await grammar?.destroy();
       await rt.sync();
       model.attachLora(null);
       lora?.destroy();

@@ -149,6 +149,23 @@ export class GrammarEngine {
     return { inst: o.inst, grammar };
   }
 
+  /**
+   * Drops the compiled grammars, the compiler and the instance reference (matchers still alive
+   * keep what they use until freed); a later compile opens a new instance.
+   */
+  async destroy(): Promise<void> {
+    const o = this.opened ? await this.opened.catch(() => null) : null;
+    this.opened = null;
+    if (!o) return;
+    for (const g of o.cache.values()) void g.then((x) => x.dispose()).catch(() => {});
+    o.cache.clear();
+    try {
+      o.compiler.dispose();
+    } catch {
+      /* a broken instance */
+    }
+  }
+
   /** A matcher for one request (the scheduler frees it when the request ends). */
   async constraint(spec: ConstraintSpec, param: string): Promise<GrammarConstraint> {
     const { inst, grammar } = await this.compile(spec, param);

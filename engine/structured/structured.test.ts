@@ -23,6 +23,8 @@ import { generateCli } from '../../cli/generate.ts';
 import { writeFileSync } from 'node:fs';
 import { vi } from 'vitest';
 import { liveMatchers, parseToolCalls, ToolCallStream } from './index.ts';
+import { promptIds } from '../api/generate.ts';
+import { ModelTokenizer } from '../model/tokenizer.ts';
 import type { ConstraintSpec } from './constraint.ts';
 
 const NESTED = {
@@ -334,6 +336,23 @@ describe('tool calls', () => {
     // a bad tool_choice: 400 invalid_request through the SDK
     await expect(client.chat.completions.create({ model: engine.modelName, messages: [{ role: 'user', content: 'hi' }], tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } })).rejects.toMatchObject({ status: 400 });
     expect(liveMatchers()).toBe(0);
+  });
+
+  it('chat templates that know tools receive them (and tool_calls / tool messages)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const tj = JSON.parse(readFileSync(join(STORIES_DIR, 'tokenizer.json'), 'utf8'));
+    const template =
+      '{% if tools %}TOOLS{% for t in tools %} {{ t.function.name }}{% endfor %}.{% endif %}' +
+      '{% for m in messages %}{{ m.role }}:{% if m.tool_calls %}{% for c in m.tool_calls %}call {{ c.function.name }} {% endfor %}{% endif %}{{ m.content }};{% endfor %}';
+    const tok = new ModelTokenizer(tj, { bos_token: '<s>' }, { chatTemplate: template });
+    const messages = [
+      { role: 'user' as const, content: 'restart billing' },
+      { role: 'assistant' as const, content: null, tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'restart_service', arguments: '{"service": "billing", "force": true}' } }] },
+      { role: 'tool' as const, content: 'ok', tool_call_id: 'call_1' },
+    ];
+    const ids = promptIds({ config: engine.config, tokenizer: tok }, { messages, tools: TOOLS });
+    expect(tok.decode(ids)).toBe('TOOLS get_weather restart_service.user:restart billing;assistant:call restart_service ;tool:ok;');
+    expect(tok.decode(promptIds({ config: engine.config, tokenizer: tok }, { messages: messages.slice(0, 1) }))).toBe('user:restart billing;');
   });
 
   it('parsing helpers: text around calls, streamed split', () => {
