@@ -16,7 +16,7 @@ export {
   type Usage,
 } from './api/engine.ts';
 export type { ChatCompletionRequest, ChatMessage } from './api/schema.ts';
-export type { GenerateFn, ChatCompletions, ChatFinishReason, ChatCompletionMessage, ToolCall, ToolCallDelta } from './api/types.ts';
+export type { GenerateFn, ChatCompletions, ChatFinishReason, ChatCompletionMessage, ToolCall, ToolCallDelta, RouteDecision, RouteFn } from './api/types.ts';
 export { drain } from './api/generate.ts';
 // structured output (engine/structured/README.md)
 export { liveMatchers, ConstraintUnsatisfiableError, GrammarEngineError, parseToolCalls, ToolCallStream, type ConstraintSpec, type ToolFunction, type ToolMode } from './structured/index.ts';

@@ -118,7 +118,7 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
     },
     ensureLoop,
   });
-  const create = (body: ChatCompletionRequest) => createChatCompletion(generate, body, modelName);
+  const create = (body: ChatCompletionRequest) => createChatCompletion(generate, body, modelName, opts.router);
 
   return {
     config,

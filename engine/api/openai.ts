@@ -7,7 +7,8 @@ import { chatCompletionRequestSchema, InvalidRequestError, validate, type ChatCo
 import { drain } from './generate.ts';
 import type { TokenLogprob } from './logprobs.ts';
 import { parseToolCalls, ToolCallStream } from '../structured/request.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatFinishReason, GenerateFn, GenerateOptions, Generation, GenerationSummary } from './types.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatFinishReason, GenerateFn, GenerateOptions, Generation, GenerationSummary, RouteDecision, RouteFn } from './types.ts';
+import { LorafleetError } from './errors.ts';
 
 let idCounter = 0;
 export const newId = (prefix: string): string => `${prefix}-${Date.now().toString(36)}${(idCounter++).toString(36)}`;
@@ -117,12 +118,33 @@ export async function createChatCompletion(
   generate: GenerateFn,
   body: ChatCompletionRequest,
   defaultModel: string,
+  router?: RouteFn,
 ): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
   const { signal, ...plain } = body as ChatCompletionRequest & { signal?: AbortSignal };
-  const req = validate(chatCompletionRequestSchema, plain, 'request');
+  let req = validate(chatCompletionRequestSchema, plain, 'request');
+  // model "auto": the router picks the adapter from the messages
+  let route: RouteDecision | undefined;
+  if (req.model === 'auto') {
+    if (!router) throw new LorafleetError("model 'auto' needs a router (createEngine({ router }) / serve --router)", 'model_not_found', { param: 'model' });
+    route = await router(req.messages);
+    const adapter = route.adapter == null || route.adapter === 'base' ? defaultModel : route.adapter;
+    req = { ...req, model: adapter };
+  }
   const g = generate({ messages: req.messages, tools: req.tool_choice === 'none' ? null : req.tools }, chatGenerateOptions(req, signal));
   await g.ready; // a constraint the grammar engine rejects fails here (invalid_request), nothing queued
   const meta = responseMeta(req.model ?? defaultModel, !!req.tools?.length && req.tool_choice !== 'none');
-  if (!req.stream) return chatCompletionOf(meta, await drain(g));
-  return chatCompletionChunks(meta, g, req.stream_options?.include_usage === true);
+  if (!req.stream) {
+    const r = chatCompletionOf(meta, await drain(g));
+    return route ? { ...r, route } : r;
+  }
+  const chunks = chatCompletionChunks(meta, g, req.stream_options?.include_usage === true);
+  if (!route) return chunks;
+  const decision = route;
+  return (async function* () {
+    let first = true;
+    for await (const c of chunks) {
+      yield first ? { ...c, route: decision } : c;
+      first = false;
+    }
+  })();
 }

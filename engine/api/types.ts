@@ -39,6 +39,8 @@ export interface CreateEngineOptions {
   adapters?: Record<string, string | ModelSource>;
   /** Adapter pool options (GPU budget, max rank ...); giving this enables LoRA without initial adapters. */
   lora?: Omit<LoraSupportOptions, 'adapters'>;
+  /** Answers model "auto" in chat.completions.create (e.g. `(await loadRouter(file)).asRouteFn()` from lorafleet's router). */
+  router?: RouteFn;
   /** Use this runtime (device) instead of acquiring one. */
   device?: Runtime;
   onProgress?: (p: EngineProgress) => void;
@@ -127,11 +129,23 @@ export interface Generation extends AsyncIterable<GeneratedToken> {
 /** engine.generate's signature: what the OpenAI shaping (openai.ts) needs of an engine. */
 export type GenerateFn = (input: GenerateInput, opts?: GenerateOptions) => Generation;
 
+/** What a router decides for a request with model "auto" (router/ makes these: loadRouter(f).asRouteFn()). */
+export interface RouteDecision {
+  /** The route taken (null: none passed its threshold; the fallback serves). */
+  route: string | null;
+  /** Adapter to use (null, 'base' or the base model's name: the base model). */
+  adapter: string | null;
+  score?: number;
+}
+export type RouteFn = (messages: ChatMessage[]) => RouteDecision | Promise<RouteDecision>;
+
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
   created: number;
   model: string;
+  /** model "auto": the router's decision (lorafleet's extension; OpenAI clients ignore it). */
+  route?: RouteDecision;
   choices: Array<{ index: number; message: ChatCompletionMessage; finish_reason: ChatFinishReason; logprobs: { content: TokenLogprob[] } | null }>;
   usage: Usage;
 }
@@ -161,6 +175,8 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
+  /** model "auto": the router's decision, on the first chunk. */
+  route?: RouteDecision;
   choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: ChatFinishReason | null; logprobs: { content: TokenLogprob[] } | null }>;
   usage?: Usage | null;
 }

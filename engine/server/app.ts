@@ -30,15 +30,9 @@ import type { Engine, GenerateFn, Generation, GeneratedToken, GenerationSummary 
 import { EngineHost, ServiceUnavailableError, type Flight } from './host.ts';
 import { ServerMetrics } from './metrics.ts';
 
-/** What a router decides for a request with model "auto". */
-export interface RouteDecision {
-  /** The route taken (null: none passed its threshold; the fallback serves). */
-  route: string | null;
-  /** Adapter to use (null, 'base' or the base model's name: the base model). */
-  adapter: string | null;
-  score?: number;
-}
-export type RouteFn = (messages: ChatMessage[]) => RouteDecision | Promise<RouteDecision>;
+import type { RouteDecision, RouteFn } from '../api/types.ts';
+/** What a router decides for a request with model "auto" (engine/api/types.ts). */
+export type { RouteDecision, RouteFn };
 
 export interface ServerAppOptions {
   /** Every /v1 route needs `Authorization: Bearer <apiKey>`. */
