@@ -217,7 +217,7 @@ export class GrammarConstraint implements TokenConstraint {
       all &= w === this.words - 1 && full ? (v | ~((1 << full) - 1)) >>> 0 : v;
     }
     if (any === 0) throw new ConstraintUnsatisfiableError(`no token of the vocabulary is allowed after ${this.n} generated tokens`);
-    return all === 0xffffffff ? null : mask; // everything allowed: no mask this step
+    return all >>> 0 === 0xffffffff ? null : mask; // everything allowed: no mask this step
   }
 
   accept(token: number): boolean {
