@@ -33,8 +33,13 @@ export function requestConstraint(f: ConstraintFields): RequestConstraint | null
   const rf = f.response_format;
   if (rf && rf.type === 'json_object') found.push({ spec: { kind: 'json_object' }, param: 'response_format' });
   if (rf && rf.type === 'json_schema') {
-    const schema = rf.json_schema.schema ?? { type: 'object' };
-    found.push({ spec: { kind: 'json_schema', schema: checkJsonSchema(schema, 'response_format.json_schema.schema'), strict: rf.json_schema.strict !== false }, param: 'response_format' });
+    // no schema given: any JSON object (as json_object)
+    const schema = rf.json_schema.schema;
+    found.push(
+      schema === undefined
+        ? { spec: { kind: 'json_object' }, param: 'response_format' }
+        : { spec: { kind: 'json_schema', schema: checkJsonSchema(schema, 'response_format.json_schema.schema'), strict: rf.json_schema.strict !== false }, param: 'response_format' },
+    );
   }
   if (f.guided_json != null) {
     let s = f.guided_json;
