@@ -76,10 +76,15 @@ describe('serve: faults', () => {
     expect(logs.some((l) => l.msg === 'device lost')).toBe(true);
   });
 
-  it('queue full: 429 with Retry-After, and the queued requests still finish', async () => {
+  it('queue full: 429 with Retry-After, and the queued requests still finish (and --cors preflight)', async () => {
     const host = await EngineHost.start({ create: () => createEngine({ model: STORIES_DIR, maxQueue: 2, maxBatchTokens: 16, kvBlocks: 64, kvBlockSize: 8 }) });
-    const srv = await startServer(host, { port: 0, retryAfterSeconds: 3 });
+    const srv = await startServer(host, { port: 0, retryAfterSeconds: 3, cors: 'https://app.example' });
     servers.push(srv);
+    // (--cors: a browser page on that origin may call the API)
+    const pre = await fetch(`${srv.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    expect(pre.status).toBeLessThan(300);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(pre.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('authorization');
     // maxRunning = 16 per step; 40 at once overflow the queue of 2
     const rs = await Promise.all(Array.from({ length: 40 }, () => chat(srv, { max_tokens: 6, temperature: 0, stream: true })));
     const statuses = rs.map((r) => r.status);
