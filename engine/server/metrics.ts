@@ -4,7 +4,7 @@
 // Extension (its "Model Server Protocol") read lorafleet pods like vLLM pods:
 //   vllm:num_requests_waiting   gauge  requests queued in the scheduler
 //   vllm:num_requests_running   gauge  requests in the running batch
-//   vllm:kv_cache_usage_perc    gauge  KV-cache usage, 1 = 100 %
+//   vllm:kv_cache_usage_perc    gauge  KV-cache usage, 1 = 100 % (also as vllm:gpu_cache_usage_perc, its V0 name)
 //   vllm:lora_requests_info     gauge  value = unix time of the sample (the EPP keeps the newest); labels
 //                                      running_lora_adapters / waiting_lora_adapters (comma-joined names),
 //                                      max_lora (adapters one batch may hold)
@@ -70,10 +70,13 @@ export class ServerMetrics {
       });
     gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', (e) => e.metrics().running);
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', (e) => e.metrics().queueDepth);
-    gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', (e) => {
+    const kvUsage = (e: Engine) => {
       const m = e.metrics();
       return m.kvTotalBlocks ? (m.kvTotalBlocks - m.kvFreeBlocks) / m.kvTotalBlocks : 0;
-    });
+    };
+    gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', kvUsage);
+    // the name vLLM's V0 engine used (and older Inference Extension releases scrape)
+    gauge('vllm:gpu_cache_usage_perc', 'GPU KV-cache usage. 1 means 100 percent usage (old name of vllm:kv_cache_usage_perc).', kvUsage);
     new Gauge({
       name: 'vllm:lora_requests_info',
       help: 'Running stats on lora requests.',

@@ -292,7 +292,7 @@ describe('lorafleet serve (openai SDK on loopback)', () => {
 
   it('/metrics speaks vLLM names (Model Server Protocol) and lorafleet counters; logs are JSON objects', async () => {
     const m = await (await fetch(`${srv.url}/metrics`)).text();
-    for (const name of ['vllm:num_requests_waiting', 'vllm:num_requests_running', 'vllm:kv_cache_usage_perc', 'vllm:prompt_tokens_total', 'vllm:generation_tokens_total', 'vllm:time_to_first_token_seconds_bucket', 'vllm:inter_token_latency_seconds_bucket', 'lorafleet_kv_pages_used', 'lorafleet_batch_running', 'lorafleet_queue_depth']) {
+    for (const name of ['vllm:num_requests_waiting', 'vllm:num_requests_running', 'vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc', 'vllm:prompt_tokens_total', 'vllm:generation_tokens_total', 'vllm:time_to_first_token_seconds_bucket', 'vllm:inter_token_latency_seconds_bucket', 'lorafleet_kv_pages_used', 'lorafleet_batch_running', 'lorafleet_queue_depth']) {
       expect(m, name).toContain(name);
     }
     expect(m).toMatch(/# TYPE vllm:lora_requests_info gauge/);
