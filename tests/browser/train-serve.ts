@@ -12,8 +12,8 @@ const GREEDY = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0
 export async function serveGreedy(rt: Runtime, model: GpuModel, lora: LoraSupport | null, prompt: number[], adapter: string | null, n: number): Promise<number[]> {
   const c = model.config;
   model.attachLora(lora?.runtime ?? null);
-  const cache = PagedKvCache.create(rt, { numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, numBlocks: 16, blockSize: 8 });
-  const sched = new Scheduler(new GpuStepRunner(model, cache), cache, { maxBatchTokens: 64, maxRunning: 2, hasAdapter: (x) => !!lora?.pool.has(x) });
+  const cache = PagedKvCache.create(rt, { numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, numBlocks: 64, blockSize: 16 });
+  const sched = new Scheduler(new GpuStepRunner(model, cache), cache, { maxBatchTokens: Number(process.env.MBT ?? 64), maxRunning: 2, hasAdapter: (x) => !!lora?.pool.has(x) });
   try {
     const h = sched.submit({ promptTokens: prompt, adapter, sample: GREEDY, maxTokens: n });
     while (sched.hasWork()) await sched.step();
