@@ -16,6 +16,8 @@ Commands:
   bench <kernels|decode|multi-lora> [--json]
   train --config <file.json|yaml>   LoRA training (cpt | sft | dpo | orpo), PEFT adapter out
   merge --model <dir> --adapter <dir> --out <dir>   base + adapter → a complete HF model dir
+  pipeline --docs <dir> --out <dir> [--model <dir|url>] [--teacher-url <url>] [--config <file>]
+           documents → data → CPT → Domain-Base → 4 adapters → DPO → router → eval report (cached stages)
   help                       this text
 `;
 
@@ -30,6 +32,7 @@ const commands: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.ts')).trainCli,
   merge: async () => (await import('./train.ts')).mergeCli,
   serve: async () => (await import('./serve.ts')).serveCli,
+  pipeline: async () => (await import('./pipeline.ts')).pipelineCli,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,78 @@
+// `lorafleet pipeline --config <file>`: JSON or YAML overriding any stage's settings. Training
+// stages take the trainer's own config keys (trainer/train/config.ts, Axolotl names); `train`
+// applies to every training stage, `stages.<name>` to one. Unknown top-level keys and stage names
+// are errors; the trainer validates its keys (naming the stage and field) when the stage is built.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const TRAIN_STAGES = ['cpt', 'chat', 'tool', 'classifier', 'ner', 'dpo_tool', 'dpo_chat'] as const;
+export type TrainStage = (typeof TRAIN_STAGES)[number];
+
+const trainKeys = z.record(z.unknown());
+
+export const PipelineConfigSchema = z
+  .object({
+    data: z
+      .object({
+        target_tokens: z.number().int().positive().optional(),
+        overlap_tokens: z.number().int().nonnegative().optional(),
+        val: z.number().gt(0).lt(1).optional(),
+        seed: z.number().int().nonnegative().optional(),
+        keep: z.enum(['canonical', 'newest', 'first']).optional(),
+        teacher_model: z.string().optional(),
+        teacher_concurrency: z.number().int().positive().optional(),
+      })
+      .strict()
+      .default({}),
+    train: trainKeys.default({}),
+    stages: z.object(Object.fromEntries(TRAIN_STAGES.map((s) => [s, trainKeys.optional()])) as Record<TrainStage, z.ZodOptional<typeof trainKeys>>).strict().default({}),
+    /** DPO or ORPO for the preference stages. */
+    preference: z.enum(['dpo', 'orpo']).default('dpo'),
+    router: z.object({ epochs: z.number().int().positive().optional(), dim: z.number().int().positive().optional(), seed: z.number().int().optional() }).strict().default({}),
+    eval: z.object({ max_rows: z.number().int().positive().default(24), unconstrained_tool: z.boolean().default(true) }).strict().default({}),
+  })
+  .strict();
+export type PipelineConfig = z.infer<typeof PipelineConfigSchema>;
+
+export async function loadPipelineConfig(path: string | undefined): Promise<PipelineConfig> {
+  if (!path) return PipelineConfigSchema.parse({});
+  const text = await readFile(path, 'utf8').catch((e: Error) => {
+    throw new Error(`${path}: cannot read pipeline config: ${e.message}`);
+  });
+  let raw: unknown;
+  try {
+    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  const r = PipelineConfigSchema.safeParse(raw ?? {});
+  if (!r.success) throw new Error(`${path}: invalid pipeline config: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/**
+ * Default training settings per stage, sized for a 2-core CPU under SwiftShader with stories260K
+ * (`npm start` in minutes); a bigger machine or model raises them with --config.
+ */
+export const STAGE_DEFAULTS: Record<TrainStage, Record<string, unknown>> = {
+  cpt: { method: 'cpt', sequence_len: 256, micro_batch_size: 4, max_steps: 8, learning_rate: 2e-3 },
+  chat: { method: 'sft', max_steps: 24, learning_rate: 3e-3 },
+  tool: { method: 'sft', max_steps: 40, learning_rate: 4e-3 },
+  classifier: { method: 'sft', max_steps: 32, learning_rate: 4e-3 },
+  ner: { method: 'sft', max_steps: 24, learning_rate: 3e-3 },
+  dpo_tool: { max_steps: 8, learning_rate: 5e-4, dpo_beta: 0.1 },
+  dpo_chat: { max_steps: 6, learning_rate: 5e-4, dpo_beta: 0.1 },
+};
+
+export const COMMON_DEFAULTS: Record<string, unknown> = {
+  lora_r: 16,
+  lora_alpha: 32,
+  lora_target_modules: 'all-linear',
+  sequence_len: 256,
+  micro_batch_size: 8,
+  lr_scheduler: 'cosine',
+  warmup_steps: 2,
+  logging_steps: 1,
+  seed: 42,
+};
