@@ -18,6 +18,7 @@ Commands:
   merge --model <dir> --adapter <dir> --out <dir>   base + adapter → a complete HF model dir
   pipeline --docs <dir> --out <dir> [--model <dir|url>] [--teacher-url <url>] [--config <file>]
            documents → data → CPT → Domain-Base → 4 adapters → DPO → router → eval report (cached stages)
+  start [--docs <dir>] [--model <dir|url>] [--port P]   pipeline on the Harborline sample, then serve API + demo
   help                       this text
 `;
 
@@ -33,6 +34,7 @@ const commands: Record<string, () => Promise<Command>> = {
   merge: async () => (await import('./train.ts')).mergeCli,
   serve: async () => (await import('./serve.ts')).serveCli,
   pipeline: async () => (await import('./pipeline.ts')).pipelineCli,
+  start: async () => (await import('./start.ts')).startCli,
 };
 
 export async function main(argv: string[]): Promise<number> {

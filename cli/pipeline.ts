@@ -59,6 +59,8 @@ export interface PipelineOptions {
   quiet?: boolean;
   /** Stop after this stage (tests, partial runs). */
   until?: string;
+  /** A WebGPU runtime to use (kept open); default: one acquired for the run and destroyed after it. */
+  rt?: Runtime;
   say?: (m: string) => void;
 }
 
@@ -92,7 +94,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const stop = (name: string) => o.until === name;
   const result: PipelineResult = { out, records: st.records, domainBase: join(out, 'domain-base'), adaptersDir: join(out, 'adapters'), router: join(out, 'router', 'router.json') };
   const io = new NodeIO();
-  let rt: Runtime | null = null; // one device for every training stage and the evaluation (shader pipelines compile once)
+  let rt: Runtime | null = o.rt ?? null; // one device for every training stage and the evaluation (shader pipelines compile once)
   try {
   const modelKey = /^[a-z]+:\/\//i.test(model) ? model : await hashPath(model);
   const tokenizerDir = /^[a-z]+:\/\//i.test(model) ? undefined : model;
@@ -157,12 +159,12 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     const { output_dir: _o, base_model: _b, lora_model_dir: _l, ...settings } = tc;
     const key = stageKey(stage, settings, [base.key, from?.key ?? '', keys.sets!]);
     keys[stage] = key;
-    rt ??= await Runtime.create();
+    const device = (rt ??= await Runtime.create());
     {
       await st.run(stage, key, async (_dir, resuming) => {
         let bar: Progress | null = null;
         const r = await runTraining({
-          config: tc, baseDir: '', io, rt, openSource: (p) => openModelSource(p), resume: resuming,
+          config: tc, baseDir: '', io, rt: device, openSource: (p) => openModelSource(p), resume: resuming,
           say: (m) => quiet || say(`  ${m}`),
           onProgress: (step, total, loss) => {
             bar ??= new Progress(stage, total, !quiet);
@@ -269,7 +271,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   say(`serve it: lorafleet serve --model ${result.domainBase} --adapters ${result.adaptersDir}`);
   return result;
   } finally {
-    rt?.destroyAll();
+    if (!o.rt) rt?.destroyAll();
   }
 }
 

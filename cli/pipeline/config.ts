@@ -56,13 +56,13 @@ export async function loadPipelineConfig(path: string | undefined): Promise<Pipe
  * (`npm start` in minutes); a bigger machine or model raises them with --config.
  */
 export const STAGE_DEFAULTS: Record<TrainStage, Record<string, unknown>> = {
-  cpt: { method: 'cpt', sequence_len: 256, micro_batch_size: 4, max_steps: 8, learning_rate: 2e-3 },
-  chat: { method: 'sft', max_steps: 24, learning_rate: 3e-3 },
-  tool: { method: 'sft', max_steps: 40, learning_rate: 4e-3 },
-  classifier: { method: 'sft', max_steps: 32, learning_rate: 4e-3 },
-  ner: { method: 'sft', max_steps: 24, learning_rate: 3e-3 },
-  dpo_tool: { max_steps: 8, learning_rate: 5e-4, dpo_beta: 0.1 },
-  dpo_chat: { max_steps: 6, learning_rate: 5e-4, dpo_beta: 0.1 },
+  cpt: { method: 'cpt', sequence_len: 256, micro_batch_size: 4, max_steps: 6, learning_rate: 2e-3 },
+  chat: { method: 'sft', max_steps: 16, learning_rate: 3e-3 },
+  tool: { method: 'sft', max_steps: 24, learning_rate: 4e-3 },
+  classifier: { method: 'sft', max_steps: 24, learning_rate: 4e-3 },
+  ner: { method: 'sft', max_steps: 12, learning_rate: 3e-3, sequence_len: 384 },
+  dpo_tool: { max_steps: 6, learning_rate: 5e-4, dpo_beta: 0.1, micro_batch_size: 4 },
+  dpo_chat: { max_steps: 4, learning_rate: 5e-4, dpo_beta: 0.1, micro_batch_size: 4 },
 };
 
 export const COMMON_DEFAULTS: Record<string, unknown> = {

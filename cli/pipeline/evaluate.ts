@@ -56,10 +56,11 @@ export async function evalTool(engine: Engine, model: string, rows: SetRow[], to
   const constrained = opts.constrained !== false;
   const res = await all(callRows, async (r) => {
     const want = parseToolCall(reference(r))!;
-    const c = await engine.chat.completions.create({
+    const body = {
       model, messages: prompt(r), temperature: 0, max_tokens: 96,
       ...(constrained ? { tools: tools.map((t) => ({ type: 'function' as const, function: t })), tool_choice: 'required' as const, parallel_tool_calls: false } : {}),
-    });
+    };
+    const c = await engine.chat.completions.create(body as Parameters<Engine['chat']['completions']['create']>[0] & { stream?: false });
     const msg = c.choices[0]!.message;
     let call: { name: string; arguments: Record<string, unknown> } | null = null;
     if (msg.tool_calls?.length) {
@@ -106,18 +107,21 @@ export function entityF1(pred: Ent[][], gold: Ent[][], key: (e: Ent) => string):
   return { precision, recall, f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0 };
 }
 
-export function nerSchema(types: string[]): Record<string, unknown> {
-  return {
-    type: 'array',
-    items: { type: 'object', properties: { type: { enum: types }, text: { type: 'string', maxLength: 48 }, start: { type: 'integer', minimum: 0 }, end: { type: 'integer', minimum: 0 } }, required: ['type', 'text', 'start', 'end'], additionalProperties: false },
-    maxItems: 6,
-  };
+/**
+ * The entity list as a regex, spelled as the data engine writes it (compact JSON, keys in order):
+ * [{"type":"SERVICE","text":"scheduler","start":10,"end":19}, …]. A regex rather than a JSON schema:
+ * the structured-output schema check rejects a property named "type" (it reads properties.type as
+ * the node's type keyword), and the regex pins the training spelling too.
+ */
+export function nerRegex(types: string[], maxItems = 6): string {
+  const item = `\\{"type":"(${types.join('|')})","text":"[^"\\\\]{1,48}","start":[0-9]{1,4},"end":[0-9]{1,4}\\}`;
+  return `\\[(${item}(,${item}){0,${maxItems - 1}})?\\]`;
 }
 
 export async function evalNer(engine: Engine, model: string, rows: SetRow[], types: string[], examples?: Example[]): Promise<TaskScores> {
-  const schema = nerSchema(types);
+  const regex = nerRegex(types);
   const res = await all(rows, async (r) => {
-    const c = await engine.chat.completions.create({ model, messages: prompt(r), temperature: 0, max_tokens: 200, response_format: { type: 'json_schema', json_schema: { name: 'entities', schema } } });
+    const c = await engine.chat.completions.create({ model, messages: prompt(r), temperature: 0, max_tokens: 200, guided_regex: regex });
     const text = c.choices[0]!.message.content ?? '';
     let ents: Ent[] = [];
     let parsed = false;
