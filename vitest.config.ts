@@ -7,6 +7,7 @@ export default defineConfig({
   test: {
     include: ['**/*.test.ts'],
     exclude: ['node_modules/**', 'dist/**'],
+    setupFiles: ['tests/setup.ts'],
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 120_000,

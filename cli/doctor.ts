@@ -1,5 +1,6 @@
 // `lorafleet doctor`: which WebGPU adapter this machine gives us, what it can do, and
 // whether our kernels compute correctly on it (a quick run of the kernel checks).
+import { parseArgs } from 'node:util';
 import { Runtime } from '../shaders/gpu/runtime.ts';
 import type { KernelCheck } from '../shaders/lib/check.ts';
 
@@ -9,15 +10,36 @@ const SELF_CHECK_OPS = ['add', 'matmul', 'rmsnorm', 'rope', 'silu_mul', 'embeddi
 async function loadChecks(): Promise<KernelCheck[]> {
   const out: KernelCheck[] = [];
   for (const op of SELF_CHECK_OPS) {
-    const mod = (await import(`../shaders/${op}/${op}.check.ts`)) as { checks: KernelCheck[] };
+    const mod = (await import(`../shaders/${op}/${op}.check.ts`)) as { checks: KernelCheck[] }; // .js in dist/ (rewritten by tsc)
     // The first two checks of each op: the small shapes.
     out.push(...mod.checks.slice(0, 2));
   }
   return out;
 }
 
+const USAGE = `usage: lorafleet doctor [--json]
+
+Prints the WebGPU adapter this machine gives lorafleet (vendor, backend, CPU or hardware), its
+features and limits, then runs a quick kernel self-check (the first checks of ${SELF_CHECK_OPS.length} kernels
+against their float64 references). Exit status 1 when a check fails.
+
+  --json      one JSON object {adapter, selfCheck} instead of text
+  -h, --help  this text
+`;
+
 export async function doctorCli(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
+  let json = false;
+  try {
+    const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } }, strict: true });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    json = values.json;
+  } catch (e) {
+    process.stderr.write(`lorafleet doctor: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
   const rt = await Runtime.create();
   const { info } = rt;
   const checks = await loadChecks();

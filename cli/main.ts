@@ -1,25 +1,33 @@
 // `lorafleet <command>`: one dispatch over subcommands, each loaded on demand.
+import '../engine/node-install.ts'; // Dawn as the WebGPU provider, local files
+import { packageVersion } from './args.ts';
 
 const HELP = `lorafleet — one small language model, many LoRA adapters, on WebGPU
 
-Usage: lorafleet <command> [options]
+Usage: lorafleet <command> [options]        lorafleet <command> --help for its options
 
 Commands:
-  doctor                     WebGPU adapter, features, limits and a kernel self-check
-  generate --model <dir|url> --prompt <text> [--adapter <peft dir>] [--max-tokens N]
+  generate --prompt <text> [--model <dir|url>] [--adapter [name=]<dir>]... [--max-tokens N]
            [--temperature T] [--seed S] [--json]
+                             one completion (default model: the embedded stories260K; sampling
+                             defaults: the model's generation_config.json)
   serve [--model <dir|url>] [--adapters <dir>] [--host H] [--port P] [--api-key K] [--router F] ...
-           OpenAI / vLLM HTTP server (lorafleet serve --help)
-  data <ingest|chunk|dedupe|synth|format|run> ...   the data engine (lorafleet data --help)
+                             OpenAI / vLLM HTTP server
+  doctor [--json]            WebGPU adapter, features, limits and a kernel self-check
+  data <ingest|chunk|dedupe|synth|format|run> ...   the data engine
   route --router <router.json> "<text>" [--json] | --input <jsonl> | build|fit|eval ...
-           pick the adapter for a request (lorafleet route --help)
-  bench <kernels|decode|multi-lora> [--json]
+                             pick the adapter for a request
   train --config <file.json|yaml>   LoRA training (cpt | sft | dpo | orpo), PEFT adapter out
   merge --model <dir> --adapter <dir> --out <dir>   base + adapter → a complete HF model dir
   pipeline --docs <dir> --out <dir> [--model <dir|url>] [--teacher-url <url>] [--config <file>]
-           documents → data → CPT → Domain-Base → 4 adapters → DPO → router → eval report (cached stages)
+                             documents → data → CPT → Domain-Base → 4 adapters → DPO → router → eval report
   start [--docs <dir>] [--model <dir|url>] [--port P]   pipeline on the Harborline sample, then serve API + demo
+  bench <name> [--json]      benchmarks (in a clone of the repository)
   help                       this text
+
+Options:
+  -V, --version              print the version
+  -h, --help                 this text
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -39,9 +47,15 @@ const commands: Record<string, () => Promise<Command>> = {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    process.stdout.write(`lorafleet ${packageVersion()}\n`);
+    return 0;
+  }
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    process.stdout.write(HELP);
-    return cmd ? 0 : 1;
+    // `help <command>`: that command's own help
+    if (cmd === 'help' && rest[0] && commands[rest[0]]) return main([rest[0], '--help']);
+    (cmd ? process.stdout : process.stderr).write(HELP);
+    return cmd ? 0 : 2;
   }
   const load = commands[cmd];
   if (!load) {

@@ -8,6 +8,7 @@
 // Timing: GPU timestamps when the adapter has timestamp-query, else wall clock around rt.sync();
 // plus this process's CPU time per call, which on SwiftShader (in-process) is the kernel's work
 // and, unlike wall time, barely moves when other processes compete for the cores.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { PagedKvCache, type BatchEntry } from '../../engine/kv/paged-cache.ts';
 import { pagedAttention, ATTENTION_VARIANTS, type AttentionVariant } from '../../shaders/attention/attention.ts';

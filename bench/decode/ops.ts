@@ -1,6 +1,7 @@
 // Per-dispatch cost of each decode op at a model's M=1 shapes: `reps` dispatches of one op in one
 // submit, wall clock to the end of the GPU work (rt.sync), best of `rounds`; plus an empty
 // submit+readback round trip. npx tsx bench/decode/ops.ts [--hd 64 --inter 172 --heads 8 --kv 4 --hdim 8 --vocab 512]
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { parseArgs } from 'node:util';
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { uploadWeight } from '../../shaders/matmul/weights.ts';

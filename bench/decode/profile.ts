@@ -11,6 +11,7 @@
 //   (the 'legacy' mode — 'auto' layouts, a bind group per dispatch, unfused rope + kv_write — was
 //   compared here against the current path; its numbers stay in results.md and the README, and the
 //   switch itself left the runtime and the model in wave 2)
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { join, dirname } from 'node:path';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

@@ -9,6 +9,7 @@
 //
 // Random model directories are written once into --cache-dir (default: $TMPDIR/lorafleet-bench-models).
 // Writes bench/decode/results.md and results.json.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';

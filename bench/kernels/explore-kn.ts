@@ -12,6 +12,7 @@
 //   nk=<variant>    shaders/matmul.ts variant (e.g. nk=tiled:8x8, nk=mv1)
 // Prints best-of-reps wall time and process CPU time (per CPU-second on 2 cores), ×baseline
 // (v4, or mv1 for M < 4). 'u' and 'a' print their (meaningless) error in the warm-up line.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { Runtime, type Kernel } from '../../shaders/gpu/runtime.ts';
 import { defineParams } from '../../shaders/gpu/params.ts';
 import { matmul } from '../../shaders/matmul/matmul.ts';

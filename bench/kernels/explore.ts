@@ -2,6 +2,7 @@
 //   npx tsx bench/kernels/explore.ts 576 1536 128 f32 v3,tiled:12x8,tiled:8x8:32 5
 // (K N M format variants rounds). Variants: MATMUL_VARIANTS keys or ad-hoc `tiled:<TM>x<TN>[:<WG>]`.
 // Prints GPU-timestamp time and process CPU time (the latter stays meaningful on a loaded machine).
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { matmul } from '../../shaders/matmul/matmul.ts';
 import { uploadWeight, type WeightFormat } from '../../shaders/matmul/weights.ts';

@@ -2,6 +2,7 @@
 //   npx tsx bench/kernels/robustness.ts
 //   npx tsx bench/kernels/robustness.ts enable-dawn-features=disable_robustness
 // (VARIANTS=v2,v3 to choose). Exploration only: the product keeps robustness on.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { acquireGpu } from '../../shaders/gpu/device.ts';
 import { matmul } from '../../shaders/matmul/matmul.ts';

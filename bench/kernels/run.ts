@@ -9,6 +9,7 @@
 // around rt.sync(); process CPU time is recorded too. Each case is warmed up (pipeline compile +
 // one run), then the variants are timed in interleaved rounds and the best round is kept, so a
 // load spike from other processes hits every variant alike.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';

@@ -32,6 +32,7 @@
 // contents do not match the adapter of a timing run, which does not change the work done. Correctness
 // of every path is tested elsewhere (engine/lora/multi-lora.test.ts).
 // Writes bench/multi-lora/results.json and results.md.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';

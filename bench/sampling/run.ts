@@ -4,6 +4,7 @@
 // round kept, so load spikes from other processes hit every case alike.
 //
 //   npx tsx bench/sampling/run.ts [--vocab 49152,151936] [--rows 1] [--rounds 8]
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { cpus, loadavg } from 'node:os';
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { randomArray } from '../../shaders/lib/check.ts';

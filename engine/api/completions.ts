@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { InvalidRequestError, validate } from './schema.ts';
 import { drain } from './generate.ts';
 import { newId, type ResponseMeta } from './openai.ts';
-import type { TokenLogprob } from './logprobs.ts';
+import type { TokenLogprob } from './types.ts';
 import type { FinishReason, GenerateFn, GenerateInput, GenerateOptions, Generation, Usage } from './types.ts';
 
 const ids = z.array(z.number().int().min(0)).min(1);

@@ -6,14 +6,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { MemorySource } from '../model/source.ts';
-import { createEngine, InvalidRequestError, type Engine, type ChatCompletion, type ChatCompletionChunk } from './engine.ts';
+import { createEngine, InvalidRequestError, type LocalEngine, type ChatCompletion, type ChatCompletionChunk } from './engine.ts';
 import { ContextLengthExceededError, errorBody, HTTP_STATUS, ModelNotFoundError } from './errors.ts';
 import { generateCli } from '../../cli/generate.ts';
 import { STORIES_DIR, STORIES_FIRST_11, STORIES_PROMPT } from '../../tests/fixtures/stories.ts';
 import { presetConfig, randomModelFiles } from '../../tests/helpers/random-model.ts';
 
 let rt: Runtime;
-let engine: Engine;
+let engine: LocalEngine;
 beforeAll(async () => {
   rt = await Runtime.create();
   engine = await createEngine({ model: STORIES_DIR, device: rt, kvBlocks: 64 });

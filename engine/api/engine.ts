@@ -14,7 +14,7 @@
 // settings too) share forward steps. Request bodies are zod-validated (InvalidRequestError names
 // the field). `model` in a request is the base model's name (or 'base') or an adapter name.
 import { Runtime } from '../../shaders/gpu/runtime.ts';
-import { openModelSource, type ProgressCallback } from '../model/source.ts';
+import { openModelSource, type ModelSource, type ProgressCallback } from '../model/source.ts';
 import { embeddedModelSource } from '../model/embedded.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
 import { GpuModel, type UploadProgress } from '../forward/gpu-model.ts';
@@ -27,12 +27,37 @@ import { createGenerate } from './generate.ts';
 import { createChatCompletion } from './openai.ts';
 import { ModelNotFoundError } from './errors.ts';
 import type { ChatCompletionRequest } from './schema.ts';
-import type { CreateEngineOptions, Engine } from './types.ts';
+import { MemorySource } from '../model/source.ts';
+import type { LoraSupport, LoraSupportOptions } from '../lora/index.ts';
+import type { ModelTokenizer } from '../model/tokenizer.ts';
+import type { AdapterInput, CreateEngineOptions, Engine } from './types.ts';
+import type { SchedulerMetrics } from '../scheduler/scheduler.ts';
 
 export { InvalidRequestError } from './schema.ts';
 export type * from './types.ts';
 
-export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engine> {
+/** createEngine's options: the public ones, plus a runtime to share and the adapter store. */
+export interface LocalEngineOptions extends CreateEngineOptions {
+  /** Use this runtime (device) instead of acquiring one. */
+  device?: Runtime;
+  lora?: Omit<LoraSupportOptions, 'adapters'>;
+}
+
+/** createEngine's engine: an Engine plus the parts it runs on, in this thread. */
+export interface LocalEngine extends Engine {
+  readonly tokenizer: ModelTokenizer;
+  readonly model: GpuModel;
+  readonly cache: PagedKvCache;
+  readonly runtime: Runtime;
+  /** The adapter pool + LoRA runtime (null until LoRA is used: adapters given, opts.lora, or loadAdapter). */
+  readonly lora: LoraSupport | null;
+  /** The structured-output grammar engine over this tokenizer (compile cache, stats). */
+  grammar(): GrammarEngine;
+  /** The scheduler's counters, with the adapters of the running and waiting requests. */
+  metrics(): SchedulerMetrics;
+}
+
+export async function createEngine(opts: LocalEngineOptions = {}): Promise<LocalEngine> {
   const rt = opts.device ?? (await Runtime.create());
   const ownsRuntime = !opts.device;
   const onDl: ProgressCallback = (file, loadedBytes, totalBytes) => opts.onProgress?.({ phase: 'download', file, loadedBytes, totalBytes });
@@ -73,10 +98,18 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
   const runner = new GpuStepRunner(model, cache);
   // Multi-LoRA: attached when adapters are given or opts.lora asks for it (adapters can then be
   // registered later through engine.lora.pool); without it no adapter pages are allocated.
+  // loadAdapter() attaches it on first use.
   const wantLora = Object.keys(opts.adapters ?? {}).length > 0 || opts.lora !== undefined;
-  const lora = wantLora ? await createLoraSupport(rt, config, { store: null, ...opts.lora, adapters: opts.adapters }) : null;
+  let lora = wantLora ? await createLoraSupport(rt, config, { store: null, ...opts.lora, adapters: opts.adapters }) : null;
   if (lora) model.attachLora(lora.runtime);
   const adapterNames = () => lora?.pool.names() ?? [];
+  const loraSupport = async () => {
+    if (!lora) {
+      lora = await createLoraSupport(rt, config, { store: null, ...opts.lora });
+      model.attachLora(lora.runtime);
+    }
+    return lora;
+  };
 
   // ---- the scheduler and its loop
   const scheduler = new Scheduler(runner, cache, {
@@ -86,9 +119,9 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
     hasAdapter: (name) => !!lora?.pool.has(name),
     // A running request pins its adapter (never evicted while it runs), and the running set's
     // adapters must fit the pool's GPU pages together, so a step never hits LoraPoolFullError.
-    adaptersFit: lora ? (set) => lora.pool.fits(set) : undefined,
-    onAdapterAcquire: lora ? (name) => lora.pool.pin(name) : undefined,
-    onAdapterRelease: lora ? (name) => lora.pool.unpin(name) : undefined,
+    adaptersFit: (set) => (lora ? lora.pool.fits(set) : set.size === 0),
+    onAdapterAcquire: (name) => lora?.pool.pin(name),
+    onAdapterRelease: (name) => lora?.pool.unpin(name),
   });
   let loop: Promise<void> | null = null;
   const ensureLoop = () => {
@@ -128,11 +161,21 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
     cache,
     runtime: rt,
     models: () => [modelName, ...adapterNames()],
-    lora,
+    get lora() {
+      return lora;
+    },
     generate,
     metrics: () => scheduler.metrics(),
+    async loadAdapter(name: string, src: AdapterInput) {
+      const input = typeof src === 'string' || isModelSource(src) ? src : new MemorySource(src, name);
+      await (await loraSupport()).pool.register(name, input);
+    },
+    async unloadAdapter(name: string) {
+      if (!lora?.pool.has(name)) throw new ModelNotFoundError(name, [modelName, ...adapterNames()]);
+      await lora.pool.unload(name);
+    },
     grammar: grammarEngine,
-    chat: { completions: { create: create as Engine['chat']['completions']['create'] } },
+    chat: { completions: { create: create as LocalEngine['chat']['completions']['create'] } },
     async destroy() {
       scheduler.cancelAll();
       scheduler.stop();
@@ -147,3 +190,6 @@ export async function createEngine(opts: CreateEngineOptions = {}): Promise<Engi
     },
   };
 }
+
+const isModelSource = (x: object): x is ModelSource =>
+  typeof (x as ModelSource).readBytes === 'function' && typeof (x as ModelSource).exists === 'function';

@@ -5,15 +5,64 @@ import { asLorafleetError, ERROR_HINTS, LorafleetError, type ErrorCode } from '.
 
 export { asLorafleetError, ERROR_HINTS, LorafleetError, type ErrorCode };
 export { InvalidRequestError } from './schema.ts';
-export { QueueFullError, RequestTooLargeError, UnknownAdapterError } from '../scheduler/scheduler.ts';
 export { KvCacheFullError } from '../kv/block-allocator.ts';
-export { LoraAdapterError } from '../lora/peft.ts';
-export { LoraPoolError, LoraPoolFullError } from '../lora/pool.ts';
 export { ModelConfigError } from '../model/config.ts';
 export { ModelSourceError } from '../model/source.ts';
 export { ModelWeightsError } from '../model/weights.ts';
 export { SafetensorsError } from '../model/safetensors.ts';
-export { WebGPUNotAvailableError } from '../../shaders/gpu/device.ts';
+export { WebGPUNotAvailableError } from '../../shaders/gpu/info.ts';
+
+// Defined here (not in their modules) so that a consumer's .d.ts graph of these stays free of
+// the GPU-facing modules; scheduler.ts, pool.ts and peft.ts re-export them.
+export class QueueFullError extends LorafleetError {
+  constructor(readonly maxQueue: number) {
+    super(`scheduler queue full (${maxQueue} waiting requests)`, 'queue_full');
+    this.name = 'QueueFullError';
+  }
+}
+
+/** The request can never run: its prompt needs more KV slots than the cache / context holds. */
+export class RequestTooLargeError extends LorafleetError {
+  constructor(readonly needTokens: number, readonly limitTokens: number) {
+    super(`request needs ${needTokens} KV slots but the context limit is ${limitTokens} tokens (KV cache capacity or maxModelLen)`, 'context_length_exceeded');
+    this.name = 'RequestTooLargeError';
+  }
+}
+
+export class UnknownAdapterError extends LorafleetError {
+  constructor(readonly adapter: string) {
+    super(`unknown adapter "${adapter}"`, 'model_not_found', { param: 'model' });
+    this.name = 'UnknownAdapterError';
+  }
+}
+
+export class LoraPoolError extends LorafleetError {
+  constructor(message: string, code: ErrorCode = 'adapter_invalid') {
+    super(message, code);
+    this.name = 'LoraPoolError';
+  }
+}
+
+/** Every resident adapter is pinned and the requested one does not fit: wait for requests to finish. */
+export class LoraPoolFullError extends LoraPoolError {
+  constructor(message: string) {
+    super(message, 'adapter_pool_full');
+    this.name = 'LoraPoolFullError';
+  }
+}
+
+export type LoraAdapterErrorKind = 'config' | 'unsupported' | 'shape' | 'corrupt' | 'missing';
+
+export class LoraAdapterError extends LorafleetError {
+  constructor(
+    message: string,
+    readonly kind: LoraAdapterErrorKind,
+    readonly file?: string,
+  ) {
+    super(message, 'adapter_invalid');
+    this.name = 'LoraAdapterError';
+  }
+}
 
 /** `model` names neither the base model nor a registered adapter. */
 export class ModelNotFoundError extends LorafleetError {

@@ -5,12 +5,9 @@
 import type { ModelTokenizer } from '../model/tokenizer.ts';
 
 /** One entry of OpenAI's chat `logprobs.content` (also the source of the legacy completions format). */
-export interface TokenLogprob {
-  token: string;
-  logprob: number;
-  bytes: number[];
-  top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
-}
+// TokenLogprob lives in types.ts (public, plain); re-exported here.
+import type { TokenLogprob } from './types.ts';
+export type { TokenLogprob };
 
 const utf8 = new TextEncoder();
 

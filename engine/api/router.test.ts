@@ -5,7 +5,7 @@ import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEngine, type Engine } from './engine.ts';
+import { createEngine, type LocalEngine as Engine } from './engine.ts';
 import type { ChatCompletion, ChatCompletionChunk, RouteDecision } from './types.ts';
 import { loadRouter } from '../../router/index.ts';
 import { STORIES_DIR } from '../../tests/fixtures/stories.ts';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runtime } from '../../shaders/gpu/runtime.ts';
-import { createEngine, type Engine } from './engine.ts';
+import { createEngine, type LocalEngine } from './engine.ts';
 import { loadModelConfig } from '../model/weights.ts';
 import { LocalDirSource } from '../model/source.ts';
 import { savePeftAdapter, adapterSpec } from '../lora/peft.ts';
@@ -19,7 +19,7 @@ const N = process.env.LORAFLEET_SOAK ? 1000 : 120;
 const ADAPTERS = ['tool_adapter', 'chat_adapter', 'ner_adapter'];
 
 let rt: Runtime;
-let engine: Engine;
+let engine: LocalEngine;
 let dir: string;
 beforeAll(async () => {
   rt = await Runtime.create();

@@ -1,18 +1,23 @@
-// The public types of the engine's front end: generation, OpenAI shapes, the Engine interface.
-import type { Runtime } from '../../shaders/gpu/runtime.ts';
+// The public types of the engine's front end: generation, OpenAI shapes, the Engine interface
+// (shared by createEngine and createWorkerEngine).
+//
+// Public: every type here is plain data or an interface over plain data (no WebGPU, no Node
+// types, no internal classes), so the .d.ts a library user's compiler reads stays small and
+// compiles under strict settings. LocalEngine (createEngine's engine with its parts) is in engine.ts.
 import type { HubSourceOptions, ModelSource } from '../model/source.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { PagedKvCache } from '../kv/paged-cache.ts';
-import type { GpuModel } from '../forward/gpu-model.ts';
-import type { WeightFormat } from '../../shaders/matmul/weights.ts';
-import type { SchedulerMetrics } from '../scheduler/scheduler.ts';
-import type { LoraSupport, LoraSupportOptions } from '../lora/index.ts';
-import type { ModelTokenizer } from '../model/tokenizer.ts';
+import type { WeightFormat } from '../../shaders/matmul/format.ts';
 import type { ChatCompletionRequest, ChatMessage } from './schema.ts';
-import type { TokenLogprob } from './logprobs.ts';
 import type { ResponseFormat, ToolChoice, ToolDefinition } from './schema.ts';
 import type { ConstraintSpec } from '../structured/constraint.ts';
-import type { GrammarEngine } from '../structured/grammar.ts';
+
+/** One token's log-probability and its most likely alternatives (OpenAI's logprobs.content[i]). */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
+}
 
 export interface EngineProgress {
   phase: 'download' | 'upload';
@@ -38,16 +43,26 @@ export interface CreateEngineOptions {
   /** LoRA adapters by name: PEFT directory (or a ModelSource holding adapter_config.json + adapter_model.safetensors). */
   adapters?: Record<string, string | ModelSource>;
   /** Adapter pool options (GPU budget, max rank ...); giving this enables LoRA without initial adapters. */
-  lora?: Omit<LoraSupportOptions, 'adapters'>;
+  lora?: EngineLoraOptions;
   /** Answers model "auto" in chat.completions.create (e.g. `(await loadRouter(file)).asRouteFn()` from lorafleet's router). */
   router?: RouteFn;
-  /** Use this runtime (device) instead of acquiring one. */
-  device?: Runtime;
   onProgress?: (p: EngineProgress) => void;
   /** Hub cache directory (Node) for URL models. */
   cacheDir?: string;
   /** More hub options for URL models (token, fetch, cache, revision). */
   hub?: Omit<HubSourceOptions, 'repo' | 'onProgress'>;
+}
+
+export interface EngineLoraOptions {
+  /** GPU bytes for adapter pages (default: room for 8 adapters of maxRank, capped at 256 MiB). */
+  gpuBudgetBytes?: number;
+  /** Largest adapter rank served (default 64). */
+  maxRank?: number;
+  maxSlots?: number;
+  /** Bytes of evicted adapters kept in memory (the CPU tier). */
+  cpuBudgetBytes?: number;
+  /** Segments at least this long run as SGMV (default 2). */
+  sgmvMinRows?: number;
 }
 
 export interface GenerateOptions {
@@ -187,22 +202,53 @@ export interface ChatCompletions {
   create(body: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
 }
 
+/** An adapter to load: a PEFT directory path (Node) or URL, its files (adapter_config.json + adapter_model.safetensors) as bytes, or a ModelSource holding them. */
+export type AdapterInput = string | Record<string, Uint8Array> | ModelSource;
+
+/**
+ * What every engine offers, in this thread (createEngine) or in a Web Worker
+ * (createWorkerEngine): generation, the OpenAI-style chat API, adapters, metrics.
+ */
 export interface Engine {
-  readonly config: ModelConfig;
+  /** The base model's name (what `model` may say for the base). */
   readonly modelName: string;
-  readonly tokenizer: ModelTokenizer;
-  readonly model: GpuModel;
-  readonly cache: PagedKvCache;
-  readonly runtime: Runtime;
-  /** The adapter pool + LoRA runtime (register / unload adapters at run time through lora.pool). */
-  readonly lora: LoraSupport | null;
+  readonly config: ModelConfig;
   /** Names accepted as `model` (the base name + adapters). */
   models(): string[];
   generate: GenerateFn;
-  /** Scheduler counters (steps, prefilled / decoded tokens, preemptions, queue, KV blocks). */
-  metrics(): SchedulerMetrics;
-  /** The structured-output grammar engine over this tokenizer (compile cache, stats). */
-  grammar(): GrammarEngine;
   chat: { completions: ChatCompletions };
+  /** Scheduler counters (steps, prefilled / decoded tokens, preemptions, queue, KV blocks); a worker engine's are as of the worker's last report (it reports every change within ~50 ms). */
+  metrics(): EngineMetrics;
+  /** Registers a LoRA adapter under `name` (then usable as `model: name`). */
+  loadAdapter(name: string, source: AdapterInput): Promise<void>;
+  /** Unloads an adapter (waits for nothing: requests using it must have finished). */
+  unloadAdapter(name: string): Promise<void>;
+  /** Cancels every request and frees the GPU memory. */
   destroy(): Promise<void>;
+}
+
+/** Scheduler counters. */
+export interface EngineMetrics {
+  steps: number;
+  /** Prompt positions computed for the first time. */
+  tokensPrefilled: number;
+  /** Generated positions computed for the first time (decode). */
+  tokensDecoded: number;
+  /** Positions computed again after a preemption. */
+  tokensRecomputed: number;
+  preemptions: number;
+  queueDepth: number;
+  running: number;
+  submitted: number;
+  rejected: number;
+  /** Finished requests by how they ended. */
+  finished: { stop: number; length: number; cancelled: number; error: number };
+  /** Free / total blocks of the paged KV cache. */
+  kvFreeBlocks: number;
+  kvTotalBlocks: number;
+  lastBatchTokens: number;
+  lastBatchSegments: number;
+  /** Distinct adapters of the running / waiting requests (vLLM's lora_requests_info). */
+  runningAdapters: string[];
+  waitingAdapters: string[];
 }

@@ -6,29 +6,20 @@
 // Targets: q/k/v/o/gate/up/down projections of a Llama-family model. Anything PEFT can write that this
 // engine cannot serve exactly (DoRA, modules_to_save, bias, rank/alpha patterns, embedding adapters,
 // fan_in_fan_out, LoRA bias) is rejected with a LoraAdapterError naming the file and the option.
+import { nodeHost } from '../host.ts';
 import { z } from 'zod';
 import type { ModelConfig } from '../model/config.ts';
 import { parseSafetensorsBuffer, writeSafetensors, SafetensorsError, type TensorToWrite } from '../model/safetensors.ts';
 import { bytesToFloat32 } from '../model/dtype.ts';
 import { LocalDirSource, type ModelSource } from '../model/source.ts';
 import { LORA_MODULES, type LoraModule } from './hook.ts';
-import { LorafleetError } from '../../shaders/lib/errors.ts';
+import { LoraAdapterError, type LoraAdapterErrorKind } from '../api/errors.ts';
+export { LoraAdapterError, type LoraAdapterErrorKind };
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
-export type LoraAdapterErrorKind = 'config' | 'unsupported' | 'shape' | 'corrupt' | 'missing';
 
-export class LoraAdapterError extends LorafleetError {
-  constructor(
-    message: string,
-    readonly kind: LoraAdapterErrorKind,
-    readonly file?: string,
-  ) {
-    super(message, 'adapter_invalid');
-    this.name = 'LoraAdapterError';
-  }
-}
 
 /** A/B of one (layer, module): A [r, in] and B [out, r], row-major float32. */
 export interface LoraPair {
@@ -374,8 +365,7 @@ export function encodePeftAdapter(spec: PeftAdapterSpec): Record<string, Uint8Ar
 
 /** Writes a PEFT adapter directory (Node). */
 export async function savePeftAdapter(dir: string, spec: PeftAdapterSpec): Promise<void> {
-  const fs = await import(/* @vite-ignore */ 'node:fs/promises' as string) as typeof import('node:fs/promises');
-  const path = await import(/* @vite-ignore */ 'node:path' as string) as typeof import('node:path');
+  const { fs, path } = nodeHost('savePeftAdapter');
   await fs.mkdir(dir, { recursive: true });
   for (const [f, bytes] of Object.entries(encodePeftAdapter(spec))) await fs.writeFile(path.join(dir, f), bytes);
 }

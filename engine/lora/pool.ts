@@ -29,21 +29,9 @@ import { LORA_GROUP_NAMES, LORA_GROUPS, LORA_MODULES, groupOf, type LoraGroup, t
 import { adapterSpec, encodePeftAdapter, loadPeftAdapter, loraKey, moduleDims, type LoraAdapter } from './peft.ts';
 import { MemorySource } from '../model/source.ts';
 import type { AdapterStore } from './store.ts';
-import { LorafleetError, type ErrorCode } from '../../shaders/lib/errors.ts';
+import { LoraPoolError, LoraPoolFullError } from '../api/errors.ts';
+export { LoraPoolError, LoraPoolFullError };
 
-export class LoraPoolError extends LorafleetError {
-  constructor(message: string, code: ErrorCode = 'adapter_invalid') {
-    super(message, code);
-    this.name = 'LoraPoolError';
-  }
-}
-/** Every resident adapter is pinned and the requested one does not fit: wait for requests to finish. */
-export class LoraPoolFullError extends LoraPoolError {
-  constructor(message: string) {
-    super(message, 'adapter_pool_full');
-    this.name = 'LoraPoolFullError';
-  }
-}
 
 export interface AdapterPoolOptions {
   config: ModelConfig;

@@ -2,6 +2,7 @@
 // by adapter name in a directory (Node) or in IndexedDB (browser, idb-keyval). Selected by
 // environment in defaultAdapterStore(); MemoryAdapterStore for tests.
 import { ModelSourceError } from '../model/source.ts';
+import { hasNodeHost, nodeHost } from '../host.ts';
 
 export type AdapterFiles = Record<string, Uint8Array>;
 
@@ -15,11 +16,6 @@ export interface AdapterStore {
   bytes(name: string): Promise<number>;
 }
 
-const isNode = (): boolean =>
-  typeof globalThis.process !== 'undefined' && typeof (globalThis.process as { versions?: { node?: string } }).versions?.node === 'string';
-const nodeImport = <T>(m: string): Promise<T> => import(/* @vite-ignore */ m) as Promise<T>;
-type Fs = typeof import('node:fs/promises');
-type Path = typeof import('node:path');
 
 const FILES = ['adapter_config.json', 'adapter_model.safetensors'];
 const sum = (f: AdapterFiles) => Object.values(f).reduce((a, b) => a + b.byteLength, 0);
@@ -50,12 +46,12 @@ export class DirAdapterStore implements AdapterStore {
   readonly kind = 'dir' as const;
   constructor(readonly dir: string) {}
   private async p(name: string, file?: string): Promise<string> {
-    const path = await nodeImport<Path>('node:path');
+    const { path } = nodeHost('the adapter directory store');
     if (!name) throw new ModelSourceError('adapter store: empty adapter name');
     return file ? path.join(this.dir, encodeURIComponent(name), file) : path.join(this.dir, encodeURIComponent(name));
   }
   async put(name: string, files: AdapterFiles) {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('the adapter directory store');
     const final = await this.p(name);
     const tmp = `${final}.${Math.random().toString(36).slice(2)}.tmp`;
     await fs.mkdir(tmp, { recursive: true });
@@ -64,7 +60,7 @@ export class DirAdapterStore implements AdapterStore {
     await fs.rename(tmp, final);
   }
   async get(name: string) {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('the adapter directory store');
     const out: AdapterFiles = {};
     for (const f of FILES) {
       try {
@@ -76,11 +72,11 @@ export class DirAdapterStore implements AdapterStore {
     return out;
   }
   async delete(name: string) {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('the adapter directory store');
     await fs.rm(await this.p(name), { recursive: true, force: true });
   }
   async list() {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('the adapter directory store');
     try {
       return (await fs.readdir(this.dir, { withFileTypes: true }))
         .filter((d) => d.isDirectory() && !d.name.endsWith('.tmp'))
@@ -91,7 +87,7 @@ export class DirAdapterStore implements AdapterStore {
     }
   }
   async bytes(name: string) {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('the adapter directory store');
     let n = 0;
     for (const f of FILES) {
       try {
@@ -135,10 +131,10 @@ export class IdbAdapterStore implements AdapterStore {
 
 /** `$LORAFLEET_ADAPTERS` or `~/.cache/lorafleet/adapters` in Node, IndexedDB in a browser, memory otherwise. */
 export async function defaultAdapterStore(): Promise<AdapterStore> {
-  if (isNode()) {
-    const os = await nodeImport<typeof import('node:os')>('node:os');
-    const path = await nodeImport<Path>('node:path');
-    const env = (globalThis.process as { env: Record<string, string | undefined> }).env;
+  if (hasNodeHost()) {
+    const { os } = nodeHost('the adapter directory store');
+    const { path } = nodeHost('the adapter directory store');
+    const { env } = nodeHost('the adapter directory store');
     return new DirAdapterStore(env.LORAFLEET_ADAPTERS || path.join(os.homedir(), '.cache', 'lorafleet', 'adapters'));
   }
   if (typeof indexedDB !== 'undefined') return new IdbAdapterStore();

@@ -1,4 +1,5 @@
 import { LorafleetError } from '../../shaders/lib/errors.ts';
+import { hasNodeHost, nodeHost } from '../host.ts';
 // Where model files come from: a local directory (Node), memory, or a Hugging Face
 // hub-layout URL `{endpoint}/{repo}/resolve/{revision}/{file}` with an offline cache
 // (a directory in Node, IndexedDB in the browser).
@@ -40,13 +41,7 @@ function parseJson(bytes: Uint8Array, where: string): unknown {
   }
 }
 
-const isNode = (): boolean =>
-  typeof globalThis.process !== 'undefined' && typeof (globalThis.process as { versions?: { node?: string } }).versions?.node === 'string';
 
-// Kept behind a variable so browser bundlers do not try to resolve node builtins.
-const nodeImport = <T>(m: string): Promise<T> => import(/* @vite-ignore */ m) as Promise<T>;
-type Fs = typeof import('node:fs/promises');
-type Path = typeof import('node:path');
 
 // ---------------------------------------------------------------- memory
 
@@ -139,14 +134,14 @@ export class LocalDirSource implements ModelSource {
   }
   private async p(file: string): Promise<string> {
     checkRelative(file);
-    const path = await nodeImport<Path>('node:path');
+    const { path } = nodeHost('a local model directory');
     return path.join(this.dir, file);
   }
   async readJson(file: string): Promise<unknown> {
     return parseJson(await this.readBytes(file), `${this.name}/${file}`);
   }
   async readBytes(file: string, start = 0, end?: number): Promise<Uint8Array> {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('a local model directory');
     const full = await this.p(file);
     let fh;
     try {
@@ -171,7 +166,7 @@ export class LocalDirSource implements ModelSource {
     }
   }
   async exists(file: string): Promise<boolean> {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('a local model directory');
     try {
       return (await fs.stat(await this.p(file))).isFile();
     } catch {
@@ -179,7 +174,7 @@ export class LocalDirSource implements ModelSource {
     }
   }
   async size(file: string): Promise<number> {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('a local model directory');
     const full = await this.p(file);
     try {
       return (await fs.stat(full)).size;
@@ -203,11 +198,11 @@ export interface FileCache {
 export class DirCache implements FileCache {
   constructor(readonly dir: string) {}
   private async p(key: string): Promise<string> {
-    const path = await nodeImport<Path>('node:path');
+    const { path } = nodeHost('a local model directory');
     return path.join(this.dir, ...key.split('/'));
   }
   async size(key: string): Promise<number | null> {
-    const fs = await nodeImport<Fs>('node:fs/promises');
+    const { fs } = nodeHost('a local model directory');
     try {
       const st = await fs.stat(await this.p(key));
       return st.isFile() ? st.size : null;
@@ -219,8 +214,8 @@ export class DirCache implements FileCache {
     return new LocalDirSource(this.dir).readBytes(key, start, end);
   }
   async write(key: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const fs = await nodeImport<Fs>('node:fs/promises');
-    const path = await nodeImport<Path>('node:path');
+    const { fs } = nodeHost('a local model directory');
+    const { path } = nodeHost('a local model directory');
     const full = await this.p(key);
     await fs.mkdir(path.dirname(full), { recursive: true });
     const part = `${full}.${Math.random().toString(36).slice(2)}.part`;
@@ -264,10 +259,10 @@ export class IdbCache implements FileCache {
 
 /** Default cache for this environment: `$LORAFLEET_CACHE` or `~/.cache/lorafleet` in Node, IndexedDB in a browser, none otherwise. */
 export async function defaultCache(): Promise<FileCache | null> {
-  if (isNode()) {
-    const os = await nodeImport<typeof import('node:os')>('node:os');
-    const path = await nodeImport<Path>('node:path');
-    const env = (globalThis.process as { env: Record<string, string | undefined> }).env;
+  if (hasNodeHost()) {
+    const { os } = nodeHost('a local model directory');
+    const { path } = nodeHost('a local model directory');
+    const { env } = nodeHost('a local model directory');
     return new DirCache(env.LORAFLEET_CACHE || path.join(os.homedir(), '.cache', 'lorafleet'));
   }
   if (typeof indexedDB !== 'undefined') return new IdbCache();
@@ -439,6 +434,6 @@ export class HubSource implements ModelSource {
 export function openModelSource(pathOrRepo: string, hub: Omit<HubSourceOptions, 'repo'> = {}): ModelSource {
   const m = /^(https?:\/\/.+?)\/([\w.-]+\/[\w.-]+)(?:\/resolve\/([^/]+))?\/?$/.exec(pathOrRepo);
   if (m) return new HubSource({ ...hub, endpoint: m[1], repo: m[2]!, revision: m[3] ? decodeURIComponent(m[3]) : hub.revision });
-  if (!isNode() && /^[\w.-]+\/[\w.-]+$/.test(pathOrRepo)) return new HubSource({ ...hub, repo: pathOrRepo });
+  if (!hasNodeHost() && /^[\w.-]+\/[\w.-]+$/.test(pathOrRepo)) return new HubSource({ ...hub, repo: pathOrRepo });
   return new LocalDirSource(pathOrRepo);
 }

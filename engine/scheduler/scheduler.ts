@@ -22,7 +22,8 @@
 
 import type { SampleParams } from '../../shaders/sample/sample.ts';
 import type { SegmentResult, StepBatch, StepRunner, StepSegment, TokenConstraint } from './types.ts';
-import { LorafleetError } from '../../shaders/lib/errors.ts';
+import { QueueFullError, RequestTooLargeError, UnknownAdapterError } from '../api/errors.ts';
+export { QueueFullError, RequestTooLargeError, UnknownAdapterError };
 
 // ----------------------------------------------------------------------------- public types
 
@@ -144,27 +145,8 @@ export interface SchedulerMetrics {
   waitingAdapters: string[];
 }
 
-export class QueueFullError extends LorafleetError {
-  constructor(readonly maxQueue: number) {
-    super(`scheduler queue full (${maxQueue} waiting requests)`, 'queue_full');
-    this.name = 'QueueFullError';
-  }
-}
 
-/** The request can never run: its prompt needs more KV slots than the cache / context holds. */
-export class RequestTooLargeError extends LorafleetError {
-  constructor(readonly needTokens: number, readonly limitTokens: number) {
-    super(`request needs ${needTokens} KV slots but the context limit is ${limitTokens} tokens (KV cache capacity or maxModelLen)`, 'context_length_exceeded');
-    this.name = 'RequestTooLargeError';
-  }
-}
 
-export class UnknownAdapterError extends LorafleetError {
-  constructor(readonly adapter: string) {
-    super(`unknown adapter "${adapter}"`, 'model_not_found', { param: 'model' });
-    this.name = 'UnknownAdapterError';
-  }
-}
 
 // ----------------------------------------------------------------------------- internals
 

@@ -26,7 +26,8 @@ import { asLorafleetError, DeviceLostError, errorBody, HTTP_STATUS, InvalidReque
 import { createChatCompletion } from '../api/openai.ts';
 import { createCompletion } from '../api/completions.ts';
 import { chatCompletionRequestSchema, validate, type ChatMessage } from '../api/schema.ts';
-import type { Engine, GenerateFn, Generation, GeneratedToken, GenerationSummary } from '../api/types.ts';
+import type { GenerateFn, Generation, GeneratedToken, GenerationSummary } from '../api/types.ts';
+import type { LocalEngine as Engine } from '../api/engine.ts'; // the in-process engine, with its parts
 import { EngineHost, ServiceUnavailableError, type Flight } from './host.ts';
 import { ServerMetrics } from './metrics.ts';
 

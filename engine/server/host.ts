@@ -14,7 +14,7 @@
 //
 // No Node APIs here: the same host runs wherever an Engine runs (the Node binding is node.ts).
 import { DeviceLostError, LorafleetError, ModelNotFoundError } from '../api/errors.ts';
-import type { Engine } from '../api/types.ts';
+import type { LocalEngine as Engine } from '../api/engine.ts'; // the in-process engine, with its parts
 
 export interface EngineHostOptions {
   /** Builds an engine: at start and again after a device loss (it must acquire its own device). */

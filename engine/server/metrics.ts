@@ -15,7 +15,7 @@
 // endpoint / model / outcome, queue depth, running batch size and tokens, KV pages, adapter pool
 // hits / misses / evictions per tier, GPU bytes, router decisions, engine recoveries.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Engine } from '../api/types.ts';
+import type { LocalEngine as Engine } from '../api/engine.ts'; // the in-process engine, with its parts
 
 export interface MetricsSource {
   /** The engine now serving (null while it is being recreated). */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Ajv from 'ajv';
 import OpenAI from 'openai';
 import { Runtime } from '../../shaders/gpu/runtime.ts';
-import { createEngine, type Engine } from '../api/engine.ts';
+import { createEngine, type LocalEngine as Engine } from '../api/engine.ts';
 import { drain } from '../api/generate.ts';
 import { createChatCompletion } from '../api/openai.ts';
 import { errorBody } from '../api/errors.ts';

@@ -14,6 +14,7 @@
 //   - An abort retires the instance for new work (`broken`); the caller (grammar.ts) opens a new
 //     one where the platform allows it. Inputs are checked before they reach it (constraint.ts),
 //     so aborts are rare.
+import { hasNodeHost, nodeHost } from '../host.ts';
 import { LorafleetError } from '../../shaders/lib/errors.ts';
 
 /** The subset of the package's API lorafleet uses (see node_modules/@mlc-ai/web-xgrammar/lib/xgrammar.d.ts). */
@@ -53,15 +54,12 @@ export class GrammarEngineError extends LorafleetError {
   }
 }
 
-const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof (globalThis as { window?: unknown }).window === 'undefined';
-const nodeImport = <T>(m: string): Promise<T> => import(/* @vite-ignore */ m) as Promise<T>;
-
 async function evaluateBundle(): Promise<XgrModule> {
-  if (isNode) {
-    const { createRequire } = await nodeImport<typeof import('node:module')>('node:module');
-    const fs = await nodeImport<typeof import('node:fs')>('node:fs');
-    const path = await nodeImport<typeof import('node:path')>('node:path');
-    const req = createRequire(import.meta.url);
+  // Node: the host's modules (engine/host.ts, installed by the Node entry), so a browser bundle
+  // holds no node: import.
+  if (hasNodeHost()) {
+    const { module, fsSync: fs, path } = nodeHost('XGrammar');
+    const req = module.createRequire(import.meta.url);
     const file = req.resolve('@mlc-ai/web-xgrammar');
     const mod = { exports: {} as Record<string, unknown> };
     // CommonJS evaluation of the UMD bundle: a new wasm instance each time. `process` is hidden so
@@ -86,7 +84,9 @@ export class XgrInstance {
   private constructor(readonly x: XgrModule) {}
 
   /** Where the platform can (Node), a new instance per call; else the page's one instance. */
-  static readonly canReload = isNode;
+  static get canReload(): boolean {
+    return hasNodeHost();
+  }
 
   static async open(vocab: string[], vocabType: string, prependSpace: boolean, vocabSize: number, stopIds: number[]): Promise<{ inst: XgrInstance; info: XgrTokenizerInfo; compiler: XgrCompiler }> {
     const x = await evaluateBundle();

@@ -1,36 +1,9 @@
-import { LorafleetError } from '../lib/errors.ts';
-// GPU acquisition: one function that returns a GPUDevice in the browser (navigator.gpu)
-// and in Node (the `webgpu` package, which is Dawn). On machines without a GPU, Node falls
-// back to SwiftShader (Chromium's CPU Vulkan driver) when Debian's chromium is installed.
+import { WebGPUNotAvailableError, type GpuFeatures, type GpuInfo } from './info.ts';
 
-export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
-
-export class WebGPUNotAvailableError extends LorafleetError {
-  constructor(message: string) {
-    super(message, 'webgpu_unavailable');
-    this.name = 'WebGPUNotAvailableError';
-  }
-}
-
-export interface GpuFeatures {
-  shaderF16: boolean;
-  subgroups: boolean;
-  timestampQuery: boolean;
-}
-
-export interface GpuInfo {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  backend: 'browser' | 'dawn-node';
-  /** True when the adapter is a CPU implementation (SwiftShader, WARP, llvmpipe...). */
-  isCpu: boolean;
-  features: GpuFeatures;
-  limits: Record<string, number>;
-  /** Dawn instance toggles in effect (Node), e.g. disable_robustness; [] in a browser. */
-  dawnFlags: string[];
-}
+export { WebGPUNotAvailableError, type GpuFeatures, type GpuInfo };
+// GPU acquisition: one function that returns a GPUDevice from navigator.gpu (a page or a
+// worker) or from an installed GpuProvider (Node: Dawn, shaders/gpu/dawn.ts, which also falls
+// back to SwiftShader on machines without a GPU). This file imports nothing Node-only.
 
 export interface AcquiredGpu {
   device: GPUDevice;
@@ -54,58 +27,34 @@ export interface AcquireOptions {
   dawnFlags?: string[];
 }
 
-const isNode =
+/**
+ * Where navigator.gpu comes from outside a browser. Node's entry ('lorafleet' under the `node`
+ * condition, engine/node.ts) installs Dawn here (shaders/gpu/dawn.ts); a browser or worker needs
+ * none. Kept as a registry so nothing Node-only is imported by code a browser bundle contains.
+ */
+export interface GpuProvider {
+  readonly backend: GpuInfo['backend'];
+  gpu(opts: AcquireOptions): Promise<GPU>;
+  /** Help text when the provider's GPU gives no adapter. */
+  noAdapterHelp(): string;
+  /** Instance flags in effect (Dawn toggles). */
+  flags(): string[];
+}
+
+let provider: GpuProvider | null = null;
+
+/** Installs (or with null removes) the navigator.gpu provider used by acquireGpu(). */
+export function setGpuProvider(p: GpuProvider | null): void {
+  provider = p;
+}
+
+const inNode = (): boolean =>
   typeof process !== 'undefined' && !!(process as { versions?: { node?: string } }).versions?.node &&
   typeof (globalThis as { window?: unknown }).window === 'undefined';
 
-let nodeGpu: GPU | null = null;
-let nodeGpuFlags: string[] = [];
-
-async function nodeNavigatorGpu(dawnFlags: string[] = []): Promise<GPU> {
-  if (nodeGpu) return nodeGpu;
-  const fs = await import(/* @vite-ignore */ 'node:fs');
-  // A user's own VK_ICD_FILENAMES always wins. Without one, SwiftShader is used only when
-  // it exists; Dawn still prefers a hardware Vulkan adapter if the loader finds one first.
-  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && fs.existsSync(SWIFTSHADER_ICD)) {
-    // A GPU shows up as a DRM render node or an NVIDIA device node; Mesa's ICD files alone
-    // (installed with many desktop packages) do not mean there is hardware behind them.
-    const hw =
-      (fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f: string) => f.startsWith('renderD'))) ||
-      fs.existsSync('/dev/nvidia0');
-    if (!hw) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-    // The Vulkan loader complains on stderr when this is unset (headless servers, CI).
-    if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
-  }
-  const modName = 'webgpu';
-  let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
-  try {
-    mod = await import(/* @vite-ignore */ modName);
-  } catch (e) {
-    throw new WebGPUNotAvailableError(
-      `The 'webgpu' npm package (Dawn for Node) could not be loaded: ${(e as Error).message}. Run 'npm install webgpu'.`,
-    );
-  }
-  // Dawn's GPUBufferUsage / GPUMapMode / GPUShaderStage constants, as a browser has them.
-  for (const [k, v] of Object.entries(mod.globals)) {
-    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-  }
-  const envFlags = (process.env.LORAFLEET_DAWN_FLAGS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
-  nodeGpuFlags = [...envFlags, ...dawnFlags];
-  nodeGpu = mod.create(nodeGpuFlags);
-  return nodeGpu;
-}
-
 function noAdapterHelp(): string {
-  if (!isNode) {
-    return 'navigator.gpu.requestAdapter() returned null. Enable WebGPU (Chrome/Edge 113+, or --enable-unsafe-webgpu) or use a GPU-capable machine.';
-  }
-  return (
-    'No WebGPU adapter found by Dawn. On a machine without a GPU install a CPU Vulkan driver: ' +
-    "'apt-get install -y chromium libvulkan1' (SwiftShader at " +
-    SWIFTSHADER_ICD +
-    ' is then used automatically), or set VK_ICD_FILENAMES to a Vulkan ICD JSON. ' +
-    'Mesa lavapipe is rejected by Dawn.'
-  );
+  if (provider) return provider.noAdapterHelp();
+  return 'navigator.gpu.requestAdapter() returned null. Enable WebGPU (Chrome/Edge 113+, Safari 26+, or --enable-unsafe-webgpu) or use a GPU-capable machine.';
 }
 
 const LIMIT_NAMES = [
@@ -126,9 +75,14 @@ const LIMIT_NAMES = [
 /** Returns a GPUDevice with the adapter's largest buffer/binding limits and its useful features. */
 export async function acquireGpu(opts: AcquireOptions = {}): Promise<AcquiredGpu> {
   let gpu: GPU | undefined;
-  if (isNode) gpu = await nodeNavigatorGpu(opts.dawnFlags);
+  if (provider) gpu = await provider.gpu(opts);
   else gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-  if (!gpu) throw new WebGPUNotAvailableError('This environment has no navigator.gpu. ' + noAdapterHelp());
+  if (!gpu) {
+    const where = inNode()
+      ? "Node has no navigator.gpu: import 'lorafleet' (its Node entry installs Dawn, the 'webgpu' package) or call useDawn() from shaders/gpu/dawn.ts first."
+      : 'This environment has no navigator.gpu (WebGPU is off or unsupported). ' + noAdapterHelp();
+    throw new WebGPUNotAvailableError(where);
+  }
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
   if (!adapter) throw new WebGPUNotAvailableError(noAdapterHelp());
 
@@ -158,7 +112,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<AcquiredGpu
     architecture: ai.architecture ?? '',
     device: ai.device ?? '',
     description: ai.description ?? '',
-    backend: isNode ? 'dawn-node' : 'browser',
+    backend: provider?.backend ?? 'browser',
     isCpu: /swiftshader|llvmpipe|lavapipe|warp|cpu/.test(text) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
     features: {
       shaderF16: device.features.has('shader-f16'),
@@ -166,7 +120,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<AcquiredGpu
       timestampQuery: device.features.has('timestamp-query'),
     },
     limits,
-    dawnFlags: isNode ? [...nodeGpuFlags] : [],
+    dawnFlags: provider ? provider.flags() : [],
   };
   return { device, adapter, info };
 }

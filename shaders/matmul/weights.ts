@@ -4,7 +4,8 @@
 // Matrices larger than maxStorageBufferBindingSize are split by rows into parts.
 import type { Runtime } from '../gpu/runtime.ts';
 
-export type WeightFormat = 'f32' | 'f16' | 'q8';
+import type { WeightFormat } from './format.ts';
+export type { WeightFormat };
 
 /** int8 group size along K (elements per f32 scale). */
 export const Q8_GROUP = 32;

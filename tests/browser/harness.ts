@@ -67,6 +67,14 @@ export async function openBrowserPage(path: string, opts: { hub?: Record<string,
     // CommonJS packages that product code imports must be pre-bundled (dev server serves ESM only).
     optimizeDeps: { noDiscovery: true, include: ['ajv'] },
     plugins: opts.hub ? [hubPlugin(opts.hub)] : [],
+    // Test pages import the library by its package name, as a user's app does, from the sources.
+    resolve: {
+      alias: [
+        { find: /^lorafleet\/worker$/, replacement: join(REPO_ROOT, 'engine/worker/worker.ts') },
+        { find: /^lorafleet$/, replacement: join(REPO_ROOT, 'engine/index.ts') },
+      ],
+    },
+    worker: { format: 'es' },
   });
   await server.listen();
   const addr = server.httpServer!.address();
