@@ -35,6 +35,17 @@ export interface RefRow {
   labels: number[];
   /** first index of each packed document (default [0]) */
   docStarts?: number[];
+  /** this row's first token index in its micro-batch (dropout masks are indexed over the batch) */
+  tokenOffset?: number;
+}
+
+/**
+ * lora_dropout (PEFT: lora_B(lora_A(dropout(x)))): keep(key, n, offset) gives the keep mask of n
+ * elements of module `key`'s input starting at element `offset`; kept values are scaled by 1/(1−p).
+ */
+export interface RefDropout {
+  p: number;
+  keep: (key: string, n: number, offset: number) => Uint8Array;
 }
 
 export const IGNORE = -100;
@@ -60,15 +71,17 @@ const weightName = (l: number, m: Module) => `model.layers.${l}.${m === 'gate_pr
 // ------------------------------------------------------------------ LoRA linear
 // forward:  H = X·Aᵀ [T, r];  Y = X·Wᵀ + s·H·Bᵀ
 // backward: dB = s·dYᵀ·H;  dH = s·dY·B;  dA = dHᵀ·X;  dX = dY·W + dH·A
-interface LinTape { x: Float64Array; hA: Float64Array | null }
+interface LinTape { x: Float64Array; hA: Float64Array | null; keep?: Uint8Array; p?: number }
 
-function loraLinear(x: Float64Array, T: number, W: Float64Array, inDim: number, outDim: number, pair: RefLoraPair | undefined, r: number, s: number, bias?: Float64Array): { y: Float64Array; tape: LinTape } {
+function loraLinear(x: Float64Array, T: number, W: Float64Array, inDim: number, outDim: number, pair: RefLoraPair | undefined, r: number, s: number, bias?: Float64Array, drop?: { keep: Uint8Array; p: number }): { y: Float64Array; tape: LinTape } {
   const y = linear(x, T, inDim, W, outDim, bias);
   if (!pair) return { y, tape: { x, hA: null } };
-  const hA = linear(x, T, inDim, pair.A, r);
+  // xd = dropout(x) feeds the LoRA branch only
+  const xd = drop ? Float64Array.from(x, (v, i) => (drop.keep[i] ? v / (1 - drop.p) : 0)) : x;
+  const hA = linear(xd, T, inDim, pair.A, r);
   const d = linear(hA, T, r, pair.B, outDim);
   for (let i = 0; i < y.length; i++) y[i] += s * d[i]!;
-  return { y, tape: { x, hA } };
+  return { y, tape: { x: xd, hA, keep: drop?.keep, p: drop?.p } };
 }
 
 function loraLinearBack(dY: Float64Array, T: number, W: Float64Array, inDim: number, outDim: number, pair: RefLoraPair | undefined, r: number, s: number, tape: LinTape, grad: RefLoraPair | undefined): Float64Array {
@@ -102,10 +115,11 @@ function loraLinearBack(dY: Float64Array, T: number, W: Float64Array, inDim: num
       for (let i = 0; i < inDim; i++) grad.A[k * inDim + i] += g * tape.x[t * inDim + i]!;
     }
   }
-  // dX += dH·A
+  // dX += dropout⁻¹(dH·A)   (the same mask and scale)
+  const kp = tape.keep, sc = tape.p !== undefined ? 1 / (1 - tape.p) : 1;
   for (let t = 0; t < T; t++) for (let k = 0; k < r; k++) {
     const g = dH[t * r + k]!;
-    for (let i = 0; i < inDim; i++) dX[t * inDim + i] += g * A[k * inDim + i]!;
+    for (let i = 0; i < inDim; i++) if (!kp || kp[t * inDim + i]) dX[t * inDim + i] += g * A[k * inDim + i]! * sc;
   }
   return dX;
 }
@@ -176,7 +190,7 @@ export interface RefTape {
 }
 
 /** Forward of one row with the adapter (or none: lora null / disabled), keeping what backward needs. */
-export function loraForward(weights: RefWeights, c: ModelConfig, lora: RefLoraParams | null, row: RefRow): RefTape {
+export function loraForward(weights: RefWeights, c: ModelConfig, lora: RefLoraParams | null, row: RefRow, dropout?: RefDropout): RefTape {
   const { hiddenSize: Hd, intermediateSize: I, numHeads: H, numKvHeads: KVH, headDim: D, vocabSize: V } = c;
   const T = row.tokens.length;
   const { pos, start } = docLayout(row);
@@ -196,7 +210,8 @@ export function loraForward(weights: RefWeights, c: ModelConfig, lora: RefLoraPa
     const proj = (m: Module, xin: Float64Array) => {
       const { inDim, outDim } = moduleDims(c, m);
       const bias = c.qkvBias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj') ? get(weights, p + `self_attn.${m}.bias`) : undefined;
-      const { y, tape } = loraLinear(xin, T, get(weights, weightName(l, m)), inDim, outDim, pairOf(l, m), r, s, bias);
+      const drop = dropout && dropout.p > 0 ? { p: dropout.p, keep: dropout.keep(`${l}.${m}`, T * inDim, (row.tokenOffset ?? 0) * inDim) } : undefined;
+      const { y, tape } = loraLinear(xin, T, get(weights, weightName(l, m)), inDim, outDim, pairOf(l, m), r, s, bias, drop);
       lin.set(m, tape);
       return y;
     };
@@ -449,10 +464,10 @@ export interface RefLossAndGrad extends RefLossResult {
 const rowsOf = (b: RefBatch): RefRow[] => (b.kind === 'lm' ? b.rows : b.pairs.flatMap((p) => [p.chosen, p.rejected]));
 
 /** Loss of one micro-batch and its gradient wrt every lora pair. */
-export function lossAndGrad(weights: RefWeights, c: ModelConfig, lora: RefLoraParams, batch: RefBatch): RefLossAndGrad {
+export function lossAndGrad(weights: RefWeights, c: ModelConfig, lora: RefLoraParams, batch: RefBatch, dropout?: RefDropout): RefLossAndGrad {
   const rows = rowsOf(batch);
   const V = c.vocabSize;
-  const tapes = rows.map((r) => loraForward(weights, c, lora, r));
+  const tapes = rows.map((r) => loraForward(weights, c, lora, r, dropout));
   const logps = rows.map((r, i) => labelLogps(tapes[i]!.logits, r.tokens.length, V, r.labels));
   const ref = batch.kind === 'dpo' ? rows.map((r) => labelLogps(loraForward(weights, c, null, r).logits, r.tokens.length, V, r.labels)) : undefined;
   const res = objective(batch, logps, ref);

@@ -35,6 +35,7 @@ import { siluMulBackward } from '../../shaders/silu_mul/silu_mul.backward.ts';
 import { embedding } from '../../shaders/embedding/embedding.ts';
 import { attentionTrainForward, attentionBackward } from '../../shaders/attention/attention.backward.ts';
 import { lmHeadCrossEntropy } from '../../shaders/cross_entropy/cross_entropy.ts';
+import { dropout } from '../../shaders/dropout/dropout.ts';
 import { adamwStep, gradNorm, type AdamWTensor } from '../../shaders/adamw/adamw.ts';
 import type { AdamHyper, LoraSetup, OptimizerState, TrainBackend } from './backend.ts';
 import { targetPositions } from './backend.ts';
@@ -66,6 +67,8 @@ interface LayerSaved {
   act?: GPUBuffer; // [T, I]
   /** H = X·Aᵀ [T, r] per module */
   hA: Map<LoraModule, GPUBuffer>;
+  /** lora_dropout(X) [T, in] per module (train with dropout > 0) */
+  xd: Map<LoraModule, GPUBuffer>;
 }
 
 interface Pass {
@@ -85,8 +88,15 @@ interface Pass {
   /** per row: global token index of each target position, and its label */
   targets: Array<{ t: number[]; y: number[] }>;
   adapter: boolean;
+  /** lora_dropout seed of this pass (null: no dropout) */
+  dropSeed: number | null;
   owned: GPUBuffer[];
 }
+
+/** The dropout seed of one module in one pass (each PEFT LoRA module has its own nn.Dropout). */
+export const dropoutSeedFor = (seed: number, layer: number, module: LoraModule): number =>
+  (Math.imul((seed ^ 0x5bd1e995) >>> 0, 0x9e3779b1) + Math.imul(layer * 7 + LORA_MODULES_ORDER.indexOf(module) + 1, 0x85ebca6b)) >>> 0;
+const LORA_MODULES_ORDER: LoraModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 export interface GpuBackendOptions {
   /** Recompute each layer's activations in backward from its saved input (bounded memory). */
@@ -109,7 +119,6 @@ export class GpuTrainBackend implements TrainBackend {
     const c = model.config;
     this.config = c;
     this.lora = lora;
-    if (lora.dropout > 0) throw new Error(`lora_dropout ${lora.dropout}: the WebGPU trainer has no dropout kernel yet; set lora_dropout: 0`);
     if (c.slidingWindow) throw new Error(`sliding-window attention (${c.slidingWindow}) is not supported by the training attention kernel`);
     if (model.format !== 'f32') throw new Error(`training needs the base uploaded as f32 (got ${model.format})`);
     const r = lora.r;
@@ -161,21 +170,31 @@ export class GpuTrainBackend implements TrainBackend {
   }
 
   // ------------------------------------------------------------------ LoRA linear pieces
-  /** Y[:, col:col+N] += s·(X·Aᵀ)·Bᵀ, H = X·Aᵀ kept in h. */
-  private loraFwd(p: LoraParam, x: GPUBuffer, T: number, y: Operand, h: GPUBuffer): void {
+  /** Y[:, col:col+N] += s·(dropout(X)·Aᵀ)·Bᵀ, H = dropout(X)·Aᵀ kept in h (xd: dropout(X), when dropping). */
+  private loraFwd(p: LoraParam, x: GPUBuffer, T: number, y: Operand, h: GPUBuffer, drop?: { xd: GPUBuffer; seed: number }): void {
     const r = this.lora.r;
+    if (drop) {
+      dropout(this.rt, x, drop.xd, T * p.inDim, this.lora.dropout, drop.seed);
+      x = drop.xd;
+    }
     gemm(this.rt, { buffer: x, ld: p.inDim }, { buffer: p.A, ld: p.inDim, trans: true }, { buffer: h, ld: r }, T, r, p.inDim);
     gemm(this.rt, { buffer: h, ld: r }, { buffer: p.B, ld: r, trans: true }, y, T, p.outDim, r, { alpha: this.lora.scaling, accumulate: true });
   }
 
-  /** dB += s·dYᵀ·H; dH = s·dY·B; dA += dHᵀ·X; dX += dH·A. */
-  private loraBwd(p: LoraParam, x: GPUBuffer, h: GPUBuffer, dy: Operand, dx: GPUBuffer, T: number, pass: Pass): void {
+  /** dB += s·dYᵀ·H; dH = s·dY·B; dA += dHᵀ·X; dX += dH·A (through the dropout mask when dropping: x is then dropout(X)). */
+  private loraBwd(p: LoraParam, x: GPUBuffer, h: GPUBuffer, dy: Operand, dx: GPUBuffer, T: number, pass: Pass, dropSeed?: number): void {
     const r = this.lora.r, s = this.lora.scaling, rt = this.rt;
     gemm(rt, { ...dy, trans: true }, { buffer: h, ld: r }, { buffer: p.dB, ld: r }, p.outDim, r, T, { alpha: s, accumulate: true });
     const dH = this.acq(pass, T * r, 'lora-dH');
     gemm(rt, dy, { buffer: p.B, ld: r }, { buffer: dH, ld: r }, T, r, p.outDim, { alpha: s });
     gemm(rt, { buffer: dH, ld: r, trans: true }, { buffer: x, ld: p.inDim }, { buffer: p.dA, ld: p.inDim }, r, p.inDim, T, { accumulate: true });
-    gemm(rt, { buffer: dH, ld: r }, { buffer: p.A, ld: p.inDim }, { buffer: dx, ld: p.inDim }, T, p.inDim, r, { accumulate: true });
+    if (dropSeed === undefined) {
+      gemm(rt, { buffer: dH, ld: r }, { buffer: p.A, ld: p.inDim }, { buffer: dx, ld: p.inDim }, T, p.inDim, r, { accumulate: true });
+      return;
+    }
+    const tmp = this.acq(pass, T * p.inDim, 'lora-dX');
+    gemm(rt, { buffer: dH, ld: r }, { buffer: p.A, ld: p.inDim }, { buffer: tmp, ld: p.inDim }, T, p.inDim, r);
+    dropout(rt, tmp, dx, T * p.inDim, this.lora.dropout, dropSeed, { accumulate: true });
   }
 
   /** dX (+)= dY[:, rows] · W[rowStart : rowStart+n, :] for a row range of a fused frozen weight. */
@@ -202,6 +221,12 @@ export class GpuTrainBackend implements TrainBackend {
       if (!b) s.hA.set(m, (b = this.acq(pass, T * r, `hA-${m}`)));
       return b;
     };
+    const drop = (m: LoraModule) => {
+      if (pass.dropSeed === null) return undefined;
+      let b = s.xd.get(m);
+      if (!b) s.xd.set(m, (b = this.acq(pass, T * moduleDims(c, m).inDim, `xd-${m}`)));
+      return { xd: b, seed: dropoutSeedFor(pass.dropSeed, l, m) };
+    };
     // h = input_layernorm(x)
     s.h ??= this.acq(pass, T * Hd, 'h');
     rmsnorm(rt, s.x, L.attnNorm, s.h, T, Hd, c.rmsNormEps);
@@ -211,7 +236,7 @@ export class GpuTrainBackend implements TrainBackend {
     const cols: Array<[LoraModule, number]> = [['q_proj', 0], ['k_proj', Q], ['v_proj', Q + KV]];
     for (const [m, col] of cols) {
       const p = lp(m);
-      if (p) this.loraFwd(p, s.h, T, { buffer: s.qkv, ld: QKV, offset: col }, hA(m));
+      if (p) this.loraFwd(p, s.h, T, { buffer: s.qkv, ld: QKV, offset: col }, hA(m), drop(m));
     }
     // q, k = apply_rotary_pos_emb(q, k)   (positions restart per document)
     rope(rt, s.qkv, pass.pos, this.model.invFreq, T, H, D, { rowStride: QKV, colOffset: 0 });
@@ -226,7 +251,7 @@ export class GpuTrainBackend implements TrainBackend {
     rt.copy(s.x, 0, s.x1, 0, T * Hd * 4);
     matmul(rt, s.att, L.o, s.x1, T, { accumulate: true });
     const po = lp('o_proj');
-    if (po) this.loraFwd(po, s.att, T, { buffer: s.x1, ld: Hd }, hA('o_proj'));
+    if (po) this.loraFwd(po, s.att, T, { buffer: s.x1, ld: Hd }, hA('o_proj'), drop('o_proj'));
     // h2 = post_attention_layernorm(x1)
     s.h2 ??= this.acq(pass, T * Hd, 'h2');
     rmsnorm(rt, s.x1, L.mlpNorm, s.h2, T, Hd, c.rmsNormEps);
@@ -235,7 +260,7 @@ export class GpuTrainBackend implements TrainBackend {
     matmul(rt, s.h2, L.gateUp, s.gu, T);
     for (const [m, col] of [['gate_proj', 0], ['up_proj', I]] as Array<[LoraModule, number]>) {
       const p = lp(m);
-      if (p) this.loraFwd(p, s.h2, T, { buffer: s.gu, ld: 2 * I, offset: col }, hA(m));
+      if (p) this.loraFwd(p, s.h2, T, { buffer: s.gu, ld: 2 * I, offset: col }, hA(m), drop(m));
     }
     // a = silu(g)·u
     s.act ??= this.acq(pass, T * I, 'act');
@@ -244,14 +269,14 @@ export class GpuTrainBackend implements TrainBackend {
     rt.copy(s.x1, 0, out, 0, T * Hd * 4);
     matmul(rt, s.act, L.down, out, T, { accumulate: true });
     const pd = lp('down_proj');
-    if (pd) this.loraFwd(pd, s.act, T, { buffer: out, ld: Hd }, hA('down_proj'));
+    if (pd) this.loraFwd(pd, s.act, T, { buffer: out, ld: Hd }, hA('down_proj'), drop('down_proj'));
   }
 
   /** Frees a layer's activations (recompute mode) but keeps its input. */
   private dropActivations(pass: Pass, s: LayerSaved): void {
     const keep = new Set([s.x]);
     const drop: GPUBuffer[] = [];
-    for (const b of [s.h, s.qkv, s.att, s.lse, s.x1, s.h2, s.gu, s.act, ...s.hA.values()]) if (b && !keep.has(b)) drop.push(b);
+    for (const b of [s.h, s.qkv, s.att, s.lse, s.x1, s.h2, s.gu, s.act, ...s.hA.values(), ...s.xd.values()]) if (b && !keep.has(b)) drop.push(b);
     for (const b of drop) {
       const i = pass.owned.indexOf(b);
       if (i >= 0) pass.owned.splice(i, 1);
@@ -259,6 +284,7 @@ export class GpuTrainBackend implements TrainBackend {
     }
     s.h = s.qkv = s.att = s.lse = s.x1 = s.h2 = s.gu = s.act = undefined;
     s.hA.clear();
+    s.xd.clear();
   }
 
   async logps(rows: Sequence[], o: { adapter: boolean; train: boolean; dropoutSeed?: number }): Promise<Float64Array[]> {
@@ -286,7 +312,7 @@ export class GpuTrainBackend implements TrainBackend {
       targets.push({ t: tp.map((t) => off + t), y: tp.map((t) => row.labels[t + 1]!) });
       off += n;
     }
-    const pass: Pass = { T, rows, ids: null!, pos: null!, seg: null!, labels: null!, layers: [], xL: null!, hf: null!, targets, adapter: o.adapter, owned: [] };
+    const pass: Pass = { T, rows, ids: null!, pos: null!, seg: null!, labels: null!, layers: [], xL: null!, hf: null!, targets, adapter: o.adapter, dropSeed: o.train && o.adapter && this.lora.dropout > 0 && o.dropoutSeed !== undefined ? o.dropoutSeed >>> 0 : null, owned: [] };
     pass.ids = this.acq(pass, T, 'ids');
     pass.pos = this.acq(pass, T, 'pos');
     pass.seg = this.acq(pass, T, 'seg');
@@ -299,7 +325,7 @@ export class GpuTrainBackend implements TrainBackend {
     let x = this.acq(pass, T * Hd, 'x0');
     embedding(rt, pass.ids, this.model.embed, x, T);
     for (let l = 0; l < c.numLayers; l++) {
-      const s: LayerSaved = { x, hA: new Map() };
+      const s: LayerSaved = { x, hA: new Map(), xd: new Map() };
       const next = this.acq(pass, T * Hd, `x${l + 1}`);
       this.layerForward(pass, l, s, next);
       if (!o.train || this.opts.recompute) this.dropActivations(pass, s);
@@ -373,17 +399,20 @@ export class GpuTrainBackend implements TrainBackend {
       const s = pass.layers[l]!;
       if (!s.qkv) this.layerForward(pass, l, s, this.acq(pass, T * Hd, 'x-recompute'));
       const lp = (m: LoraModule) => this.byKey.get(`${l}.${m}`);
+      // LoRA input: dropout(X) when dropping (then dX goes back through the same mask)
+      const lx = (m: LoraModule, x: GPUBuffer) => s.xd.get(m) ?? x;
+      const ds = (m: LoraModule) => (pass.dropSeed === null ? undefined : dropoutSeedFor(pass.dropSeed, l, m));
       // x' = x1 + down(a):  da = dx·Wd (+ LoRA)
       linearBackwardInput(rt, dx, L.down, dact, T);
       const pd = lp('down_proj');
-      if (pd) this.loraBwd(pd, s.act!, s.hA.get('down_proj')!, { buffer: dx, ld: Hd }, dact, T, pass);
+      if (pd) this.loraBwd(pd, lx('down_proj', s.act!), s.hA.get('down_proj')!, { buffer: dx, ld: Hd }, dact, T, pass, ds('down_proj'));
       // a = silu(g)·u
       siluMulBackward(rt, { gu: s.gu!, dout: dact, dgu, rows: T, inter: I, fused: true });
       // gu = h2·Wguᵀ (+ LoRA):  dh2 = dgu·Wgu
       linearBackwardInput(rt, dgu, L.gateUp, dh, T);
       for (const [m, col] of [['gate_proj', 0], ['up_proj', I]] as Array<[LoraModule, number]>) {
         const p = lp(m);
-        if (p) this.loraBwd(p, s.h2!, s.hA.get(m)!, { buffer: dgu, ld: 2 * I, offset: col }, dh, T, pass);
+        if (p) this.loraBwd(p, lx(m, s.h2!), s.hA.get(m)!, { buffer: dgu, ld: 2 * I, offset: col }, dh, T, pass, ds(m));
       }
       // h2 = norm(x1):  dx1 = dx + rmsnormBackward(x1; dh2)
       rt.copy(dx, 0, dxr, 0, T * Hd * 4);
@@ -391,7 +420,7 @@ export class GpuTrainBackend implements TrainBackend {
       // x1 = x + o(att):  datt = dx1·Wo (+ LoRA)
       linearBackwardInput(rt, dxr, L.o, datt, T);
       const po = lp('o_proj');
-      if (po) this.loraBwd(po, s.att!, s.hA.get('o_proj')!, { buffer: dxr, ld: Hd }, datt, T, pass);
+      if (po) this.loraBwd(po, lx('o_proj', s.att!), s.hA.get('o_proj')!, { buffer: dxr, ld: Hd }, datt, T, pass, ds('o_proj'));
       // attention: dq (into dqkv cols [0, Q)), dk, dv
       attentionBackward(rt, { T, numHeads: H, numKvHeads: KVH, headDim: D }, {
         q: { buffer: s.qkv!, stride: QKV, col: 0 }, k: { buffer: s.qkv!, stride: QKV, col: Q }, v: { buffer: s.qkv!, stride: QKV, col: Q + KV },
@@ -407,7 +436,7 @@ export class GpuTrainBackend implements TrainBackend {
       const dys: Array<[LoraModule, Operand]> = [['q_proj', { buffer: dqkv, ld: QKV }], ['k_proj', { buffer: dk, ld: KV }], ['v_proj', { buffer: dv, ld: KV }]];
       for (const [m, dy] of dys) {
         const p = lp(m);
-        if (p) this.loraBwd(p, s.h!, s.hA.get(m)!, dy, dh, T, pass);
+        if (p) this.loraBwd(p, lx(m, s.h!), s.hA.get(m)!, dy, dh, T, pass, ds(m));
       }
       // h = norm(x):  dx = dx1 + rmsnormBackward(x; dh)
       rt.copy(dxr, 0, dxo, 0, T * Hd * 4);

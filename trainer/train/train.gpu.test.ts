@@ -16,7 +16,8 @@ import type { RefWeights } from '../../reference/llama.ts';
 import { lossAndGrad, trainRun, type RefBatch, type RefLoraParams, type RefRow } from '../../reference/train.ts';
 import { STORIES_DIR } from '../../tests/fixtures/stories.ts';
 import { Rng } from '../../shaders/lib/random.ts';
-import { GpuTrainBackend } from './gpu-backend.ts';
+import { GpuTrainBackend, dropoutSeedFor } from './gpu-backend.ts';
+import { dropoutKeepRef } from '../../shaders/dropout/dropout.ref.ts';
 import { validateTrainConfig, type TrainConfig } from './config.ts';
 import { microBatch, train, microStep } from './trainer.ts';
 import { MemoryIO } from './io.ts';
@@ -85,6 +86,36 @@ describe('WebGPU trainer vs float64 reference (stories260K)', () => {
       expect(want.grads.size).toBe(c.numLayers * 7);
       expect(Math.sqrt(num / den)).toBeLessThan(1e-3);
       expect(worst).toBeLessThan(1e-3);
+    } finally {
+      be.destroy();
+    }
+  }, 120_000);
+
+  it('lora_dropout: the gradient with the kernel\'s masks = float64 with the same masks, within 1e-3', async () => {
+    const c = model.config;
+    const mods: LoraModule[] = ['q_proj', 'v_proj', 'o_proj', 'up_proj', 'down_proj'];
+    const init = randomAdapter(c, mods, 9);
+    const scaling = scalingFor(8, R, false);
+    const p = 0.3, seed = 4242;
+    const be = new GpuTrainBackend(rt, model, { r: R, alpha: 8, useRslora: false, scaling, modules: mods, dropout: p }, init);
+    try {
+      const rng = new Rng(8);
+      const rows = [rowOf(rng, 12, c.vocabSize, 2, [6]), rowOf(rng, 9, c.vocabSize, 0)];
+      const cfg = validateTrainConfig({ base_model: 'x', method: 'cpt', datasets: [{ path: 'x' }], lora_dropout: p });
+      const obj = await microStep(be, cfg, { kind: 'lm', rows }, 1, seed);
+      const refRows = [{ ...refRow(rows[0]!), tokenOffset: 0 }, { ...refRow(rows[1]!), tokenOffset: rows[0]!.tokens.length }];
+      const keep = (key: string, n: number, offset: number) => {
+        const [l, m] = key.split('.') as [string, LoraModule];
+        return dropoutKeepRef(n, p, dropoutSeedFor(seed, Number(l), m), offset);
+      };
+      const want = lossAndGrad(ref.weights, ref.config, toRef(init, scaling), { kind: 'lm', rows: refRows }, { p, keep });
+      const noDrop = lossAndGrad(ref.weights, ref.config, toRef(init, scaling), { kind: 'lm', rows: refRows });
+      expect(Math.abs(want.loss - noDrop.loss)).toBeGreaterThan(1e-4); // the masks matter
+      expect(Math.abs(obj.loss - want.loss)).toBeLessThan(1e-4);
+      const got = await be.readGrads();
+      let num = 0, den = 0;
+      for (const [k, g] of want.grads) for (const ab of ['A', 'B'] as const) g[ab].forEach((v, i) => { num += (got.get(k)![ab][i]! - v) ** 2; den += v * v; });
+      expect(Math.sqrt(num / den)).toBeLessThan(1e-3);
     } finally {
       be.destroy();
     }
