@@ -6,6 +6,7 @@
 // is recorded; on a shared machine only the ratios mean something.
 //
 //   npx tsx bench/serve/run.ts [--requests 16] [--max-tokens 32] [--rounds 9] [--json] [--no-write]
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { parseArgs } from 'node:util';
 import { loadavg, cpus } from 'node:os';
 import { writeFileSync } from 'node:fs';

@@ -16,6 +16,7 @@
 // SmolLM2-135M: random weights of its shapes, and a synthetic byte-level vocabulary of its size
 // (49152 tokens; no SmolLM2 tokenizer is stored here) for the grammar engine.
 // Writes bench/structured/results.json and results.md.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';

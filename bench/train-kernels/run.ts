@@ -9,6 +9,7 @@
 // rt.sync(); every case is warmed up (compile + one run), then the cases run in interleaved rounds
 // (median and min–max over rounds reported), so a load spike from other processes hits all alike.
 // Host load average is recorded. Writes bench/train-kernels/results.md.
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';

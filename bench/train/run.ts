@@ -4,6 +4,7 @@
 // median and spread; host load recorded. Writes bench/train/results.md.
 //
 //   npx tsx bench/train/run.ts [--model <dir>] [--T 128] [--rounds 3]
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';

@@ -4,6 +4,7 @@
 // for the base model and for base + adapter.
 //
 //   npx tsx bench/train/sft-accuracy.ts --model <dir> --adapter <peft dir> [--decode engine|trainer] <val.jsonl>...
+import '../../engine/node-install.ts'; // Dawn + local files when this bench runs on its own
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { Runtime } from '../../shaders/gpu/runtime.ts';
