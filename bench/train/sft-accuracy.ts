@@ -16,7 +16,7 @@ import { loadPeftAdapter } from '../../engine/lora/peft.ts';
 import { GpuTrainBackend } from '../../trainer/train/gpu-backend.ts';
 import { serveGreedy } from '../../tests/browser/train-serve.ts';
 
-export async function run(argv: string[]): Promise<{ base: number; adapter: number; n: number }> {
+export async function run(argv: string[]): Promise<{ base: number; adapter: number; baseFirst: number; adapterFirst: number; n: number }> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { model: { type: 'string' }, adapter: { type: 'string' }, decode: { type: 'string' } } });
   if (!values.model || !values.adapter || !positionals.length) throw new Error('usage: sft-accuracy.ts --model <dir> --adapter <dir> <val.jsonl>...');
   const rt = await Runtime.create();
@@ -49,15 +49,20 @@ export async function run(argv: string[]): Promise<{ base: number; adapter: numb
     const eos = out.findIndex((t) => tok.isEos(t));
     return tok.decode(eos >= 0 ? out.slice(0, eos) : out).trim();
   };
-  let base = 0, ad = 0;
+  // exact: the answer up to EOS is the label; first: the answer starts with the label (then a non-word character)
+  const first = (got: string, label: string) => got.startsWith(label) && !/^[\w-]/.test(got.slice(label.length));
+  let base = 0, ad = 0, baseFirst = 0, adFirst = 0;
   for (const r of rows) {
     const ids = tok.encodeChat(r.messages.slice(0, -1), { addGenerationPrompt: true });
-    if ((await answer(ids, null)) === r.label) base++;
+    const b = await answer(ids, null);
+    if (b === r.label) base++;
+    if (first(b, r.label)) baseFirst++;
     const got = await answer(ids, 'a');
     if (got === r.label) ad++;
+    if (first(got, r.label)) adFirst++;
     if (process.env.SHOW) console.log(JSON.stringify({ label: r.label, got }));
   }
-  const res = { base: base / rows.length, adapter: ad / rows.length, n: rows.length };
+  const res = { base: base / rows.length, adapter: ad / rows.length, baseFirst: baseFirst / rows.length, adapterFirst: adFirst / rows.length, n: rows.length };
   console.log(JSON.stringify(res));
   model.attachLora(null);
   lora.destroy();
