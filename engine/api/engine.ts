@@ -16,6 +16,8 @@
 import { Runtime } from '../../shaders/gpu/runtime.ts';
 import { openModelSource, type ModelSource, type ProgressCallback } from '../model/source.ts';
 import { embeddedModelSource } from '../model/embedded.ts';
+import { parseModelConfig, type ModelConfig } from '../model/config.ts';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 import { PagedKvCache } from '../kv/paged-cache.ts';
 import { GpuModel, type UploadProgress } from '../forward/gpu-model.ts';
 import { GpuStepRunner } from '../forward/runner.ts';
@@ -70,6 +72,7 @@ export async function createEngine(opts: LocalEngineOptions = {}): Promise<Local
   const modelName = typeof spec === 'string' ? spec.replace(/\/+$/, '').split('/').pop() || spec : spec.name;
 
   // ---- the model, its tokenizer and sampling defaults
+  checkFitsDevice(parseModelConfig(await source.readJson('config.json')), opts.weightFormat ?? 'f32', rt.info.limits, modelName);
   const model = await GpuModel.load(rt, source, {
     weightFormat: opts.weightFormat,
     onProgress: (p: UploadProgress) => opts.onProgress?.({ phase: 'upload', loadedBytes: p.bytes, totalBytes: p.totalBytes, tensor: p.name }),
@@ -193,3 +196,29 @@ export async function createEngine(opts: LocalEngineOptions = {}): Promise<Local
 
 const isModelSource = (x: object): x is ModelSource =>
   typeof (x as ModelSource).readBytes === 'function' && typeof (x as ModelSource).exists === 'function';
+
+/**
+ * The model's largest GPU buffer (the embedding / lm_head [V, H], fused q|k|v or gate|up) must fit
+ * one storage binding and one buffer of this device: else a typed model_too_large error before
+ * anything is uploaded (instead of a WebGPU validation error half way).
+ */
+export function checkFitsDevice(c: ModelConfig, format: 'f32' | 'f16' | 'q8', limits: Record<string, number>, name: string): void {
+  const bytesPer = format === 'f32' ? 4 : format === 'f16' ? 2 : 1.125; // q8: int8 + a scale per 32
+  const H = c.hiddenSize;
+  const elems = Math.max(
+    c.vocabSize * H, // embedding / lm_head
+    (c.numHeads + 2 * c.numKvHeads) * c.headDim * H, // fused q|k|v
+    2 * c.intermediateSize * H, // fused gate|up
+    H * c.intermediateSize, // down
+    H * c.numHeads * c.headDim, // o
+  );
+  const need = Math.ceil(elems * bytesPer);
+  const limit = Math.min(limits.maxStorageBufferBindingSize ?? Infinity, limits.maxBufferSize ?? Infinity);
+  if (need > limit) {
+    throw new LorafleetError(
+      `${name} does not fit this device: its largest weight needs ${need} bytes in one buffer, the device allows ${limit} ` +
+        `(maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}, maxBufferSize ${limits.maxBufferSize}) with weightFormat '${format}'`,
+      'model_too_large',
+    );
+  }
+}

@@ -47,3 +47,20 @@ describe('embedded stories260K', () => {
     }
   });
 });
+
+describe('device limits', () => {
+  test('a model whose largest weight exceeds the device limits is model_too_large, before any upload', async () => {
+    const { Runtime } = await import('../../shaders/gpu/runtime.ts');
+    const rt = await Runtime.create();
+    try {
+      // stories260K's largest weight: the embedding, 512 x 64 f32 = 131072 bytes
+      rt.info.limits.maxStorageBufferBindingSize = 131072 - 4;
+      await expect(createEngine({ device: rt, kvBlocks: 4 })).rejects.toMatchObject({ code: 'model_too_large', name: 'LorafleetError' });
+      rt.info.limits.maxStorageBufferBindingSize = 131072; // exactly fits
+      const e = await createEngine({ device: rt, kvBlocks: 4 });
+      await e.destroy();
+    } finally {
+      rt.destroyAll();
+    }
+  });
+});
