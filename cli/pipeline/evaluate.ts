@@ -4,7 +4,7 @@
 //   classifier  guided_choice = the row's label set             → accuracy
 //   tool        tools + tool_choice "required" (one call)         → validity (name known + arguments
 //               validate against the tool's JSON Schema, ajv), name exact, arguments exact
-//   ner         response_format json_schema (list of entities)   → entity F1 on (type, text, start, end)
+//   ner         guided_regex of the entity list (nerRegex)        → entity F1 on (type, text, start, end)
 //               and on (type, text)
 //   chat        greedy answer, unconstrained                     → exact / substring match of the
 //               reference answer (perplexity comes from the trainer's held-out eval, step 0 vs last)
@@ -72,11 +72,11 @@ export async function evalTool(engine: Engine, model: string, rows: SetRow[], to
     } else call = parseToolCall(msg.content ?? '');
     const v = call ? validators.get(call.name) : undefined;
     const valid = !!call && !!v && (v(call.arguments) as boolean);
-    return { r, want, call, valid, name: call?.name === want.name, args: !!call && call.name === want.name && JSON.stringify(sortKeys(call.arguments)) === JSON.stringify(sortKeys(want.arguments)) };
+    return { r, want, call, valid, complete: c.choices[0]!.finish_reason !== 'length', name: call?.name === want.name, args: !!call && call.name === want.name && JSON.stringify(sortKeys(call.arguments)) === JSON.stringify(sortKeys(want.arguments)) };
   });
   res.slice(0, 4).forEach((x) => examples?.push({ input: lastUser(x.r), expected: JSON.stringify(x.want), got: x.call ? JSON.stringify(x.call) : '(no call)' }));
   const n = Math.max(1, res.length);
-  return { n: res.length, validity: res.filter((x) => x.valid).length / n, name_exact: res.filter((x) => x.name).length / n, args_exact: res.filter((x) => x.args).length / n, skipped_no_tool_rows: rows.length - callRows.length };
+  return { n: res.length, validity: res.filter((x) => x.valid).length / n, complete: res.filter((x) => x.complete).length / n, name_exact: res.filter((x) => x.name).length / n, args_exact: res.filter((x) => x.args).length / n, skipped_no_tool_rows: rows.length - callRows.length };
 }
 
 function sortKeys(v: unknown): unknown {

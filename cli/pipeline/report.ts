@@ -27,7 +27,7 @@ const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 /** The headline metric rows: task, metric, model → value. */
 export function headline(r: PipelineReport): { task: string; metric: string; values: Record<string, number> }[] {
   const rows: { task: string; metric: string; values: Record<string, number> }[] = [];
-  const metrics: Record<string, string[]> = { classifier: ['accuracy', 'in_label_set'], tool: ['validity', 'name_exact', 'args_exact'], tool_unconstrained: ['validity', 'name_exact', 'args_exact'], ner: ['f1', 'f1_type_text', 'parse_rate'], chat: ['exact', 'substring'] };
+  const metrics: Record<string, string[]> = { classifier: ['accuracy', 'in_label_set'], tool: ['validity', 'complete', 'name_exact', 'args_exact'], tool_unconstrained: ['validity', 'name_exact', 'args_exact'], ner: ['f1', 'f1_type_text', 'parse_rate'], chat: ['exact', 'substring'] };
   for (const [task, ms] of Object.entries(metrics)) {
     const byModel = r.eval[task];
     if (!byModel) continue;
@@ -53,7 +53,7 @@ export function renderMarkdown(r: PipelineReport): string {
   }
   L.push(`| **total** | **${total.toFixed(1)}** | | (times are of the run that produced each stage) |`, '');
   L.push('## Adapters vs the un-adapted Domain-Base (held-out rows)', '');
-  L.push('Constrained decoding: classifier = guided_choice over the label set; tool = tools + tool_choice "required" (tool grammar, one call); NER = response_format json_schema. `tool_unconstrained` is the same tool rows decoded greedily without the grammar. `*_sft` = the SFT adapter before DPO/ORPO.', '');
+  L.push('Constrained decoding: classifier = guided_choice over the label set; tool = tools + tool_choice "required" (tool grammar, one call); NER = guided_regex of the entity list (`nerRegex`). A tool row counts as valid only when a complete call came out (`complete` = no max_tokens cut inside the call). `tool_unconstrained` is the same tool rows decoded greedily without the grammar. `*_sft` = the SFT adapter before DPO/ORPO.', '');
   const rows = headline(r);
   const models = [...new Set(rows.flatMap((x) => Object.keys(x.values)))];
   L.push(`| task | metric | ${models.join(' | ')} |`, `| --- | --- | ${models.map(() => '---:').join(' | ')} |`);
