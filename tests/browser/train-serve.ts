@@ -13,7 +13,7 @@ export async function serveGreedy(rt: Runtime, model: GpuModel, lora: LoraSuppor
   const c = model.config;
   model.attachLora(lora?.runtime ?? null);
   const cache = PagedKvCache.create(rt, { numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, numBlocks: 64, blockSize: 16 });
-  const sched = new Scheduler(new GpuStepRunner(model, cache), cache, { maxBatchTokens: Number(process.env.MBT ?? 64), maxRunning: 2, hasAdapter: (x) => !!lora?.pool.has(x) });
+  const sched = new Scheduler(new GpuStepRunner(model, cache), cache, { maxBatchTokens: 64, maxRunning: 2, hasAdapter: (x) => !!lora?.pool.has(x) });
   try {
     const h = sched.submit({ promptTokens: prompt, adapter, sample: GREEDY, maxTokens: n });
     while (sched.hasWork()) await sched.step();
