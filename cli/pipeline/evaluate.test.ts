@@ -39,3 +39,19 @@ describe('pipeline evaluation scoring', () => {
     expect(re.test('[{"text":"a","type":"SERVICE","start":1,"end":2}]')).toBe(false);
   });
 });
+
+describe('pipeline report', () => {
+  it('the HTML page is self-contained: chart.js inlined, data in the page', async () => {
+    const { renderHtml, renderMarkdown } = await import('./report.ts');
+    const r = {
+      generatedAt: 'now', model: 'm', machine: { cpus: '2', memoryGiB: 1, loadavg: [1, 1, 1], node: 'v20', platform: 'linux' }, adapter: { vendor: 'v', architecture: 'a', device: 'd', description: 'x' },
+      stages: [{ stage: 'cpt', seconds: 1.5, skipped: false, resumed: false, summary: { steps: 2 } }], losses: { cpt: { train: [[1, 2]] as [number, number][], eval: [], log: [] } },
+      eval: { tool: { 'domain-base': { n: 2, validity: 0.5, complete: 1, name_exact: 0, args_exact: 0 } } }, examples: {}, router: null, labelSets: {},
+    };
+    const md = renderMarkdown(r);
+    expect(md).toContain('| tool | validity | 50.0 % |');
+    const html = await renderHtml(r, md);
+    expect(html).toMatch(/Chart\.js v4/); // the library's banner: inlined, not fetched
+    expect(html).not.toMatch(/<script[^>]+src=/);
+  });
+});

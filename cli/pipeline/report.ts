@@ -2,7 +2,7 @@
 // installed package, data as JSON in the page; no network needed to open it).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TaskScores, Example } from './evaluate.ts';
 import type { LabelSets } from './sets.ts';
 
@@ -106,7 +106,8 @@ function mdToHtmlTables(md: string): string {
 export async function renderHtml(r: PipelineReport, md: string): Promise<string> {
   let chartJs = '';
   try {
-    chartJs = await readFile(createRequire(import.meta.url).resolve('chart.js/dist/chart.umd.min.js'), 'utf8');
+    // the package's exports map hides dist/ files: resolve its main entry (dist/chart.cjs) and take the UMD build beside it
+    chartJs = await readFile(join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js'), 'utf8');
   } catch {
     chartJs = ''; // charts are left out (tables stay) when chart.js is not installed
   }
