@@ -112,6 +112,9 @@ let ajv: Ajv | null = null;
  * Schema meta-schema (ajv; drafts ajv knows), known `type`s, resolvable local `$ref`s only,
  * consistent bounds, supported `pattern`s. Throws InvalidRequestError naming `param`.
  */
+/** Keywords whose value maps names to subschemas. */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+
 export function checkJsonSchema(schema: unknown, param: string): JsonSchema {
   if (schema === true) return true;
   if (schema === false) throw new InvalidRequestError(`${param}: the schema is false (no value can satisfy it)`, param);
@@ -151,7 +154,13 @@ export function checkJsonSchema(schema: unknown, param: string): JsonSchema {
     if (n.pattern !== undefined) checkRegex(n.pattern, `${path}.pattern`);
     if (n.patternProperties && typeof n.patternProperties === 'object') for (const k of Object.keys(n.patternProperties)) checkRegex(k, `${path}.patternProperties`);
     if (Array.isArray(n.enum) && n.enum.length === 0) throw new InvalidRequestError(`${path}.enum is empty`, param);
-    for (const [k, v] of Object.entries(n)) if (k !== 'enum' && k !== 'const' && k !== 'examples' && k !== 'default') walk(v, `${path}.${k}`);
+    for (const [k, v] of Object.entries(n)) {
+      if (k === 'enum' || k === 'const' || k === 'examples' || k === 'default') continue;
+      // maps of name → subschema: the names are data (a property may be called "type" or "pattern")
+      if (SCHEMA_MAPS.has(k) && v && typeof v === 'object' && !Array.isArray(v)) {
+        for (const [name, sub] of Object.entries(v)) walk(sub, `${path}.${k}.${name}`);
+      } else walk(v, `${path}.${k}`);
+    }
   };
   walk(schema, param);
   return schema as JsonSchema;
