@@ -48,6 +48,8 @@ export interface LocalEngineOptions extends CreateEngineOptions {
 /** createEngine's engine: an Engine plus the parts it runs on, in this thread. */
 export interface LocalEngine extends Engine {
   readonly tokenizer: ModelTokenizer;
+  /** Where the model's files came from (the trainer reads the tokenizer from it). */
+  readonly source: ModelSource;
   readonly model: GpuModel;
   readonly cache: PagedKvCache;
   readonly runtime: Runtime;
@@ -160,6 +162,7 @@ export async function createEngine(opts: LocalEngineOptions = {}): Promise<Local
     config,
     modelName,
     tokenizer,
+    source,
     model,
     cache,
     runtime: rt,

@@ -3,12 +3,14 @@
 // iterator (the page pulls every token produced since its last pull); an AbortSignal or a `break`
 // cancels the request in the worker, which frees its KV pages. Typed errors keep their `code`.
 //
+// The worker also trains: engine.train({ name, rows, config }, { onEvent, signal }) runs the trainer
+// there on the loaded base and hot-adds the adapter to the worker's pool (protocol.ts).
+//
 //   const engine = await createWorkerEngine(new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' }));
 //   for await (const c of await engine.chat.completions.create({ messages, stream: true })) out(c.choices[0]?.delta.content ?? '');
 import { proxy, releaseProxy, wrap, type Endpoint, type Remote } from 'comlink';
-import { chatCompletionRequestSchema, validate, type ChatCompletionRequest } from '../api/schema.ts';
-import { chatCompletionChunks, chatCompletionOf, chatGenerateOptions, responseMeta } from '../api/openai.ts';
-import { drain } from '../api/generate.ts';
+import type { ChatCompletionRequest } from '../api/schema.ts';
+import { createChatCompletion } from '../api/openai.ts';
 import type { GpuInfo } from '../../shaders/gpu/info.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { ModelSource } from '../model/source.ts';
@@ -23,26 +25,40 @@ import type {
   GeneratedToken,
   Generation,
   GenerationSummary,
+  RouteFn,
 } from '../api/types.ts';
-import { reviveError, unwrap, type WorkerApi, type WorkerEngineInit } from './protocol.ts';
+import { reviveError, unwrap, type PoolInfo, type TrainEvent, type WorkerApi, type WorkerEngineInit, type WorkerTrainRequest, type WorkerTrainResult } from './protocol.ts';
 
 export interface WorkerEngineOptions extends WorkerEngineInit {
   onProgress?: (p: EngineProgress) => void;
   /** Terminate the worker on destroy() (default true when given a Worker). */
   terminate?: boolean;
+  /** Answers model "auto" (runs in the page, e.g. lorafleet/router's loadRouter(url).asRouteFn()). */
+  router?: RouteFn;
+}
+
+export interface WorkerTrainOptions {
+  /** Progress: start, every optimizer step (loss, grad norm, learning rate), log entries, messages. */
+  onEvent?: (e: TrainEvent) => void;
+  /** Cancels the run in the worker (rejects with the signal's reason; nothing is added to the pool). */
+  signal?: AbortSignal;
 }
 
 /** An Engine whose work runs in a worker. */
 export interface WorkerEngine extends Engine {
   /** The worker's WebGPU adapter. */
   readonly gpu: GpuInfo;
+  /** Trains a LoRA adapter in the worker on its loaded base and hot-adds it to the pool under req.name. */
+  train(req: WorkerTrainRequest, opts?: WorkerTrainOptions): Promise<WorkerTrainResult>;
+  /** The adapter pool: tiers, bytes, hits. */
+  pool(): Promise<PoolInfo>;
 }
 
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
 
 /** Starts the engine in `worker` (a Worker running 'lorafleet/worker', or any comlink endpoint). */
 export async function createWorkerEngine(worker: Worker | Endpoint, opts: WorkerEngineOptions = {}): Promise<WorkerEngine> {
-  const { onProgress, terminate, ...init } = opts;
+  const { onProgress, terminate, router, ...init } = opts;
   const remote: Remote<WorkerApi> = wrap<WorkerApi>(worker);
   let metrics: EngineMetrics;
   const onMetrics = (m: EngineMetrics) => {
@@ -55,6 +71,7 @@ export async function createWorkerEngine(worker: Worker | Endpoint, opts: Worker
   let nextId = 1;
 
   type RemoteGeneration = Generation & { readonly started: Promise<void> };
+  let nextTrain = 1;
 
   function generate(input: GenerateInput, o: GenerateOptions = {}): RemoteGeneration {
     const { signal, ...rest } = o;
@@ -109,17 +126,28 @@ export async function createWorkerEngine(worker: Worker | Endpoint, opts: Worker
       }
     }
     const it = run();
-    return { done, started, [Symbol.asyncIterator]: () => it };
+    // `ready`: a bad model / too long prompt / rejected constraint fails here, before any chunk
+    return { done, started, ready: started, [Symbol.asyncIterator]: () => it };
   }
 
-  async function create(body: ChatCompletionRequest) {
-    const { signal, ...plain } = body as ChatCompletionRequest & { signal?: AbortSignal };
-    const req = validate(chatCompletionRequestSchema, plain, 'request');
-    const g = generate({ messages: req.messages }, chatGenerateOptions(req, signal));
-    await g.started; // a bad model / too long prompt rejects here, before any chunk
-    const meta = responseMeta(req.model ?? modelName);
-    if (!req.stream) return chatCompletionOf(meta, await drain(g));
-    return chatCompletionChunks(meta, g, req.stream_options?.include_usage === true);
+  // the OpenAI shaping runs here over the remote generate (tools, constraints, model "auto" as in createEngine)
+  const create = (body: ChatCompletionRequest) => createChatCompletion(generate, body, modelName, router);
+
+  async function train(req: WorkerTrainRequest, o: WorkerTrainOptions = {}): Promise<WorkerTrainResult> {
+    const { signal, onEvent } = o;
+    signal?.throwIfAborted();
+    const id = nextTrain++;
+    const onAbort = () => void remote.cancelTrain(id);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await remote.train(id, req, proxy((e: TrainEvent) => onEvent?.(e)));
+      signal?.throwIfAborted();
+      const out = unwrap(r);
+      models = out.models;
+      return out;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   async function adapterBytes(src: AdapterInput): Promise<string | Record<string, Uint8Array>> {
@@ -138,6 +166,10 @@ export async function createWorkerEngine(worker: Worker | Endpoint, opts: Worker
     generate,
     chat: { completions: { create: create as ChatCompletions['create'] } },
     metrics: () => metrics,
+    train,
+    async pool() {
+      return unwrap(await remote.pool());
+    },
     async loadAdapter(name, src) {
       models = unwrap(await remote.loadAdapter(name, await adapterBytes(src)));
     },

@@ -19,7 +19,8 @@ export interface WorkerEngineInit {
   maxQueue?: number;
   /** Adapters to load: name → URL, or the PEFT files as bytes. */
   adapters?: Record<string, string | Record<string, Uint8Array>>;
-  lora?: { gpuBudgetBytes?: number; maxRank?: number; maxSlots?: number; cpuBudgetBytes?: number };
+  /** The adapter pool; `store: 'indexeddb'` keeps every registered adapter's files in the worker's IndexedDB (the persistent tier). */
+  lora?: { gpuBudgetBytes?: number; maxRank?: number; maxSlots?: number; cpuBudgetBytes?: number; store?: 'indexeddb' | 'none' };
   hub?: { revision?: string; endpoint?: string; token?: string };
 }
 
@@ -48,6 +49,62 @@ export interface PullResult {
   metrics: EngineMetrics;
 }
 
+/** One adapter of the worker's pool: its tier (GPU pages, CPU copy, or only the persistent store / its source). */
+export interface PoolAdapterInfo {
+  name: string;
+  tier: 'gpu' | 'cpu' | 'stored';
+  /** Running requests (and steps) holding it. */
+  pins: number;
+}
+
+/** The worker's adapter pool: counters and bytes per tier (null stats: no LoRA pool yet). */
+export interface PoolInfo {
+  stats: {
+    hits: number; misses: number; loads: number; evictions: number; cpuHits: number; cpuEvictions: number; persistentLoads: number;
+    gpuBytesUsed: number; gpuBytesCapacity: number; cpuBytes: number; persistentBytes: number; resident: number; pagesFree: number; pages: number;
+  } | null;
+  adapters: PoolAdapterInfo[];
+  /** The persistent tier: 'indexeddb', or null (adapters re-read from their source). */
+  store: 'indexeddb' | 'memory' | 'dir' | null;
+}
+
+/**
+ * A training run in the worker, on the engine's loaded base model (trainer/train: the config keys
+ * are the trainer's, Axolotl's names). The trained adapter is hot-added to the worker's pool under
+ * `name` (an unpinned adapter of that name is replaced), without reloading the base.
+ */
+export interface WorkerTrainRequest {
+  /** Name of the trained adapter in the pool. */
+  name: string;
+  /** Default: sft for chat rows ({messages} or {prompt, completion}), dpo for preference rows, cpt for {text} rows and pretokenized ones. */
+  method?: 'cpt' | 'sft' | 'dpo' | 'orpo';
+  /** Training rows: {messages}, {prompt, completion}, {text}, {input_ids, labels?}, or preference rows. */
+  rows: unknown[];
+  /** Trainer config keys (lora_r, lora_alpha, lora_target_modules, learning_rate, max_steps, num_epochs, micro_batch_size, sequence_len, seed, …); base_model, datasets and output_dir are the worker's. */
+  config?: Record<string, unknown>;
+}
+
+/** Progress of a training run, streamed to the page. */
+export type TrainEvent =
+  | { type: 'start'; totalSteps: number; sequences: number; tokens: number; message: string }
+  | { type: 'step'; step: number; totalSteps: number; loss: number; gradNorm: number; learningRate: number; tokens: number; elapsedMs: number }
+  | { type: 'log'; entry: Record<string, number> }
+  | { type: 'message'; message: string };
+
+export interface WorkerTrainResult {
+  name: string;
+  steps: number;
+  /** Per optimizer step. */
+  losses: number[];
+  /** train_log.jsonl's entries. */
+  log: Array<Record<string, number>>;
+  /** The PEFT files (adapter_config.json, adapter_model.safetensors), e.g. to save them. */
+  adapterFiles: Record<string, Uint8Array>;
+  /** The models served now (the trained adapter among them). */
+  models: string[];
+  elapsedMs: number;
+}
+
 /** What the worker exposes. */
 export interface WorkerApi {
   init(opts: WorkerEngineInit, onProgress: (p: EngineProgress) => void, onMetrics: (m: EngineMetrics) => void): Promise<Reply<WorkerEngineInfo>>;
@@ -60,6 +117,11 @@ export interface WorkerApi {
   loadAdapter(name: string, source: string | Record<string, Uint8Array>): Promise<Reply<string[]>>;
   unloadAdapter(name: string): Promise<Reply<string[]>>;
   metrics(): Promise<EngineMetrics>;
+  pool(): Promise<Reply<PoolInfo>>;
+  /** Trains run `id` (a worker built with the trainer: 'lorafleet/worker'); events stream through onEvent. */
+  train(id: number, req: WorkerTrainRequest, onEvent: (e: TrainEvent) => void): Promise<Reply<WorkerTrainResult>>;
+  /** Cancels training run `id` (its train() then answers a `cancelled` error). */
+  cancelTrain(id: number): Promise<void>;
   destroy(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
-// `lorafleet/worker`: the engine inside a Web Worker, driven from the page by createWorkerEngine
-// (client.ts) through comlink. Importing this module in a worker exposes it on `self`:
+// The worker side of the worker engine: the engine inside a Web Worker, driven from the page by
+// createWorkerEngine (client.ts) through comlink. The package's worker entry, `lorafleet/worker`
+// (trainer/worker/worker.ts), serves it with the trainer plugged in (WorkerTrainer), so a worker is:
 //
 //   // engine.worker.ts
 //   import 'lorafleet/worker';
@@ -10,9 +11,27 @@
 import { expose, type Endpoint } from 'comlink';
 import { createEngine } from '../api/engine.ts';
 import { MemorySource } from '../model/source.ts';
+import { IdbAdapterStore } from '../lora/store.ts';
+import { LorafleetError } from '../../shaders/lib/errors.ts';
 import type { EngineMetrics, GeneratedToken, GenerationSummary } from '../api/types.ts';
 import type { LocalEngine } from '../api/engine.ts';
-import { serializeError, type PullResult, type Reply, type SerializedError, type WorkerApi } from './protocol.ts';
+import { serializeError, type PoolInfo, type PullResult, type Reply, type SerializedError, type TrainEvent, type WorkerApi, type WorkerTrainRequest, type WorkerTrainResult } from './protocol.ts';
+
+/**
+ * Trains an adapter on the worker's engine (its loaded base, its runtime) and returns the PEFT
+ * files; the worker then hot-adds them to the pool. trainer/worker/train.ts is the one lorafleet
+ * ships (engine/ does not import trainer/: the trainer is plugged in here).
+ */
+export type WorkerTrainer = (
+  engine: LocalEngine,
+  req: WorkerTrainRequest,
+  ctx: { onEvent: (e: TrainEvent) => void; signal: AbortSignal },
+) => Promise<Omit<WorkerTrainResult, 'models' | 'elapsedMs'>>;
+
+export interface WorkerApiOptions {
+  /** Enables train(); without it train() answers an error saying so. */
+  trainer?: WorkerTrainer;
+}
 
 interface Stream {
   ctrl: AbortController;
@@ -34,9 +53,10 @@ async function reply<T>(f: () => Promise<T> | T): Promise<Reply<T>> {
 }
 
 /** The worker side of the protocol over one engine (created by init). */
-export function createWorkerApi(): WorkerApi {
+export function createWorkerApi(options: WorkerApiOptions = {}): WorkerApi {
   let engine: LocalEngine | null = null;
   const streams = new Map<number, Stream>();
+  const trainings = new Map<number, AbortController>();
   let timer: ReturnType<typeof setInterval> | null = null;
   let lastMetrics = '';
 
@@ -52,8 +72,11 @@ export function createWorkerApi(): WorkerApi {
         if (engine) throw new Error('lorafleet worker: init() was already called');
         const adapters: Record<string, string | MemorySource> = {};
         for (const [name, src] of Object.entries(opts.adapters ?? {})) adapters[name] = typeof src === 'string' ? src : new MemorySource(src, name);
+        const { lora: loraOpts, ...rest } = opts;
+        const { store, ...lora } = loraOpts ?? {};
         engine = await createEngine({
-          ...opts,
+          ...rest,
+          ...(loraOpts ? { lora: { ...lora, store: store === 'indexeddb' ? new IdbAdapterStore() : null } } : {}),
           adapters,
           ...(opts.hub ? { hub: opts.hub } : {}),
           onProgress: (p) => void onProgress(p),
@@ -149,9 +172,47 @@ export function createWorkerApi(): WorkerApi {
       return metricsNow();
     },
 
+    async pool() {
+      return reply((): PoolInfo => {
+        const pool = need().lora?.pool;
+        if (!pool) return { stats: null, adapters: [], store: null };
+        const adapters = pool.names().map((name) => ({ name, tier: pool.isResident(name) ? ('gpu' as const) : pool.inCpuTier(name) ? ('cpu' as const) : ('stored' as const), pins: pool.pinCount(name) }));
+        return { stats: pool.stats(), adapters, store: pool.store?.kind ?? null };
+      });
+    },
+
+    async train(id, req, onEvent) {
+      return reply(async () => {
+        const e = need();
+        if (!options.trainer) throw new LorafleetError("this worker has no trainer: serve it with import 'lorafleet/worker'", 'invalid_request');
+        if (trainings.has(id)) throw new Error(`lorafleet worker: training ${id} exists`);
+        const ctrl = new AbortController();
+        trainings.set(id, ctrl);
+        const t0 = performance.now();
+        try {
+          const r = await options.trainer(e, req, { onEvent: (ev) => void onEvent(ev), signal: ctrl.signal });
+          if (ctrl.signal.aborted) throw new LorafleetError('training cancelled', 'cancelled');
+          // hot-add: the trained files go into the live pool (an unpinned adapter of that name is replaced)
+          if (e.lora?.pool.has(r.name)) await e.unloadAdapter(r.name);
+          await e.loadAdapter(r.name, r.adapterFiles);
+          return { ...r, models: e.models(), elapsedMs: performance.now() - t0 };
+        } catch (err) {
+          if (ctrl.signal.aborted) throw new LorafleetError('training cancelled', 'cancelled');
+          throw err;
+        } finally {
+          trainings.delete(id);
+        }
+      });
+    },
+
+    async cancelTrain(id) {
+      trainings.get(id)?.abort();
+    },
+
     async destroy() {
       if (timer) clearInterval(timer);
       timer = null;
+      for (const t of trainings.values()) t.abort();
       for (const s of streams.values()) s.ctrl.abort();
       await Promise.all([...streams.values()].map((s) => s.ended));
       streams.clear();
@@ -163,10 +224,12 @@ export function createWorkerApi(): WorkerApi {
 }
 
 /** Serves the worker protocol on `endpoint` (default: this worker's global scope). */
-export function exposeEngine(endpoint?: Endpoint): void {
-  expose(createWorkerApi(), endpoint ?? (globalThis as unknown as Endpoint));
+export function exposeEngine(endpoint?: Endpoint, options: WorkerApiOptions = {}): void {
+  expose(createWorkerApi(options), endpoint ?? (globalThis as unknown as Endpoint));
 }
 
-// Imported inside a dedicated worker: serve right away.
-const g = globalThis as { WorkerGlobalScope?: abstract new () => unknown };
-if (typeof g.WorkerGlobalScope === 'function' && globalThis instanceof g.WorkerGlobalScope) exposeEngine();
+/** True inside a dedicated (or other) worker. */
+export function inWorkerScope(): boolean {
+  const g = globalThis as { WorkerGlobalScope?: abstract new () => unknown };
+  return typeof g.WorkerGlobalScope === 'function' && globalThis instanceof g.WorkerGlobalScope;
+}

@@ -70,7 +70,8 @@ export async function openBrowserPage(path: string, opts: { hub?: Record<string,
     // Test pages import the library by its package name, as a user's app does, from the sources.
     resolve: {
       alias: [
-        { find: /^lorafleet\/worker$/, replacement: join(REPO_ROOT, 'engine/worker/worker.ts') },
+        { find: /^lorafleet\/worker$/, replacement: join(REPO_ROOT, 'trainer/worker/worker.ts') },
+        { find: /^lorafleet\/router$/, replacement: join(REPO_ROOT, 'router/index.ts') },
         { find: /^lorafleet$/, replacement: join(REPO_ROOT, 'engine/index.ts') },
       ],
     },

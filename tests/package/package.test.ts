@@ -67,6 +67,8 @@ describe('the packed package', () => {
     expect(f).toContain('dist/engine/index.d.ts');
     expect(f).toContain('dist/engine/node.js');
     expect(f).toContain('dist/engine/worker/worker.js');
+    expect(f).toContain('dist/trainer/worker/worker.js'); // lorafleet/worker: the engine's worker side + the trainer
+    expect(f).toContain('dist/router/index.js'); // lorafleet/router
     expect(f).toContain('dist/cli/main.js');
     expect(f).toContain('bin/lorafleet.mjs');
     expect(f).toContain('dist/engine/model/embedded/stories260K/model.safetensors');
