@@ -149,7 +149,7 @@ export async function serveCli(argv: string[]): Promise<number> {
   if (values.router) {
     const { loadRouter } = await import('../router/index.ts');
     const r = await loadRouter(resolve(values.router));
-    router = (messages) => r.route(messages);
+    router = r.asRouteFn(); // its decisions name the fallback adapter (served when the chosen one is not loaded)
   }
   const model = values.model;
   const host = await EngineHost.start({

@@ -75,7 +75,7 @@ export async function serveDemo(o: DemoServerOptions) {
     hostname: o.host ?? '127.0.0.1', port: o.port ?? 8080, adaptersDir: o.adaptersDir, modelRoot: o.model, adapterRoots: adapters, maxLoras: 8, log,
     router: async (messages) => {
       const d = await router.route(messages);
-      return { route: d.route, adapter: d.adapter, score: d.score };
+      return { route: d.route, adapter: d.adapter, score: d.score, fallback: router.config.fallback.adapter };
     },
   });
   // the demo, its data and the report beside the API (registered before the first request)

@@ -34,6 +34,7 @@ export type {
   ToolCall,
   ToolCallDelta,
   RouteDecision,
+  RouteInfo,
   RouteFn,
   ChatCompletion,
   ChatCompletionChunk,

@@ -30,7 +30,7 @@ export interface RouteDecision {
 }
 
 /** The routing function the engine takes (`model: "auto"`). */
-export type RouteFn = (input: string | ChatMessage[]) => Promise<RouteDecision>;
+export type RouteFn = (input: string | ChatMessage[]) => Promise<RouteDecision & { fallback: string }>;
 
 export interface LabeledExample {
   text?: string;
@@ -180,9 +180,10 @@ export class Router {
     return embs.map((e) => this.decide(this.scoreEmbedding(e)));
   }
 
-  /** The routing function for the engine. */
+  /** The routing function for the engine. Its decisions also name the router's fallback adapter
+   *  (`fallback`), which the engine serves when the chosen adapter is not loaded. */
   asRouteFn(): RouteFn {
-    return (input) => this.route(input);
+    return async (input) => ({ ...(await this.route(input)), fallback: this.file.fallback.adapter });
   }
 
   private checkLabels(examples: LabeledExample[], what: string): void {

@@ -156,7 +156,7 @@ export async function createEngine(opts: LocalEngineOptions = {}): Promise<Local
     },
     ensureLoop,
   });
-  const create = (body: ChatCompletionRequest) => createChatCompletion(generate, body, modelName, opts.router);
+  const create = (body: ChatCompletionRequest) => createChatCompletion(generate, body, modelName, opts.router, (name) => !!lora?.pool.has(name));
 
   return {
     config,

@@ -7,7 +7,8 @@ import { chatCompletionRequestSchema, InvalidRequestError, validate, type ChatCo
 import { drain } from './generate.ts';
 import type { TokenLogprob } from './logprobs.ts';
 import { parseToolCalls, ToolCallStream } from '../structured/request.ts';
-import type { ChatCompletion, ChatCompletionChunk, ChatFinishReason, GenerateFn, GenerateOptions, Generation, GenerationSummary, RouteDecision, RouteFn } from './types.ts';
+import type { ChatCompletion, ChatCompletionChunk, ChatFinishReason, GenerateFn, GenerateOptions, Generation, GenerationSummary, RouteFn, RouteInfo } from './types.ts';
+import { resolveRoute } from './route.ts';
 import { LorafleetError } from './errors.ts';
 
 let idCounter = 0;
@@ -119,16 +120,17 @@ export async function createChatCompletion(
   body: ChatCompletionRequest,
   defaultModel: string,
   router?: RouteFn,
+  isLoaded: (adapter: string) => boolean = () => true,
 ): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
   const { signal, ...plain } = body as ChatCompletionRequest & { signal?: AbortSignal };
   let req = validate(chatCompletionRequestSchema, plain, 'request');
-  // model "auto": the router picks the adapter from the messages
-  let route: RouteDecision | undefined;
+  // model "auto": the router picks the adapter from the messages (an adapter that is not loaded:
+  // the router's fallback, else the base model; route.not_loaded says so)
+  let route: RouteInfo | undefined;
   if (req.model === 'auto') {
     if (!router) throw new LorafleetError("model 'auto' needs a router (createEngine({ router }) / serve --router)", 'model_not_found', { param: 'model' });
-    route = await router(req.messages);
-    const adapter = route.adapter == null || route.adapter === 'base' ? defaultModel : route.adapter;
-    req = { ...req, model: adapter };
+    route = resolveRoute(await router(req.messages), defaultModel, isLoaded);
+    req = { ...req, model: route.adapter == null || route.adapter === 'base' ? defaultModel : route.adapter };
   }
   const g = generate({ messages: req.messages, tools: req.tool_choice === 'none' ? null : req.tools }, chatGenerateOptions(req, signal));
   await g.ready; // a constraint the grammar engine rejects fails here (invalid_request), nothing queued

@@ -17,10 +17,10 @@ import { readFileSync } from 'node:fs';
 let engine: Engine;
 let dir: string;
 const seen: RouteDecision[] = [];
+const adapters: Record<string, string> = {};
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'lf-route-'));
   const config = parseModelConfig(JSON.parse(readFileSync(join(STORIES_DIR, 'config.json'), 'utf8')));
-  const adapters: Record<string, string> = {};
   for (const [i, name] of ['tool_adapter', 'classifier_adapter', 'ner_adapter', 'chat_adapter'].entries()) {
     const a = randomLoraAdapter(config, { name, r: 2, seed: 10 + i });
     await savePeftAdapter(join(dir, name), adapterSpec(a));
@@ -72,6 +72,26 @@ describe('model "auto" (createEngine router option)', () => {
     expect(chunks.slice(1).every((c) => c.route === undefined)).toBe(true);
     expect(chunks[0]!.model).toBe(seen.at(-1)!.adapter ?? engine.modelName);
     expect(seen.at(-1)!.adapter).toBe('ner_adapter');
+  });
+
+  it("an adapter the engine has not loaded: the router's fallback serves, and the route info says so", async () => {
+    // only chat_adapter (the shipped router's fallback) is loaded: a tool request falls back to it
+    const router = await loadRouter(new URL('../../router/default/router.json', import.meta.url).pathname);
+    const e3 = await createEngine({ model: STORIES_DIR, device: engine.runtime, adapters: { chat_adapter: adapters.chat_adapter! }, router: router.asRouteFn() });
+    try {
+      const r = (await e3.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Please restart the billing worker in production' }], max_tokens: 3, temperature: 0 })) as ChatCompletion;
+      expect(r.route).toMatchObject({ route: 'tool', adapter: 'chat_adapter', not_loaded: 'tool_adapter', fallback: 'chat_adapter' });
+      expect(r.model).toBe('chat_adapter');
+      const direct = (await e3.chat.completions.create({ model: 'chat_adapter', messages: [{ role: 'user', content: 'Please restart the billing worker in production' }], max_tokens: 3, temperature: 0 })) as ChatCompletion;
+      expect(r.choices[0]!.message.content).toBe(direct.choices[0]!.message.content);
+      // a request for the loaded fallback itself: no not_loaded
+      const c = (await e3.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'hello' }], max_tokens: 1 })) as ChatCompletion;
+      expect(c.route).toMatchObject({ adapter: 'chat_adapter' });
+      expect(c.route!.not_loaded).toBeUndefined();
+    } finally {
+      await e3.destroy();
+      await router.dispose();
+    }
   });
 
   it('without a router, model "auto" is model_not_found', async () => {

@@ -151,6 +151,17 @@ export interface RouteDecision {
   /** Adapter to use (null, 'base' or the base model's name: the base model). */
   adapter: string | null;
   score?: number;
+  /** The router's fallback adapter (router/: the file's `fallback.adapter`), served when `adapter` is
+   *  not loaded; when it is not loaded either (or absent), the base model serves. */
+  fallback?: string | null;
+}
+/**
+ * The decision as served, returned with the response (`route`): `adapter` is what served the request
+ * (null: the base model). When the router's adapter was not loaded, `not_loaded` names it and
+ * `adapter` is the router's fallback (when loaded) or null (the base model).
+ */
+export interface RouteInfo extends RouteDecision {
+  not_loaded?: string;
 }
 export type RouteFn = (messages: ChatMessage[]) => RouteDecision | Promise<RouteDecision>;
 
@@ -159,8 +170,8 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  /** model "auto": the router's decision (lorafleet's extension; OpenAI clients ignore it). */
-  route?: RouteDecision;
+  /** model "auto": the router's decision as served (lorafleet's extension; OpenAI clients ignore it). */
+  route?: RouteInfo;
   choices: Array<{ index: number; message: ChatCompletionMessage; finish_reason: ChatFinishReason; logprobs: { content: TokenLogprob[] } | null }>;
   usage: Usage;
 }
@@ -190,8 +201,8 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  /** model "auto": the router's decision, on the first chunk. */
-  route?: RouteDecision;
+  /** model "auto": the router's decision as served, on the first chunk. */
+  route?: RouteInfo;
   choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string; tool_calls?: ToolCallDelta[] }; finish_reason: ChatFinishReason | null; logprobs: { content: TokenLogprob[] } | null }>;
   usage?: Usage | null;
 }

@@ -31,7 +31,8 @@ import type { LocalEngine as Engine } from '../api/engine.ts'; // the in-process
 import { EngineHost, ServiceUnavailableError, type Flight } from './host.ts';
 import { ServerMetrics } from './metrics.ts';
 
-import type { RouteDecision, RouteFn } from '../api/types.ts';
+import type { RouteDecision, RouteFn, RouteInfo } from '../api/types.ts';
+import { resolveRoute } from '../api/route.ts';
 /** What a router decides for a request with model "auto" (engine/api/types.ts). */
 export type { RouteDecision, RouteFn };
 
@@ -42,7 +43,8 @@ export interface ServerAppOptions {
   maxBodyBytes?: number;
   /** Access-Control-Allow-Origin for browsers. */
   cors?: string;
-  /** Model "auto" asks this (the router); the decision goes in `x-lorafleet-route` / `x-lorafleet-adapter` and in metrics. */
+  /** Model "auto" asks this (the router); the decision goes in `x-lorafleet-route` / `x-lorafleet-adapter`, the response's
+   *  `route` (engine/api RouteInfo) and metrics. An adapter that is not loaded: its `fallback`, else the base model. */
   router?: RouteFn;
   /** Resolves and checks a lora_path of /v1/load_lora_adapter (node.ts: inside --adapters only); absent: runtime loading is off. */
   resolveAdapterPath?: (path: string) => Promise<string>;
@@ -111,7 +113,7 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
     metrics.http.inc({ method: c.req.method, route, status: String(c.res.status) });
     log({ level: 'info', msg: 'http', id, method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - t0).toFixed(1), stream: c.res.headers.get('content-type')?.startsWith('text/event-stream') ?? false });
   });
-  if (o.cors) app.use('*', cors({ origin: o.cors, allowHeaders: ['Authorization', 'Content-Type'], exposeHeaders: ['x-request-id', 'x-lorafleet-route', 'x-lorafleet-adapter'] }));
+  if (o.cors) app.use('*', cors({ origin: o.cors, allowHeaders: ['Authorization', 'Content-Type'], exposeHeaders: ['x-request-id', 'x-lorafleet-route', 'x-lorafleet-adapter', 'x-lorafleet-route-score', 'x-lorafleet-route-not-loaded'] }));
   const maxBody = o.maxBodyBytes ?? 4 << 20;
   app.use('/v1/*', bodyLimit({ maxSize: maxBody, onError: (c) => openAIError(c, 413, `the request body is over the limit of ${maxBody} bytes`, 'invalid_request_error', 'request_too_large') }));
   if (o.apiKey) {
@@ -230,6 +232,7 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
   const generate = async (endpoint: Endpoint, c: Context): Promise<Response> => {
     const t0 = performance.now();
     let body = await jsonBody(c);
+    let routeInfo: RouteInfo | undefined;
     const reqModel = typeof body.model === 'string' ? body.model : null;
     // model "auto": the router picks the adapter (chat messages, or the prompt as one user message)
     if (reqModel === 'auto') {
@@ -240,11 +243,21 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
           : [{ role: 'user', content: typeof body.prompt === 'string' ? body.prompt : Array.isArray(body.prompt) && typeof body.prompt[0] === 'string' ? body.prompt[0] : '' }];
       const d = await o.router(messages);
       const e = serving();
-      const model = d.adapter == null || d.adapter === 'base' ? e.modelName : d.adapter;
+      // an adapter that is not loaded (or is unloading): the router's fallback, else the base model
+      const loaded = (name: string) => {
+        try {
+          return host.adapterFor(e, name) !== null;
+        } catch {
+          return false;
+        }
+      };
+      routeInfo = resolveRoute(d, e.modelName, loaded);
+      const model = routeInfo.adapter == null || routeInfo.adapter === 'base' ? e.modelName : routeInfo.adapter;
       const route = d.route ?? '(none)';
       body = { ...body, model };
       c.header('x-lorafleet-route', route);
       c.header('x-lorafleet-adapter', model);
+      if (routeInfo.not_loaded) c.header('x-lorafleet-route-not-loaded', routeInfo.not_loaded);
       if (d.score !== undefined) c.header('x-lorafleet-route-score', String(d.score));
       metrics.routes.inc({ route, adapter: model });
     }
@@ -294,7 +307,7 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
     if (!isAsyncIterable(result)) {
       await Promise.resolve(); // let done's then() record the summary
       end((result as { choices: Array<{ finish_reason: Outcome }> }).choices[0]!.finish_reason, summary);
-      return c.json(result);
+      return c.json(routeInfo ? { ...(result as object), route: routeInfo } : result);
     }
 
     // Streaming: pull until the first token (or the end) before answering, so a full queue (429),
@@ -320,7 +333,8 @@ export function createServerApp(host: EngineHost, o: ServerAppOptions = {}): Ser
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => flight.abort(new DOMException('the client disconnected', 'AbortError')));
       try {
-        for (const chunk of buffered) await stream.writeSSE({ data: JSON.stringify(chunk) });
+        // model "auto": the route info rides on the first chunk (as in the library)
+        for (const [i, chunk] of buffered.entries()) await stream.writeSSE({ data: JSON.stringify(i === 0 && routeInfo ? { ...(chunk as object), route: routeInfo } : chunk) });
         while (!finished) {
           const r = await it.next();
           if (r.done) break;

@@ -41,7 +41,12 @@ beforeAll(async () => {
   srv = await startServer(host, {
     port: 0, apiKey: KEY, adaptersDir: dir, modelRoot: STORIES_DIR,
     adapterRoots: { tool_adapter: join(dir, 'tool_adapter'), chat_adapter: join(dir, 'chat_adapter') },
-    router: (messages) => (String(messages.at(-1)?.content).includes('tool') ? { route: 'tools', adapter: 'tool_adapter', score: 0.9 } : { route: 'general', adapter: null, score: 0.5 }),
+    router: (messages) => {
+      const text = String(messages.at(-1)?.content);
+      // 'ghost': an adapter this server never loaded, with the router's fallback / without one
+      if (text.includes('ghost')) return { route: 'ghosts', adapter: 'ghost_adapter', score: 0.7, ...(text.includes('fallback') ? { fallback: 'chat_adapter' } : {}) };
+      return text.includes('tool') ? { route: 'tools', adapter: 'tool_adapter', score: 0.9 } : { route: 'general', adapter: null, score: 0.5 };
+    },
     log: (e) => logs.push(e),
   });
   client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: KEY, maxRetries: 0 });
@@ -254,6 +259,29 @@ describe('lorafleet serve (openai SDK on loopback)', () => {
     expect(r.data.choices[0]!.message.content).toBe(lib.text);
     const m = await (await fetch(`${srv.url}/metrics`)).text();
     expect(m).toMatch(/lorafleet_router_decisions_total\{route="tools",adapter="tool_adapter"\} 1/);
+  });
+
+  it("model \"auto\" naming an adapter that is not loaded: the router's fallback (else the base) serves, and the route info says so", async () => {
+    const r = await client.chat.completions.create({ model: 'auto', messages: msgs('ghost request, with fallback'), max_tokens: 4, temperature: 0 }).withResponse();
+    expect(r.response.status).toBe(200);
+    expect(r.response.headers.get('x-lorafleet-adapter')).toBe('chat_adapter');
+    expect(r.response.headers.get('x-lorafleet-route-not-loaded')).toBe('ghost_adapter');
+    expect(r.data.model).toBe('chat_adapter');
+    expect((r.data as unknown as { route: unknown }).route).toEqual({ route: 'ghosts', adapter: 'chat_adapter', score: 0.7, fallback: 'chat_adapter', not_loaded: 'ghost_adapter' });
+    const lib = await drain(engine().generate({ messages: msgs('ghost request, with fallback') }, { model: 'chat_adapter', max_tokens: 4, temperature: 0 }));
+    expect(r.data.choices[0]!.message.content).toBe(lib.text);
+    // no fallback: the base model; streamed, the route info is on the first chunk
+    const res = await post('/v1/chat/completions', { model: 'auto', messages: msgs('ghost request'), max_tokens: 3, temperature: 0, stream: true });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-lorafleet-adapter')).toBe(engine().modelName);
+    const events = (await res.text()).split('\n').filter((l) => l.startsWith('data: ') && l !== 'data: [DONE]').map((l) => JSON.parse(l.slice(6)) as { model: string; route?: unknown });
+    expect(events[0]!.route).toEqual({ route: 'ghosts', adapter: null, score: 0.7, not_loaded: 'ghost_adapter' });
+    expect(events.slice(1).every((e) => e.route === undefined)).toBe(true);
+    expect(events[0]!.model).toBe(engine().modelName);
+    const m = await (await fetch(`${srv.url}/metrics`)).text();
+    expect(m).toMatch(/lorafleet_router_decisions_total\{route="ghosts",adapter="chat_adapter"\} 1/);
+    // a request naming the missing adapter itself is still an unknown model
+    expect((await post('/v1/chat/completions', { model: 'ghost_adapter', messages: msgs('hi'), max_tokens: 1 })).status).toBe(404);
   });
 
   it('a client disconnect mid-stream cancels the generation and frees its KV pages', async () => {
