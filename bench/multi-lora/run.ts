@@ -150,6 +150,7 @@ function timedLora(inner: LoraRuntime, planMs: number[]): LoraRuntime {
     },
     apply: (...a) => inner.apply(...a),
     applyGroup: (...a) => inner.applyGroup(...a),
+    fused: inner.fused ? (p) => inner.fused!(p) : undefined,
     endStep: (p) => inner.endStep(p),
   };
 }

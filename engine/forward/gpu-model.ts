@@ -323,22 +323,29 @@ export class GpuModel {
       plan = await lora.planStep(rowAdapters);
       if (plan.empty) plan = null;
     }
-    // One shrink + one expand per module group (q|k|v, o, gate|up, down) and layer.
+    // Fused LoRA (the default runtime): each group's shrink and expand ride on kernels of the layer
+    // below (F.shrink / F.expand; undefined = plain kernel). Otherwise one shrink + one expand
+    // dispatch per module group (q|k|v, o, gate|up, down) after each projection (loraApply).
+    const F = plan && lora!.fused ? lora!.fused(plan) : null;
     const loraApply = (layer: number, group: LoraGroup, xin: GPUBuffer, out: GPUBuffer, inDim: number, outDim: number) => {
-      if (plan) lora!.applyGroup(plan, layer, group, xin, out, { rows: T, inDim, outDim });
+      if (plan && !F) lora!.applyGroup(plan, layer, group, xin, out, { rows: T, inDim, outDim });
     };
+    // x' of the fused o_proj add: the post-attention rmsnorm writes x + o delta here (x and x' swap).
+    let xAlt = F ? acq(T * Hd, 'fwd-x2') : null;
+    let xr = x;
 
     try {
       // x = self.embed_tokens(input_ids)                                 x [T, Hd]
-      embedding(rt, idsB, this.embed, x, T);
+      embedding(rt, idsB, this.embed, xr, T);
 
       for (let l = 0; l < c.numLayers; l++) {
         const L = this.layers[l]!;
         // h = self.input_layernorm(x)                                    h [T, Hd]
-        rmsnorm(rt, x, L.attnNorm, h, T, Hd, c.rmsNormEps);
+        //   (+ LoRA shrink of q|k|v: t = h·Aᵀ per row's adapter, tail invocations of the same kernel)
+        rmsnorm(rt, xr, L.attnNorm, h, T, Hd, c.rmsNormEps, { lora: F ? { shrink: F.shrink(l, 'qkv') } : undefined });
         // q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)       qkv [T, Q | KV | KV]  (+ bias)
-        matmul(rt, h, L.qkv, qkv, T);
-        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v: one shrink, one expand into the qkv row)
+        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v: expand in the matmul's epilogue)
+        matmul(rt, h, L.qkv, qkv, T, { lora: F?.expand(l, 'qkv') });
         loraApply(l, 'qkv', h, qkv, Hd, QKV);
         // q, k = apply_rotary_pos_emb(q, k, cos, sin)  (rotate-half, in place, at positions)
         //   q and k heads are adjacent in a qkv row (columns [0, Q+KV)): one dispatch over H+KVH heads
@@ -351,21 +358,25 @@ export class GpuModel {
           scale: 1 / Math.sqrt(D), window: c.slidingWindow ?? 0,
         });
         // x = x + self.o_proj(att)                                       x [T, Hd]  (matmul accumulates)
-        matmul(rt, att, L.o, x, T, { accumulate: true });
-        loraApply(l, 'o_proj', att, x, Q, Hd);
+        //   (+ LoRA shrink of o_proj: t = att·Aᵀ, tail invocations; its expand is added by the next rmsnorm)
+        matmul(rt, att, L.o, xr, T, { accumulate: true, loraShrink: F?.shrink(l, 'o_proj') });
+        loraApply(l, 'o_proj', att, xr, Q, Hd);
         // h = self.post_attention_layernorm(x)                           h [T, Hd]
-        rmsnorm(rt, x, L.mlpNorm, h, T, Hd, c.rmsNormEps);
-        // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]
-        matmul(rt, h, L.gateUp, gu, T);
+        //   (+ LoRA: x' = x + s·t·Bᵀ of o_proj first, written to the other x buffer; shrink of gate|up)
+        const oAdd = F?.expand(l, 'o_proj');
+        rmsnorm(rt, xr, L.mlpNorm, h, T, Hd, c.rmsNormEps, { lora: F ? { shrink: F.shrink(l, 'gate_up'), add: oAdd, xOut: xAlt ?? undefined } : undefined });
+        if (oAdd) [xr, xAlt] = [xAlt!, xr];
+        // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]  (+ LoRA expand in the epilogue)
+        matmul(rt, h, L.gateUp, gu, T, { lora: F?.expand(l, 'gate_up') });
         loraApply(l, 'gate_up', h, gu, Hd, 2 * I);
-        // a = act_fn(g) * u                                              act [T, I]
-        siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I });
-        // x = x + self.down_proj(a)                                      x [T, Hd]
-        matmul(rt, act, L.down, x, T, { accumulate: true });
-        loraApply(l, 'down_proj', act, x, I, Hd);
+        // a = act_fn(g) * u                                              act [T, I]  (+ LoRA shrink of down_proj)
+        siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I, lora: F?.shrink(l, 'down_proj') });
+        // x = x + self.down_proj(a)                                      x [T, Hd]  (+ LoRA expand in the epilogue)
+        matmul(rt, act, L.down, xr, T, { accumulate: true, lora: F?.expand(l, 'down_proj') });
+        loraApply(l, 'down_proj', act, xr, I, Hd);
       }
 
-      return await this.head(step, x, h, T, packed, acq);
+      return await this.head(step, xr, h, T, packed, acq);
     } finally {
       if (plan) lora!.endStep(plan);
       for (const b of acquired) rt.release(b);

@@ -6,6 +6,8 @@
 // index per row — decode). Rows whose adapter is null, or whose adapter does not target the
 // (layer, module), are left untouched and cost nothing.
 
+import type { LoraExpandArgs, LoraShrinkArgs } from '../../shaders/lora/lora.fused.ts';
+
 export type LoraModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
 export const LORA_MODULES: readonly LoraModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
@@ -64,6 +66,18 @@ export interface LoraGroupApplyOptions {
   outColOffset?: number;
 }
 
+/**
+ * The fused path (shaders/lora/lora.fused.ts): the LoRA work of a step handed to kernels the forward
+ * runs anyway — each group's shrink to the kernel that produces (or, o_proj, consumes) its input, each
+ * expand to the matmul writing its output (o_proj: the rmsnorm reading x next). Both return undefined
+ * when no adapter of the step targets the group at that layer (the plain kernel runs).
+ */
+export interface LoraFusedOps {
+  shrink(layer: number, group: LoraGroup): LoraShrinkArgs | undefined;
+  /** outColOffset: where the group's first module starts inside the output row (default 0). */
+  expand(layer: number, group: LoraGroup, outColOffset?: number): LoraExpandArgs | undefined;
+}
+
 export interface LoraRuntime {
   /**
    * Called once per step with the adapter name (or null = base model) of every token row of
@@ -78,6 +92,11 @@ export interface LoraRuntime {
    * fused gate|up row): one shrink and one expand for the whole group.
    */
   applyGroup(plan: LoraStepPlan, layer: number, group: LoraGroup, x: GPUBuffer, out: GPUBuffer, opts: LoraGroupApplyOptions): void;
+  /**
+   * The plan's fused ops, or null when this runtime (or plan) has none: the forward then calls
+   * applyGroup after each projection. A forward uses one path for a whole step.
+   */
+  fused?(plan: LoraStepPlan): LoraFusedOps | null;
   /** Releases the plan's scratch buffers and unpins its adapters (after the step's work is recorded). */
   endStep(plan: LoraStepPlan): void;
 }

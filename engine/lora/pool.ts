@@ -296,7 +296,7 @@ export class AdapterPool {
   // ------------------------------------------------------------ GPU residency
 
   /** Makes the adapter GPU-resident (loading / evicting as needed); returns its slot. */
-  async acquire(name: string): Promise<{ slot: number; rank: number; targetModules: LoraModule[]; masks: number[] }> {
+  async acquire(name: string): Promise<{ slot: number; rank: number; targetModules: LoraModule[]; masks: number[]; readonly pages: readonly number[]; readonly scaling: number }> {
     return this.serial(async () => {
       const r = this.resident.get(name);
       if (r) {

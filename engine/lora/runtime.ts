@@ -8,14 +8,23 @@
 //     group (q|k|v, o, gate|up, down) from the group's bank; modules no row's adapter targets at
 //     this layer are left out of the range, and the whole call is a no-op when none is targeted.
 //   apply(plan, layer, module, ...): the same for a single module (its own output buffer / column).
+//   fused(plan): the fused path the forward uses by default (shaders/lora/lora.fused.ts): planStep
+//     uploads one meta buffer (row → adapter entry: rank, scale, masks, pages; rank-aware shrink
+//     entries) and a t scratch; shrink(l, g) / expand(l, g) hand them to the producer / consumer
+//     kernels. The SGMV / BGMV work lists of apply / applyGroup are then built on first use only.
 //   endStep(plan): returns the scratch buffers, unpins.
 import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import { buildItems, loraApply, releaseItems, segmentsFromRowSlots, uploadItems, type LoraStepBuffers } from '../../shaders/lora/lora.ts';
-import { LORA_GROUPS, LORA_MODULES, type LoraApplyOptions, type LoraGroup, type LoraGroupApplyOptions, type LoraModule, type LoraRuntime, type LoraStepPlan } from './hook.ts';
+import { fusedTLayout, packFusedMeta, releaseFusedStep, uploadFusedStep, type LoraFusedStep } from '../../shaders/lora/lora.fused.ts';
+import { LORA_GROUPS, LORA_MODULES, type LoraApplyOptions, type LoraFusedOps, type LoraGroup, type LoraGroupApplyOptions, type LoraModule, type LoraRuntime, type LoraStepPlan } from './hook.ts';
 import { AdapterPool, LoraPoolError, moduleBit } from './pool.ts';
 
 interface Plan extends LoraStepPlan {
+  /** SGMV / BGMV work lists (apply / applyGroup), built on first use. */
   step: LoraStepBuffers | null;
+  buildItems: (() => LoraStepBuffers) | null;
+  fused: LoraFusedStep | null;
+  ops: LoraFusedOps | null;
   pinned: string[];
   /** active[l * 7 + m]: some row's adapter targets (l, m). */
   active: Uint8Array;
@@ -25,6 +34,8 @@ interface Plan extends LoraStepPlan {
 export interface MultiLoraRuntimeOptions {
   /** Segments at least this long use SGMV tiles (default 2). */
   sgmvMinRows?: number;
+  /** Offer the fused path (default true); false: the forward runs the separate SGMV / BGMV dispatches. */
+  fused?: boolean;
 }
 
 export class MultiLoraRuntime implements LoraRuntime {
@@ -39,7 +50,7 @@ export class MultiLoraRuntime implements LoraRuntime {
     const L = this.pool.config.numLayers;
     const names = [...new Set(tokenAdapters.filter((a): a is string => a !== null))];
     const active = new Uint8Array(L * LORA_MODULES.length);
-    if (!names.length) return { rows, empty: true, step: null, pinned: [], active, done: false } as Plan;
+    if (!names.length) return { rows, empty: true, step: null, buildItems: null, fused: null, ops: null, pinned: [], active, done: false } as Plan;
     for (const n of names) if (!this.pool.has(n)) throw new LoraPoolError(`unknown adapter "${n}" (loaded: ${this.pool.names().join(', ') || 'none'})`);
     const pinned: string[] = [];
     try {
@@ -48,21 +59,58 @@ export class MultiLoraRuntime implements LoraRuntime {
         pinned.push(n);
       }
       const slotOf = new Map<string, number>();
+      const indexOf = new Map<string, number>();
       const rankOfSlot = new Map<number, number>();
+      const entries: Array<{ rank: number; scale: number; masks: readonly number[]; pages: readonly number[] }> = [];
       for (const n of names) {
         const r = await this.pool.acquire(n);
         slotOf.set(n, r.slot);
+        indexOf.set(n, entries.length);
+        entries.push({ rank: r.rank, scale: r.scaling, masks: r.masks, pages: r.pages });
         rankOfSlot.set(r.slot, r.rank);
         for (let l = 0; l < L; l++) for (let m = 0; m < LORA_MODULES.length; m++) if (r.masks[l]! & (1 << m)) active[l * LORA_MODULES.length + m] = 1;
       }
-      const rowSlots = tokenAdapters.map((a) => (a === null ? -1 : slotOf.get(a)!));
-      const items = buildItems(segmentsFromRowSlots(rowSlots), rows, (s) => rankOfSlot.get(s)!, this.opts.sgmvMinRows);
-      const step = uploadItems(this.rt, items, rows, this.pool.rMax);
-      return { rows, empty: false, step, pinned, active, done: false } as Plan;
+      const rMax = this.pool.rMax;
+      const items = () => {
+        const rowSlots = tokenAdapters.map((a) => (a === null ? -1 : slotOf.get(a)!));
+        return uploadItems(this.rt, buildItems(segmentsFromRowSlots(rowSlots), rows, (s) => rankOfSlot.get(s)!, this.opts.sgmvMinRows), rows, rMax);
+      };
+      const plan = { rows, empty: false, step: null, buildItems: items, fused: null, ops: null, pinned, active, done: false } as Plan;
+      if (this.opts.fused !== false) {
+        const { meta, nEnt } = packFusedMeta(tokenAdapters.map((a) => (a === null ? -1 : indexOf.get(a)!)), entries, L);
+        plan.fused = uploadFusedStep(this.rt, meta, nEnt, rows, L, rMax);
+        plan.ops = this.fusedOps(plan, plan.fused);
+      } else plan.step = items();
+      return plan;
     } catch (e) {
       for (const n of pinned) this.pool.unpin(n);
       throw e;
     }
+  }
+
+  fused(plan: LoraStepPlan): LoraFusedOps | null {
+    const p = plan as Plan;
+    if (p.done) throw new Error('lora.fused: plan already ended (endStep)');
+    return p.empty ? null : p.ops;
+  }
+
+  private fusedOps(p: Plan, step: LoraFusedStep): LoraFusedOps {
+    const { tOff } = fusedTLayout(step.rMax);
+    const targeted = (layer: number, group: LoraGroup) => {
+      const mods = LORA_GROUPS[group];
+      const base = layer * LORA_MODULES.length + LORA_MODULES.indexOf(mods[0]!);
+      for (let i = 0; i < mods.length; i++) if (p.active[base + i]) return true;
+      return false;
+    };
+    return {
+      shrink: (layer, group) => (targeted(layer, group) ? { step, bank: this.pool.bank(layer, group), layer, tOff: tOff[group] } : undefined),
+      expand: (layer, group, outColOffset = 0) => (targeted(layer, group) ? { step, bank: this.pool.bank(layer, group), layer, tOff: tOff[group], outOff: outColOffset } : undefined),
+    };
+  }
+
+  private items(p: Plan): LoraStepBuffers {
+    if (!p.step) p.step = p.buildItems!();
+    return p.step;
   }
 
   private live(plan: LoraStepPlan, rows: number): Plan | null {
@@ -82,7 +130,7 @@ export class MultiLoraRuntime implements LoraRuntime {
       throw new Error(`lora.apply: ${module} of layer ${layer} is ${bank.inDim}→${bank.outDims[index]}, called with ${o.inDim}→${o.outDim}`);
     }
     loraApply(this.rt, {
-      x, out, bank, tables: this.pool.tables, step: p.step!, layer, mFirst: index, mCount: 1,
+      x, out, bank, tables: this.pool.tables, step: this.items(p), layer, mFirst: index, mCount: 1,
       xStride: o.xRowStride, outStride: o.outRowStride, outOff: o.outColOffset,
     });
   }
@@ -109,7 +157,7 @@ export class MultiLoraRuntime implements LoraRuntime {
     let outOff = o.outColOffset ?? 0;
     for (let i = 0; i < first; i++) outOff += bank.outDims[i]!;
     loraApply(this.rt, {
-      x, out, bank, tables: this.pool.tables, step: p.step!, layer, mFirst: first, mCount: last - first + 1,
+      x, out, bank, tables: this.pool.tables, step: this.items(p), layer, mFirst: first, mCount: last - first + 1,
       xStride: o.xRowStride, outStride: o.outRowStride ?? width, outOff,
     });
   }
@@ -119,6 +167,7 @@ export class MultiLoraRuntime implements LoraRuntime {
     if (p.done) return;
     p.done = true;
     if (p.step) releaseItems(this.rt, p.step);
+    if (p.fused) releaseFusedStep(this.rt, p.fused);
     for (const n of p.pinned) this.pool.unpin(n);
   }
 }

@@ -12,12 +12,19 @@
 //   mv1 matvec for decode: 1x4 outputs per invocation (generated, like v3)
 //   mv2 subgroup matvec: the lanes of a subgroup split K and reduce with subgroupAdd
 // The product path (`variant` omitted) picks by M: see pickVariant().
+//
+// Fused multi-LoRA (Punica's approach; shaders/lora/lora.fused.ts): opts.lora adds the rows' LoRA
+// deltas in the epilogue (store(): out = x·Wᵀ + bias + lExpand(m, n)); opts.loraShrink runs a LoRA
+// shrink of x (the o_proj input) as tail invocations after the output tiles. Both are variants of
+// the same kernels (key `variant|wl|xl|epi|tailN`); split-K (mv2) has no tail, so a tail turns it
+// into mv1. Checks: shaders/lora/lora.fused.check.ts.
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime, Binding } from '../gpu/runtime.ts';
 import type { GpuWeight, WeightFormat } from './weights.ts';
+import { LORA_FUSED_FIELDS, checkFused, fusedParams, loraExpandWgsl, loraShrinkWgsl, loraStepWgsl, type LoraExpandArgs, type LoraFusedField, type LoraShrinkArgs } from '../lora/lora.fused.ts';
 
-export const MatmulParams = defineParams('MatmulParams', {
+const MATMUL_FIELDS = {
   M: 'u32',
   /** Output row stride (all of W's rows, not just this part's). */
   N: 'u32',
@@ -34,8 +41,11 @@ export const MatmulParams = defineParams('MatmulParams', {
   wStride: 'u32',
   /** Column tiles per row of tiles: ceil(rows / tileN). */
   tilesN: 'u32',
-});
-type F = (typeof MatmulParams.fields)[number][0];
+} as const;
+export const MatmulParams = defineParams('MatmulParams', MATMUL_FIELDS);
+/** The same struct (WGSL name MatmulParams) with the fused multi-LoRA fields after it. */
+const MatmulLoraParams = defineParams('MatmulParams', { ...MATMUL_FIELDS, ...LORA_FUSED_FIELDS });
+type F = (typeof MatmulParams.fields)[number][0] | LoraFusedField;
 
 type WLoader = 'f32' | 'f32v4' | 'f16' | 'q8';
 type XLoader = 'f32' | 'vec4';
@@ -177,8 +187,16 @@ export function resolveVariant(name: string): Variant | undefined {
 
 const kernels = new Map<string, Kernel<F>>();
 
-function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
-  const key = `${variant}|${wl}|${xl}`;
+/** Fused LoRA part of a kernel: none, the expand epilogue, or a shrink tail over a bank of nMod modules. */
+type LoraPart = { kind: 'epi' } | { kind: 'tail'; nMod: number } | null;
+const TAIL_ANCHORS: Array<[string, string]> = [
+  ['if (t >= tilesM * p.tilesN) { return; }', 'if (t >= tilesM * p.tilesN) { lShrink(t - tilesM * p.tilesN); return; }'],
+  ['if (t >= p.M * p.rows) { return; }', 'if (t >= p.M * p.rows) { lShrink(t - p.M * p.rows); return; }'],
+];
+const EPI_ANCHOR = 'var s = v; // epilogue';
+
+function kernelFor(variant: string, wl: WLoader, xl: XLoader, lora: LoraPart = null): Kernel<F> {
+  const key = `${variant}|${wl}|${xl}|${lora ? (lora.kind === 'epi' ? 'epi' : `tail${lora.nMod}`) : ''}`;
   let k = kernels.get(key);
   if (k) return k;
   const v = resolveVariant(variant)!;
@@ -191,15 +209,40 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader): Kernel<F> {
   if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8', xl === 'vec4');
   else if (v.body === 'gen:splitk') body = genSplitK(v.tileM, v.tileN);
   const header = v.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
+  let code = parts.map((p) => src[p]).join('\n') + body;
+  let params = MatmulParams as typeof MatmulLoraParams;
+  if (lora) {
+    // bindings after the matmul's own (x, bias, out, w, [q8 scales]): meta, t, then Bt (epi) / A (tail)
+    const b0 = wl === 'q8' ? 6 : 5;
+    params = MatmulLoraParams;
+    if (lora.kind === 'epi') {
+      if (!code.includes(EPI_ANCHOR)) throw new Error('matmul: epilogue anchor missing in matmul.common.wgsl');
+      code = code.replace(EPI_ANCHOR, 'var s = v + lExpand(m, n); // epilogue') + loraStepWgsl(b0, b0 + 1, false) + loraExpandWgsl(b0 + 2);
+    } else {
+      const a = TAIL_ANCHORS.find(([from]) => code.includes(from));
+      if (!a || v.subgroups) throw new Error(`matmul: variant ${variant} has no LoRA shrink tail`);
+      code = code.replace(a[0], a[1]) + loraStepWgsl(b0, b0 + 1, true) + loraShrinkWgsl(lora.nMod, b0 + 2) + MATMUL_TAIL_INPUT;
+    }
+  }
   k = {
-    name: `matmul_${variant}_${wl}_x${xl}`,
-    code: header + MatmulParams.wgsl + parts.map((p) => src[p]).join('\n') + body,
-    params: MatmulParams,
+    name: `matmul_${variant}_${wl}_x${xl}${lora ? (lora.kind === 'epi' ? '_lora_expand' : '_lora_shrink') : ''}`,
+    code: header + params.wgsl + code,
+    params: params as typeof MatmulLoraParams,
     constants: { WG: v.wg },
   };
   kernels.set(key, k);
   return k;
 }
+
+/** The shrink tail reads x rows (K features) through the matmul's own x binding. */
+const MATMUL_TAIL_INPUT = `
+fn lIn4(row: u32, c: u32) -> vec4<f32> {
+  let j = 4u * c;
+  return vec4<f32>(x1(row, j), select(0.0, x1(row, j + 1u), j + 1u < p.K), select(0.0, x1(row, j + 2u), j + 2u < p.K), select(0.0, x1(row, j + 3u), j + 3u < p.K));
+}
+fn lMul4(c: u32) -> vec4<f32> { return vec4<f32>(1.0); }
+fn lFinish(ss: f32) -> f32 { return 1.0; }
+`;
 
 /** Whether this runtime can run a variant (split-K variants need subgroups). */
 export function variantSupported(rt: Runtime, variant: string): boolean {
@@ -236,6 +279,10 @@ export interface MatmulOptions {
   outOffsetElems?: number;
   /** Force a variant (tests, bench): a key of MATMUL_VARIANTS. */
   variant?: string;
+  /** Fused multi-LoRA expand in the epilogue: out[m, n] += the row's LoRA delta of column n. */
+  lora?: LoraExpandArgs;
+  /** Fused multi-LoRA shrink of x (K features) as tail invocations (not with `lora`). */
+  loraShrink?: LoraShrinkArgs;
 }
 
 /**
@@ -253,7 +300,15 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
   if (x === out) throw new Error(`matmul ${w.name}: x and out must be different buffers`);
   if ((xOff + M * K) * 4 > x.size) throw new Error(`matmul ${w.name}: x holds ${x.size / 4} floats, needs ${xOff + M * K} (M=${M}, K=${K}, offset ${xOff})`);
   if ((outOff + M * N) * 4 > out.size) throw new Error(`matmul ${w.name}: out holds ${out.size / 4} floats, needs ${outOff + M * N} (M=${M}, N=${N}, offset ${outOff})`);
-  const variant = opts.variant ?? pickVariant(M, w, rt);
+  const epi = opts.lora, tail = opts.loraShrink;
+  if (epi && tail) throw new Error(`matmul ${w.name}: one fused LoRA part per call (epilogue or shrink tail)`);
+  if (epi || tail) {
+    checkFused(`matmul ${w.name}`, M, tail, epi, { inDim: K, outWidth: N });
+    if (epi && outOff) throw new Error(`matmul ${w.name}: the LoRA epilogue needs outOffsetElems 0`);
+    if (tail && xOff) throw new Error(`matmul ${w.name}: the LoRA shrink tail needs xOffsetElems 0`);
+  }
+  let variant = opts.variant ?? pickVariant(M, w, rt);
+  if (tail && resolveVariant(variant)?.subgroups) variant = 'mv1';
   const v = resolveVariant(variant);
   if (!v) throw new Error(`matmul: unknown variant '${variant}' (have ${Object.keys(MATMUL_VARIANTS).join(', ')})`);
 
@@ -264,24 +319,31 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
   const vec = !v.body.startsWith('gen:') || !!v.vec4;
   const wl: WLoader = w.format === 'f32' ? (K % 4 === 0 && vec ? 'f32v4' : 'f32') : w.format;
   const xl: XLoader = K % 4 === 0 && xOff % 4 === 0 && vec ? 'vec4' : 'f32';
-  const kernel = kernelFor(variant, wl, xl);
+  const kernel = kernelFor(variant, wl, xl, epi ? { kind: 'epi' } : tail ? { kind: 'tail', nMod: tail.bank.outDims.length } : null);
+  const lstep = (epi ?? tail)?.step;
+  const lparams = lstep ? fusedParams(lstep, (epi ?? tail)!.layer, tail, epi) : null;
   const wStride = wl === 'f32' ? K : wl === 'f32v4' ? K / 4 : w.format === 'f16' ? w.Kp / 2 : w.Kp / 4;
   const flags = (opts.accumulate ? 1 : 0) | (w.bias ? 2 : 0);
   const bias: Binding = w.bias ?? noBias(rt);
-  for (const part of w.parts) {
+  w.parts.forEach((part, pi) => {
     const tilesN = Math.ceil(part.rows / v.tileN);
-    const threads = Math.ceil(M / v.tileM) * tilesN * (v.subgroups ? ASSUMED_SUBGROUP : 1);
+    let threads = Math.ceil(M / v.tileM) * tilesN * (v.subgroups ? ASSUMED_SUBGROUP : 1);
     const buffers: Binding[] = [x, bias, out, part.data];
     if (w.format === 'q8') {
       if (!part.scales) throw new Error(`matmul ${w.name}: q8 part without scales`);
       buffers.push(part.scales);
     }
-    rt.dispatch(kernel, {
-      params: { M, N, K, rowStart: part.rowStart, rows: part.rows, xOff, outOff, flags, wStride, tilesN },
-      buffers,
-      workgroups: rt.grid(Math.ceil(threads / v.wg)),
-    });
-  }
+    const base = { M, N, K, rowStart: part.rowStart, rows: part.rows, xOff, outOff, flags, wStride, tilesN };
+    if (lstep) {
+      // the shrink tail runs once, with the first part
+      const lp = tail && pi > 0 ? { ...lparams!, sN: 0 } : lparams!;
+      if (tail && pi === 0) threads += lstep.nEnt;
+      buffers.push(lstep.meta, lstep.t, epi ? epi.bank.Bt : tail!.bank.A);
+      rt.dispatch(kernel, { params: { ...base, ...lp }, buffers, workgroups: rt.grid(Math.ceil(threads / v.wg)) });
+      return;
+    }
+    rt.dispatch(kernel, { params: base as Record<F, number>, buffers, workgroups: rt.grid(Math.ceil(threads / v.wg)) });
+  });
 }
 
 /** Bytes a matmul call moves at minimum (weights once, x once, out once or twice), for the bench. */
