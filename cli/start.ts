@@ -4,7 +4,7 @@
 // on first start) and the pipeline report. Prints the URLs; Ctrl-C stops.
 import { existsSync } from 'node:fs';
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
-import { extname, join, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createEngine } from '../engine/api/engine.ts';
@@ -23,18 +23,38 @@ const USAGE = `usage: lorafleet start [--docs <dir>] [--model <dir|url>] [--out 
 
 const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png', '.wasm': 'application/wasm', '.safetensors': 'application/octet-stream' };
 
-/** Build the demo with Vite (dev dependency) into dist/demo unless a build newer than demo/'s sources is there. */
+/** Newest modification time of the files under `dir` (recursive; 0 when absent). */
+async function newest(dir: string): Promise<number> {
+  let t = 0;
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? await newest(p) : (await stat(p)).mtimeMs);
+  }
+  return t;
+}
+
+/** Build the demo with Vite (dev dependency) into dist/demo unless a build newer than its sources (demo/ and the library it bundles) is there. */
 export async function buildDemo(force = false): Promise<string> {
   const outDir = join(ROOT, 'dist/demo');
   const built = join(outDir, 'index.html');
   if (!force && existsSync(built)) {
     const t = (await stat(built)).mtimeMs;
-    const src = await Promise.all((await readdir(join(ROOT, 'demo'))).map(async (f) => (await stat(join(ROOT, 'demo', f))).mtimeMs));
+    const src = await Promise.all(['demo', 'engine', 'shaders', 'trainer/train', 'trainer/worker', 'router'].map((d) => newest(join(ROOT, d))));
     if (src.every((m) => m <= t)) return outDir;
   }
   const vite = await import('vite');
   await vite.build({ configFile: join(ROOT, 'demo/vite.config.ts'), logLevel: 'warn' });
   return outDir;
+}
+
+/** A cache revision for a served model dir: changes when its files do (the worker caches by revision). */
+async function revisionOf(dir: string): Promise<string> {
+  let h = 0x811c9dc5;
+  for (const f of (await readdir(dir)).sort()) {
+    const s = await stat(join(dir, f));
+    for (const ch of `${f}:${s.size}:${Math.round(s.mtimeMs)};`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }
 
 async function fileResponse(root: string, rel: string): Promise<Response | null> {
@@ -44,7 +64,7 @@ async function fileResponse(root: string, rel: string): Promise<Response | null>
   if (!real || (real !== rr && !real.startsWith(rr + sep))) return null;
   const s = await stat(real);
   if (s.isDirectory()) return fileResponse(root, join(rel, 'index.html'));
-  return new Response(new Uint8Array(await readFile(real)), { headers: { 'content-type': MIME[extname(real)] ?? 'application/octet-stream' } });
+  return new Response(new Uint8Array(await readFile(real)), { headers: { 'content-type': MIME[extname(real)] ?? 'application/octet-stream', 'content-length': String(s.size) } });
 }
 
 export interface DemoServerOptions {
@@ -63,7 +83,12 @@ export interface DemoServerOptions {
   log?: (e: Record<string, unknown>) => void;
 }
 
-/** The server of `npm start`: OpenAI/vLLM API + router for model "auto" + the demo + the report. */
+/**
+ * The server of `npm start`: OpenAI/vLLM API + router for model "auto" + the demo + the report.
+ * The demo runs its own engine in the browser's WebGPU worker: /demo-api/info tells it the model
+ * (served in the hub layout under /demo-hub, cached in the worker's IndexedDB by revision), the
+ * adapters' PEFT files and the router (/demo-files/…), and the domain's tools, label sets and entities.
+ */
 export async function serveDemo(o: DemoServerOptions) {
   const adapters = o.adapters;
   const router = await loadRouter(o.router);
@@ -81,19 +106,35 @@ export async function serveDemo(o: DemoServerOptions) {
   // the demo, its data and the report beside the API (registered before the first request)
   const demoDir = await buildDemo();
   const domain = JSON.parse(await readFile(o.domain, 'utf8')) as Record<string, unknown>;
-  srv.app.get('/demo-api/info', async (c) =>
-    c.json({ model: host.engine!.modelName, adapters: Object.keys(adapters), system: { chat: SYSTEM.chat, tool: SYSTEM.tool, ner: SYSTEM.ner }, classifierSystem: Object.fromEntries(((domain.labelSets as { name: string; labels: string[] }[]) ?? []).map((l) => [l.name, SYSTEM.classifier(l.name, l.labels)])), labelSets: domain.labelSets, tools: ((domain.tools as { name: string; description: string; parameters: unknown }[]) ?? []).map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })), entities: domain.entities, device: host.engine!.runtime.info }),
+  const modelDir = /^https?:\/\//i.test(o.model) ? null : resolve(o.model);
+  const modelName = (modelDir ?? o.model).replace(/\/+$/, '').split('/').pop()!.replace(/[^\w.-]/g, '_') || 'model';
+  const modelRev = modelDir ? await revisionOf(modelDir) : 'main';
+  const routerDir = dirname(resolve(o.router));
+  const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
+  srv.app.get('/demo-api/info', (c) =>
+    c.json({
+      // a hub URL is given to the worker as is; a local dir is served in the hub layout below
+      model: modelDir ? { name: modelName, url: `/demo-hub/lorafleet/${modelName}`, revision: modelRev } : { name: modelName, url: o.model, revision: 'main' },
+      adapters: Object.fromEntries(Object.keys(adapters).map((n) => [n, Object.fromEntries(ADAPTER_FILES.map((f) => [f, `/demo-files/adapters/${encodeURIComponent(n)}/${f}`]))])),
+      router: `/demo-files/router/${basename(o.router)}`,
+      domain: {
+        system: { chat: SYSTEM.chat, tool: SYSTEM.tool, ner: SYSTEM.ner },
+        classifierSystem: Object.fromEntries(((domain.labelSets as { name: string; labels: string[] }[]) ?? []).map((l) => [l.name, SYSTEM.classifier(l.name, l.labels)])),
+        labelSets: domain.labelSets,
+        tools: ((domain.tools as { name: string; description: string; parameters: unknown }[]) ?? []).map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })),
+        entities: domain.entities,
+      },
+    }),
   );
-  srv.app.post('/demo-api/route', async (c) => {
-    const body = (await c.req.json()) as { messages?: { role: string; content: string }[]; text?: string };
-    return c.json(await router.route(body.messages ?? body.text ?? ''));
+  if (modelDir) {
+    srv.app.get(`/demo-hub/lorafleet/${modelName}/resolve/:rev/:file`, async (c) => (await fileResponse(modelDir, c.req.param('file'))) ?? c.text('Entry not found', 404));
+  }
+  srv.app.get('/demo-files/adapters/:name/:file', async (c) => {
+    const dir = adapters[c.req.param('name')];
+    const file = c.req.param('file');
+    return (dir && ADAPTER_FILES.includes(file) ? await fileResponse(dir, file) : null) ?? c.notFound();
   });
-  srv.app.get('/demo-api/pool', (c) => {
-    const e = host.engine!;
-    const pool = e.lora?.pool;
-    const adapters = (pool?.names() ?? []).map((name) => ({ name, tier: pool!.isResident(name) ? 'gpu' : pool!.inCpuTier(name) ? 'cpu' : 'persistent', pins: pool!.pinCount(name) }));
-    return c.json({ stats: pool?.stats() ?? null, adapters, scheduler: e.metrics() });
-  });
+  srv.app.get('/demo-files/router/:file', async (c) => (await fileResponse(routerDir, c.req.param('file'))) ?? c.notFound());
   srv.app.get('/report', async (c) => (o.reportDir ? await fileResponse(o.reportDir, 'report.html') : null) ?? c.notFound());
   srv.app.get('/', (c) => c.redirect('/demo/'));
   srv.app.get('/demo', (c) => c.redirect('/demo/'));

@@ -1,96 +1,138 @@
-// The lorafleet demo: a chat UI over the server's OpenAI-compatible API, where every message goes
-// through the pipeline's router (/demo-api/route), then to the chosen adapter with the constraint its
-// task uses (tools for tool calls, guided_choice for labels, a JSON schema for entities); the
-// adapter-pool panel polls the server's pool; the simulator fires concurrent mixed-adapter and
-// base-only requests and charts tokens/s live.
-import Chart from 'chart.js/auto';
+// The lorafleet demo: everything runs in this browser. The engine (stories260K, or the pipeline's
+// Domain-Base when `lorafleet start` serves this page, with the pipeline's adapters) runs in a WebGPU
+// worker ('lorafleet/worker'); the router (lorafleet/router, onnxruntime-web) runs in the page and
+// answers model "auto". Tabs: chat (route + adapter per message; tool calls / labels / entities
+// rendered as such), the multi-user simulator (sim.ts), in-browser fine-tuning (tune.ts); the
+// adapter-pool panel shows the worker's tiers (GPU pages, CPU copies, IndexedDB).
+import { createWorkerEngine, LorafleetError, type ChatCompletion, type ChatMessage, type RouteDecision, type WorkerEngine } from 'lorafleet';
+import { loadRouter, type Router } from 'lorafleet/router';
+import { esc, renderAnswer, requestFor, type DomainInfo } from './tasks.ts';
+import { setupSimulator } from './sim.ts';
+import { setupTune } from './tune.ts';
 
-type Msg = { role: 'system' | 'user' | 'assistant'; content: string };
-interface Info {
-  model: string;
-  adapters: string[];
-  system: { chat: string; tool: string; ner: string };
-  classifierSystem: Record<string, string>;
-  labelSets: { name: string; labels: string[] }[];
-  tools: { name: string; description: string; parameters: { required?: string[]; properties?: Record<string, unknown> } }[];
-  entities: unknown;
-  device: { description?: string; vendor?: string; isCpu?: boolean };
+/** GET /demo-api/info (cli/start.ts); absent when the page is served some other way. */
+interface ServerInfo {
+  model: { name: string; url: string; revision: string } | null;
+  adapters: Record<string, Record<string, string>>;
+  router: string | null;
+  domain: DomainInfo | null;
 }
-interface Decision { route: string | null; adapter: string; score: number; reason: string; scores: Record<string, number> }
+
+export interface Demo {
+  engine: WorkerEngine;
+  base: string;
+  domain: DomainInfo | null;
+  router: Router | null;
+  /** model "auto": the router's decision per request user turn, taken once in send() and read back by the engine's routeFn. */
+  decided: Map<string, RouteDecision>;
+  /** Adds a model to the chat's model picker. */
+  addModel(name: string): void;
+  refreshPool(): Promise<void>;
+}
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-let info: Info;
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-
-async function api<T>(path: string, body?: unknown): Promise<{ data: T; headers: Headers }> {
-  const r = await fetch(path, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const data = (await r.json()) as T & { error?: { message: string } };
-  if (!r.ok) throw new Error(data.error?.message ?? `HTTP ${r.status}`);
-  return { data, headers: r.headers };
+function notice(kind: string, html: string): void {
+  const n = $('notice');
+  n.innerHTML = `<div class="notice" data-kind="${kind}">${html}</div>`;
+  n.hidden = false;
 }
 
-function entityTypes(): string[] {
-  const e = info.entities as unknown;
-  if (Array.isArray(e)) return e.map((x: { type?: string; name?: string }) => x.type ?? x.name ?? '').filter(Boolean);
-  return Object.keys((e as Record<string, unknown>) ?? {});
-}
-
-/** The text a classifier / NER request is about: after "…:" if the user wrote an instruction. */
-const payload = (t: string) => (/^(classify|extract|label|tag|find)[^:]*:\s*/i.test(t) ? t.replace(/^[^:]*:\s*/, '').replace(/^"(.*)"$/, '$1') : t);
-
-function labelSetFor(text: string): { name: string; labels: string[] } {
-  const sets = info.labelSets ?? [];
-  return sets.find((s) => new RegExp(`\\b${s.name}\\b`, 'i').test(text)) ?? sets[0]!;
-}
-
-/** The request for a route: its adapter, system prompt and output constraint. */
-export function requestFor(route: string | null, adapter: string, text: string): Record<string, unknown> {
-  const user = (content: string): Msg => ({ role: 'user', content });
-  switch (route) {
-    case 'tool':
-      return { model: adapter, messages: [{ role: 'system', content: info.system.tool }, user(text)], tools: info.tools.map((t) => ({ type: 'function', function: t })), tool_choice: 'required', parallel_tool_calls: false, max_tokens: 128, temperature: 0 };
-    case 'classifier': {
-      const set = labelSetFor(text);
-      return { model: adapter, messages: [{ role: 'system', content: info.classifierSystem[set.name] }, user(payload(text))], guided_choice: set.labels, max_tokens: 12, temperature: 0, _labelSet: set.name };
-    }
-    case 'ner': {
-      // the entity list as a regex in the data engine's spelling (see cli/pipeline/evaluate.ts nerRegex)
-      const item = `\\{"type":"(${entityTypes().join('|')})","text":"[^"\\\\]{1,48}","start":[0-9]{1,4},"end":[0-9]{1,4}\\}`;
-      return { model: adapter, messages: [{ role: 'system', content: info.system.ner }, user(payload(text))], guided_regex: `\\[(${item}(,${item}){0,5})?\\]`, max_tokens: 200, temperature: 0 };
-    }
-    default:
-      return { model: adapter, messages: [{ role: 'system', content: info.system.chat }, user(text)], max_tokens: 64, temperature: 0 };
-  }
-}
-
-const COLORS: Record<string, string> = { ERROR_CODE: '#ffd6a5', SERVICE: '#caffbf', USER: '#9bf6ff', TEAM: '#bdb2ff', ALERT: '#ffadad' };
-
-function renderEntities(text: string, raw: string): string {
-  let ents: { type: string; text: string; start: number; end: number }[];
+async function serverInfo(): Promise<ServerInfo | null> {
   try {
-    ents = JSON.parse(raw);
-    if (!Array.isArray(ents)) throw new Error('not a list');
-  } catch (e) {
-    return `<span class="badge warn">entities did not parse</span> <code>${esc(raw)}</code>`;
+    const r = await fetch(new URL('../demo-api/info', location.href));
+    return r.ok ? ((await r.json()) as ServerInfo) : null;
+  } catch {
+    return null;
   }
-  // highlight by offsets when they match the text, else by the first occurrence of the entity text
-  const spans = ents.map((e) => (text.slice(e.start, e.end) === e.text ? e : { ...e, start: text.indexOf(e.text), end: text.indexOf(e.text) + e.text.length })).filter((e) => e.start >= 0).sort((a, b) => a.start - b.start);
-  let html = '', at = 0;
-  for (const e of spans) {
-    if (e.start < at) continue;
-    html += esc(text.slice(at, e.start)) + `<mark style="background:${COLORS[e.type] ?? '#eee'}" data-entity="${esc(e.type)}">${esc(text.slice(e.start, e.end))}<sub>${esc(e.type)}</sub></mark>`;
-    at = e.end;
-  }
-  return `<div data-kind="entities" data-count="${ents.length}">${html + esc(text.slice(at))}</div><div class="meta">${ents.length} entit${ents.length === 1 ? 'y' : 'ies'}: <code>${esc(raw)}</code></div>`;
 }
 
-function validateCall(name: string, args: Record<string, unknown>): string | null {
-  const t = info.tools.find((x) => x.name === name);
-  if (!t) return `unknown tool ${name}`;
-  for (const k of t.parameters.required ?? []) if (!(k in args)) return `missing ${k}`;
-  for (const k of Object.keys(args)) if (t.parameters.properties && !(k in t.parameters.properties)) return `unexpected ${k}`;
-  return null;
+async function adapterBytes(files: Record<string, string>): Promise<Record<string, Uint8Array>> {
+  const out: Record<string, Uint8Array> = {};
+  for (const [f, url] of Object.entries(files)) {
+    const r = await fetch(new URL(url, location.href));
+    if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+    out[f] = new Uint8Array(await r.arrayBuffer());
+  }
+  return out;
+}
+
+const lastUser = (m: ChatMessage[]): string => {
+  const c = [...m].reverse().find((x) => x.role === 'user')?.content ?? '';
+  return typeof c === 'string' ? c : c.map((p) => p.text).join('');
+};
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
+
+async function boot(): Promise<Demo | null> {
+  if (!navigator.gpu) {
+    notice('webgpu-missing', '<b>WebGPU is not available in this browser.</b> The engine runs on WebGPU in a worker: use Chrome or Edge 113+ (or Chromium with <code>--enable-unsafe-webgpu</code>; Safari 18+ / Firefox with WebGPU enabled).');
+    return null;
+  }
+  const info = await serverInfo();
+  const status = $('status');
+  status.textContent = 'loading the engine in a WebGPU worker…';
+  let router: Router | null = null;
+  if (info?.router) router = await loadRouter(new URL(info.router, location.href).href);
+
+  // model "auto": the router's decision (decided once per message; see send()); an adapter the
+  // worker does not hold falls back to the base model
+  const decided = new Map<string, RouteDecision>();
+  let engine: WorkerEngine;
+  const routeFn = async (messages: ChatMessage[]): Promise<RouteDecision> => {
+    const d = decided.get(lastUser(messages)) ?? (await router!.route(messages));
+    return d.adapter && !engine.models().includes(d.adapter) ? { ...d, adapter: null } : d;
+  };
+  const adapters: Record<string, Record<string, Uint8Array>> = {};
+  for (const [name, files] of Object.entries(info?.adapters ?? {})) adapters[name] = await adapterBytes(files);
+  const worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
+  try {
+    engine = await createWorkerEngine(worker, {
+      ...(info?.model ? { model: new URL(info.model.url, location.href).href, hub: { revision: info.model.revision } } : {}),
+      adapters,
+      lora: { store: 'indexeddb', maxRank: 64, maxSlots: 8 },
+      ...(router ? { router: routeFn } : {}),
+      onProgress: (p) => (status.textContent = `${p.phase === 'download' ? 'downloading' : 'uploading to the GPU'} ${p.file ?? p.tensor ?? ''} ${mb(p.loadedBytes)}${p.totalBytes ? ` / ${mb(p.totalBytes)}` : ''}`),
+    });
+  } catch (e) {
+    worker.terminate();
+    const code = e instanceof LorafleetError ? e.code : '';
+    if (code === 'webgpu_unavailable') notice('webgpu-missing', `<b>WebGPU is not available here.</b> ${esc((e as Error).message)}`);
+    else if (code === 'model_too_large') notice('model-too-large', `<b>The model does not fit this device.</b> ${esc((e as Error).message)}`);
+    else notice('engine-error', `<b>The engine did not start.</b> ${esc((e as Error).message)}`);
+    status.textContent = 'no engine';
+    return null;
+  }
+  const base = engine.modelName;
+  const picker = $('chat-model') as HTMLSelectElement;
+  const addModel = (name: string) => {
+    if ([...picker.options].some((o) => o.value === name)) return;
+    const o = document.createElement('option');
+    o.value = o.textContent = name;
+    picker.appendChild(o);
+  };
+  if (router) addModel('auto');
+  for (const m of engine.models()) addModel(m);
+  const g = engine.gpu;
+  status.textContent = `${base}${info?.model ? ' (from the server)' : ' (embedded)'} + ${Object.keys(adapters).length ? Object.keys(adapters).join(', ') : 'no adapters'} · router: ${router ? 'yes' : 'none'} · WebGPU in a worker: ${g.description || g.vendor || 'adapter'}${g.isCpu ? ' (CPU adapter)' : ''}`;
+  if (!info) notice('standalone', 'Served without <code>lorafleet start</code>: the embedded stories260K, no adapters, no router. Run <code>npm start</code> for the pipeline’s adapters and router; the fine-tune tab works either way.');
+  return { engine, base, domain: info?.domain ?? null, router, decided, addModel, refreshPool: () => refreshPool(engine) };
+}
+
+async function refreshPool(engine: WorkerEngine): Promise<void> {
+  try {
+    const p = await engine.pool();
+    const tierName = { gpu: 'GPU', cpu: 'CPU', stored: p.store === 'indexeddb' ? 'IndexedDB' : 'source' } as const;
+    const s = p.stats;
+    $('pool-body').innerHTML =
+      `<table>${p.adapters.map((a) => `<tr><td>${esc(a.name)}</td><td><span class="badge tier-${a.tier}" data-tier="${a.tier}">${tierName[a.tier]}</span></td><td>${a.pins ? `${a.pins} running` : ''}</td></tr>`).join('') || '<tr><td>no adapters</td></tr>'}</table>` +
+      (s
+        ? `<p>GPU pages ${mb(s.gpuBytesUsed)} / ${mb(s.gpuBytesCapacity)} (${s.pages - s.pagesFree}/${s.pages} pages, ${s.resident} resident)<br>CPU tier ${mb(s.cpuBytes)} · IndexedDB ${mb(s.persistentBytes)}</p><p data-kind="pool-counters">hits ${s.hits} · misses ${s.misses} · GPU loads ${s.loads} · evictions ${s.evictions} · CPU hits ${s.cpuHits} · IndexedDB loads ${s.persistentLoads}</p>`
+        : '<p>no LoRA pool</p>');
+    const m = engine.metrics();
+    $('pool-sched').textContent = `scheduler: ${m.running} running, ${m.queueDepth} waiting · KV ${m.kvTotalBlocks - m.kvFreeBlocks}/${m.kvTotalBlocks} blocks · ${m.tokensDecoded} tokens decoded`;
+  } catch (e) {
+    $('pool-body').textContent = `pool: ${(e as Error).message}`;
+  }
 }
 
 function add(cls: string, html: string): HTMLElement {
@@ -102,101 +144,36 @@ function add(cls: string, html: string): HTMLElement {
   return d;
 }
 
-async function send(text: string): Promise<void> {
+async function send(demo: Demo, text: string, model: string): Promise<void> {
   add('user', esc(text));
   const bot = add('bot', '<span class="meta">routing…</span>');
   try {
     const t0 = performance.now();
-    const { data: d } = await api<Decision>('/demo-api/route', { messages: [{ role: 'user', content: text }] });
-    const req = requestFor(d.route, d.adapter, text);
-    const labelSet = req._labelSet as string | undefined;
-    delete req._labelSet;
-    const { data: c } = await api<{ choices: { message: { content: string | null; tool_calls?: { function: { name: string; arguments: string } }[] }; finish_reason: string }[]; usage: { completion_tokens: number } }>('/v1/chat/completions', req);
-    const m = c.choices[0]!.message;
+    // the route decides the request's form (system prompt + constraint); the engine's model "auto"
+    // then takes the same decision (routeFn reads it back) and reports it on the completion
+    let route: string | null = null;
+    let decision: RouteDecision | null = null;
+    if (model === 'auto' && demo.router) {
+      decision = await demo.router.route([{ role: 'user', content: text }]);
+      route = decision.route;
+    } else route = demo.router?.config.routes.find((r) => r.adapter === model)?.name ?? null;
+    // the task's form for router adapters; a plain request for the base model and for adapters trained here
+    const domain = model === demo.base || (model !== 'auto' && route === null) ? null : demo.domain;
+    const { req, labelSet } = requestFor(domain, route, text, model);
+    if (decision) demo.decided.set(lastUser(req.messages), decision); // the request's user turn (a payload for classifier / NER)
+    bot.innerHTML = '<span class="meta">generating in the worker…</span>';
+    const c = (await demo.engine.chat.completions.create({ ...req, stream: false })) as ChatCompletion;
     const ms = performance.now() - t0;
-    let body: string;
-    if (d.route === 'tool' && m.tool_calls?.length) {
-      body = m.tool_calls.map((tc) => {
-        const args = JSON.parse(tc.function.arguments) as Record<string, unknown>;
-        const bad = validateCall(tc.function.name, args);
-        return `<div class="tool" data-kind="tool_call" data-name="${esc(tc.function.name)}" data-valid="${bad ? 'false' : 'true'}">🔧 ${esc(tc.function.name)}(${esc(JSON.stringify(args))}) ${bad ? `<span class="badge warn">${esc(bad)}</span>` : '<span class="badge">valid</span>'}</div>`;
-      }).join('');
-    } else if (d.route === 'tool') {
-      body = `<div class="tool" data-kind="tool_call_incomplete" data-finish="${esc(c.choices[0]!.finish_reason)}"><span class="badge warn">no complete call (${esc(c.choices[0]!.finish_reason)})</span> ${esc(m.content ?? '')}</div>`;
-    } else if (d.route === 'classifier') {
-      body = `<span class="label" data-kind="label" data-label-set="${esc(labelSet ?? '')}">${esc(m.content ?? '')}</span> <span class="meta">${esc(labelSet ?? '')}</span>`;
-    } else if (d.route === 'ner') {
-      body = renderEntities(payload(text), m.content ?? '');
-    } else body = `<div data-kind="text">${esc(m.content ?? '')}</div>`;
-    bot.innerHTML = `<div class="meta"><span class="badge route" data-route="${esc(d.route ?? '(none)')}">route ${esc(d.route ?? '(none)')}</span><span class="badge" data-adapter="${esc(d.adapter)}">${esc(d.adapter)}</span> score ${d.score.toFixed(2)} · ${c.usage.completion_tokens} tokens · ${ms.toFixed(0)} ms</div>${body}`;
-    bot.dataset.done = '1';
+    const shownRoute = model === 'auto' ? (c.route?.route ?? '(none)') : route ?? '(none)';
+    bot.innerHTML =
+      `<div class="meta"><span class="badge route" data-route="${esc(shownRoute)}">route ${esc(shownRoute)}</span><span class="badge" data-adapter="${esc(c.model)}">${esc(c.model)}</span>` +
+      `${c.route?.score !== undefined ? ` score ${c.route.score.toFixed(2)}` : ''} · ${c.usage.completion_tokens} tokens · ${ms.toFixed(0)} ms</div>` +
+      renderAnswer(domain, route, text, c, labelSet);
   } catch (e) {
     bot.innerHTML = `<span class="badge warn">error</span> ${esc((e as Error).message)}`;
-    bot.dataset.done = '1';
   }
-  void refreshPool();
-}
-
-async function refreshPool(): Promise<void> {
-  try {
-    const { data } = await api<{ stats: Record<string, number> | null; adapters: { name: string; tier: string; pins: number }[]; scheduler: Record<string, number> }>('/demo-api/pool');
-    const s = data.stats;
-    const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
-    $('pool-body').innerHTML = `<table>${data.adapters.map((a) => `<tr><td>${esc(a.name)}</td><td><span class="badge" data-tier="${a.tier}">${a.tier}</span></td><td>${a.pins ? `${a.pins} running` : ''}</td></tr>`).join('')}</table>` +
-      (s ? `<p>GPU ${mb(s.gpuBytesUsed)} / ${mb(s.gpuBytesCapacity)} · CPU ${mb(s.cpuBytes)} · stored ${mb(s.persistentBytes)}<br>hits ${s.hits} · misses ${s.misses} · loads ${s.loads} · evictions ${s.evictions} · CPU hits ${s.cpuHits}</p>` : '<p>no LoRA pool</p>') +
-      `<p>IndexedDB tier: used by the in-browser engine; this page talks to the server, whose persistent tier is the adapters directory.</p>`;
-  } catch (e) {
-    $('pool-body').textContent = `pool: ${(e as Error).message}`;
-  }
-}
-
-// ---- simulator
-let chart: Chart | null = null;
-async function simulate(): Promise<void> {
-  const users = Number(($('sim-users') as HTMLInputElement).value) || 8;
-  const maxTokens = Number(($('sim-tokens') as HTMLInputElement).value) || 24;
-  const status = $('sim-status');
-  chart ??= new Chart($('sim-chart') as HTMLCanvasElement, { type: 'line', data: { datasets: [] }, options: { animation: false, parsing: false, maintainAspectRatio: false, scales: { x: { type: 'linear', title: { display: true, text: 's' } }, y: { title: { display: true, text: 'tokens/s' }, min: 0 } } } });
-  chart.data.datasets = [];
-  const prompts = ['Restart the billing-worker', 'What is the api-gateway latency objective?', 'Classify the sentiment: the rollout went fine', 'Extract the entities: scheduler paged amara.okafor'];
-  const results: Record<string, number> = {};
-  for (const mode of ['mixed', 'base'] as const) {
-    const ds = { label: mode === 'mixed' ? `mixed adapters (${users} users)` : `base only (${users} users)`, data: [] as { x: number; y: number }[], borderColor: mode === 'mixed' ? '#f28e2b' : '#4e79a7', pointRadius: 0 };
-    chart.data.datasets.push(ds);
-    let tokens = 0;
-    const t0 = performance.now();
-    const tick = setInterval(() => {
-      const s = (performance.now() - t0) / 1000;
-      ds.data.push({ x: s, y: tokens / s });
-      chart!.update();
-    }, 250);
-    status.textContent = `${mode}: running…`;
-    await Promise.all(Array.from({ length: users }, async (_, i) => {
-      const adapter = mode === 'base' ? info.model : info.adapters[i % info.adapters.length]!;
-      const r = await fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: adapter, messages: [{ role: 'user', content: prompts[i % prompts.length] }], max_tokens: maxTokens, temperature: 1, seed: i, stream: true, stream_options: { include_usage: true } }) });
-      const rd = r.body!.getReader();
-      const dec = new TextDecoder();
-      for (;;) {
-        const { done, value } = await rd.read();
-        if (done) break;
-        for (const line of dec.decode(value).split('\n')) if (line.startsWith('data: {') && line.includes('"delta"') && line.includes('"content"')) tokens++;
-      }
-    }));
-    clearInterval(tick);
-    const s = (performance.now() - t0) / 1000;
-    ds.data.push({ x: s, y: tokens / s });
-    results[mode] = tokens / s;
-    chart.update();
-  }
-  status.textContent = `mixed ${results.mixed!.toFixed(1)} tok/s · base ${results.base!.toFixed(1)} tok/s · ratio ${(results.mixed! / results.base!).toFixed(2)}`;
-  status.dataset.done = '1';
-  void refreshPool();
-}
-
-// ---- fine-tune tab
-function tuneTab(): void {
-  const gpu = 'gpu' in navigator;
-  $('tune-msg').innerHTML = `<div class="notice" data-kind="tune-unavailable"><b>In-browser fine-tuning is not available in this build.</b> It needs the trainer inside the WebGPU worker engine (<code>lorafleet/worker</code>, the library issue), which has not landed yet. Train adapters with <code>lorafleet train --config …</code> or <code>lorafleet pipeline</code>; load them into this running server with <code>POST /v1/load_lora_adapter</code>.<br>WebGPU in this browser: ${gpu ? 'available' : 'missing (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu)'}.</div>`;
+  bot.dataset.done = '1';
+  void demo.refreshPool();
 }
 
 async function main(): Promise<void> {
@@ -206,31 +183,31 @@ async function main(): Promise<void> {
       document.querySelectorAll('.tab').forEach((t) => t.classList.toggle('on', t.id === `tab-${b.dataset.tab}`));
     }),
   );
-  try {
-    info = (await api<Info>('/demo-api/info')).data;
-  } catch (e) {
-    $('status').textContent = `server not reachable: ${(e as Error).message}`;
+  const demo = await boot();
+  if (!demo) {
+    document.body.dataset.ready = 'no-engine';
     return;
   }
-  $('status').textContent = `${info.model} + ${info.adapters.join(', ')} · ${info.device.description || info.device.vendor || 'WebGPU'}${info.device.isCpu ? ' (CPU adapter)' : ''}`;
-  const ex = ['Restart the billing-worker, it stopped responding.', 'What is the api-gateway latency objective?', 'Classify the sentiment: the new dashboard is great', 'Extract the entities: HL-4031 on scheduler, paged amara.okafor'];
+  const ex = demo.domain
+    ? ['Restart the billing-worker, it stopped responding.', 'What is the api-gateway latency objective?', 'Classify the sentiment: the new dashboard is great', 'Extract the entities: HL-4031 on scheduler, paged amara.okafor']
+    : ['Once upon a time', 'Tell me a story about a red ship'];
   for (const t of ex) {
     const b = document.createElement('button');
     b.textContent = t;
-    b.addEventListener('click', () => void send(t));
+    b.addEventListener('click', () => void send(demo, t, ($('chat-model') as HTMLSelectElement).value));
     $('examples').appendChild(b);
   }
   $('chat-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const i = $('chat-input') as HTMLInputElement;
-    if (i.value.trim()) void send(i.value.trim());
+    if (i.value.trim()) void send(demo, i.value.trim(), ($('chat-model') as HTMLSelectElement).value);
     i.value = '';
   });
-  $('sim-run').addEventListener('click', () => void simulate());
-  tuneTab();
+  setupSimulator(demo);
+  setupTune(demo);
   document.body.dataset.ready = '1';
-  await refreshPool();
-  setInterval(() => void refreshPool(), 3000);
+  await demo.refreshPool();
+  setInterval(() => void demo.refreshPool(), 1500);
 }
 
 void main();
