@@ -73,6 +73,8 @@ export interface PipelineResult {
   report?: { md: string; html: string };
 }
 
+/** At most `max` rows spread evenly over `rows` (validation files are ordered by template: the first N would be a few templates). */
+export const spread = <T>(rows: T[], max: number): T[] => (rows.length <= max ? rows : Array.from({ length: max }, (_, i) => rows[Math.floor((i * rows.length) / max)]!));
 /** Drop undefined fields: the data engine's option spreads treat a present-but-undefined key as a value. */
 const clean = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
 const readJsonl = async (p: string): Promise<SetRow[]> => (await readFile(p, 'utf8')).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as SetRow);
@@ -221,7 +223,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     const tools: ToolDef[] = (dom.tools ?? []).map((t) => ({ name: t.name, description: t.description, parameters: t.parameters }));
     const types = Array.isArray(dom.entities) ? dom.entities.map((e) => e.type ?? e.name ?? '').filter(Boolean) : Object.keys(dom.entities ?? {});
     const max = cfg.eval.max_rows;
-    const val = async (t: string) => (await readJsonl(join(sets, `${t}.val.jsonl`))).slice(0, max);
+    const val = async (t: string) => spread(await readJsonl(join(sets, `${t}.val.jsonl`)), max);
     rt ??= await Runtime.create();
     const engine = await createEngine({
       device: rt,

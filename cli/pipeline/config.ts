@@ -30,7 +30,7 @@ export const PipelineConfigSchema = z
     /** DPO or ORPO for the preference stages. */
     preference: z.enum(['dpo', 'orpo']).default('dpo'),
     router: z.object({ epochs: z.number().int().positive().optional(), dim: z.number().int().positive().optional(), seed: z.number().int().optional() }).strict().default({}),
-    eval: z.object({ max_rows: z.number().int().positive().default(24), unconstrained_tool: z.boolean().default(true) }).strict().default({}),
+    eval: z.object({ max_rows: z.number().int().positive().default(48), unconstrained_tool: z.boolean().default(true) }).strict().default({}),
   })
   .strict();
 export type PipelineConfig = z.infer<typeof PipelineConfigSchema>;

@@ -62,6 +62,8 @@ describe('tokenizer (stories260K)', () => {
     expect(t.applyChatTemplate(msgs, { addGenerationPrompt: true })).toBe('Once upon a time');
     expect(t.encodeChat(msgs)).toEqual(STORIES_PROMPT);
     expect(t.applyChatTemplate([{ role: 'system', content: 'A' }, { role: 'user', content: 'B' }])).toBe('A\n\nB');
+    // the generation prompt opens the assistant turn (a lone message stays a plain completion prompt)
+    expect(t.applyChatTemplate([{ role: 'system', content: 'A' }, { role: 'user', content: 'B' }], { addGenerationPrompt: true })).toBe('A\n\nB\n\n');
   });
 
   it('renders a ChatML template from tokenizer_config and a chat_template.jinja file', async () => {

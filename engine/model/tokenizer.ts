@@ -161,11 +161,18 @@ export class ModelTokenizer {
    * special token strings (bos_token, eos_token, …) and `extra`.
    *
    * Fallback for a base model with no template: the message contents joined with "\n\n"
-   * (roles dropped), nothing appended for add_generation_prompt. encodeChat then adds BOS
-   * through the normal post-processor, so a one-message "chat" equals plain completion.
+   * (roles dropped). add_generation_prompt opens the assistant turn with that same blank line, so
+   * what the model generates (and what the trainer's assistant-only loss covers) starts at the
+   * answer itself: a constrained decoder that must begin with a label or `<tool_call>` then sees
+   * exactly the context the adapter was trained on. A lone message is the exception: it is a plain
+   * completion prompt (nothing appended), and encodeChat adds BOS through the normal
+   * post-processor, so a one-message "chat" equals plain completion.
    */
   applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    if (this.chatTemplate === null) return messages.map((m) => m.content).join('\n\n');
+    if (this.chatTemplate === null) {
+      const text = messages.map((m) => m.content).join('\n\n');
+      return opts.addGenerationPrompt && messages.length > 1 ? `${text}\n\n` : text;
+    }
     this.compiled ??= new Template(this.chatTemplate);
     const specials: Record<string, string> = {};
     for (const k of ['bos_token', 'eos_token', 'unk_token', 'pad_token']) {

@@ -731,7 +731,13 @@ export function auditLeakage(train: string[], val: string[], threshold = 0.8): {
  * in a seeded order into validation while they fit the target size. The audit then checks every validation row
  * against the training rows, plain and masked; a masked hit moves its whole cluster to train.
  */
-export function splitRows(rows: Row[], valFraction: number, seed: number, mask: (s: string) => string = (s) => s): { train: Row[]; val: Row[]; report: Omit<LeakageReport, 'task'> } {
+export function splitRows(
+  rows: Row[],
+  valFraction: number,
+  seed: number,
+  mask: (s: string) => string = (s) => s,
+  stratum: (r: Row) => string = () => '',
+): { train: Row[]; val: Row[]; report: Omit<LeakageReport, 'task'> } {
   const parent = rows.map((_, i) => i);
   const find = (x: number): number => {
     while (parent[x] !== x) {
@@ -763,13 +769,35 @@ export function splitRows(rows: Row[], valFraction: number, seed: number, mask: 
     else clusters.set(r, [i]);
   });
   const order = [...clusters.entries()].sort((a, b) => fnv1a(`${seed}:${rows[a[0]]?.template}`) - fnv1a(`${seed}:${rows[b[0]]?.template}`));
-  const target = Math.round(valFraction * rows.length);
-  const inVal = new Set<number>();
-  let n = 0;
+  // Stratified by group (scikit-learn's StratifiedGroupKFold idea): each stratum (a label, a tool) gets its own
+  // share of validation rows, and at least half of a stratum's rows stay in train — a plain group split put whole
+  // classes into validation (16 service_status rows in val, 8 in train; no severity "low" in train).
+  const clusterStratum = (members: number[]) => {
+    const c = new Map<string, number>();
+    for (const i of members) {
+      const k = stratum(rows[i] as Row);
+      c.set(k, (c.get(k) ?? 0) + 1);
+    }
+    return [...c.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]![0];
+  };
+  const sizeOf = new Map<string, number>();
+  const strata = new Map<number, string>();
   for (const [root, members] of order) {
-    if (n + members.length > target) continue;
+    const k = clusterStratum(members);
+    strata.set(root, k);
+    sizeOf.set(k, (sizeOf.get(k) ?? 0) + members.length);
+  }
+  const inVal = new Set<number>();
+  const taken = new Map<string, number>();
+  for (const [root, members] of order) {
+    const k = strata.get(root)!;
+    const size = sizeOf.get(k)!;
+    const n = taken.get(k) ?? 0;
+    const target = valFraction * size;
+    // take a cluster when it brings the stratum nearer its share (whole clusters only), keeping ≥ half in train
+    if (Math.abs(n + members.length - target) >= Math.abs(n - target) || 2 * (n + members.length) > size) continue;
     inVal.add(root);
-    n += members.length;
+    taken.set(k, n + members.length);
   }
   const split = () => {
     const train: number[] = [];
@@ -808,6 +836,9 @@ export function splitRows(rows: Row[], valFraction: number, seed: number, mask: 
     },
   };
 }
+
+/** What a split keeps in proportion: a classification row's label, a tool row's tool (or "no tool"), else the task's kind. */
+const stratumOf = (r: Row): string => String(r.meta.label ?? r.meta.kind ?? '');
 
 export function formatAll(domain: Domain, pairs: QAPair[], chunks: Chunk[], opts: FormatOptions = {}): FormatResult {
   const o: Required<FormatOptions> = { seed: 7, valFraction: 0.15, perTemplate: 4, perQaTemplate: 12, maxPerLabel: 40, maxNer: 150, ...opts };
@@ -883,7 +914,7 @@ export function formatAll(domain: Domain, pairs: QAPair[], chunks: Chunk[], opts
     const d = dedupe(rows, (r) => (t.name === 'dpo' ? `${String(r.row.system)}\n${r.content}\n${String(r.row.rejected)}` : JSON.stringify(r.row)), t.near ? {} : { threshold: 1.01 });
     duplicatesRemoved.push({ task: t.name, exact: d.exactDuplicates.length, near: d.nearDuplicates.length });
     if (t.name === 'dpo') dpoKept = d.kept;
-    const s = splitRows(d.kept, o.valFraction, o.seed, mask);
+    const s = splitRows(d.kept, o.valFraction, o.seed, mask, stratumOf);
     leakage.push({ task: t.name, ...s.report });
     const count = (f: (r: Row) => string | undefined) => {
       const m: Record<string, number> = {};

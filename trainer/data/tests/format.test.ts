@@ -285,6 +285,32 @@ describe('leakage audit on planted template leaks', () => {
   });
 });
 
+describe('stratified group split', () => {
+  it('each label gets its share of validation clusters, and at least half of its rows stay in train', () => {
+    // label "rare": 2 templates × 8 rows; "common": 6 templates × 8 rows; "single": 1 template
+    const rows: Array<{ row: object; template: string; content: string; meta: { kind: string; label: string } }> = [];
+    const add = (label: string, templates: number) => {
+      for (let t = 0; t < templates; t++) for (let i = 0; i < 8; i++) rows.push({ row: {}, template: `${label}:${t}`, content: `${label} template ${t} words ${'abcdefgh'[t]} row ${i} ${label.repeat(t + 1)}`, meta: { kind: 'x', label } });
+    };
+    add('rare', 2);
+    add('common', 6);
+    add('single', 1);
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const s = splitRows(rows, 0.2, seed, (x) => x, (r) => String(r.meta.label));
+      const count = (side: typeof s.train, label: string) => side.filter((r) => r.meta.label === label).length;
+      // common: 48 rows, 20 % ≈ 9.6 → one or two whole templates, never more than half
+      expect(count(s.val, 'common')).toBeGreaterThanOrEqual(8);
+      expect(count(s.val, 'common')).toBeLessThanOrEqual(16);
+      // rare: 16 rows, 20 % = 3.2 → nearer 0 than 8: stays in train; single: its only template stays in train
+      expect(count(s.val, 'rare')).toBe(0);
+      expect(count(s.train, 'single')).toBe(8);
+      // whole templates on one side
+      const valT = new Set(s.val.map((r) => r.template));
+      expect(s.train.some((r) => valT.has(r.template))).toBe(false);
+    }
+  });
+});
+
 describe('validators catch bad rows', () => {
   it('rejects schema-breaking tool arguments, wrong offsets, undeclared labels', async () => {
     const d = await loadDomain(join(SAMPLE, 'domain.json'));
