@@ -288,7 +288,7 @@ describe('leakage audit on planted template leaks', () => {
 describe('stratified group split', () => {
   it('each label gets its share of validation clusters, and at least half of its rows stay in train', () => {
     // label "rare": 2 templates × 8 rows; "common": 6 templates × 8 rows; "single": 1 template
-    const rows: Array<{ row: object; template: string; content: string; meta: { kind: string; label: string } }> = [];
+    const rows: Array<{ row: Record<string, unknown>; template: string; content: string; meta: { kind: string; label: string } }> = [];
     const add = (label: string, templates: number) => {
       for (let t = 0; t < templates; t++) for (let i = 0; i < 8; i++) rows.push({ row: {}, template: `${label}:${t}`, content: `${label} template ${t} words ${'abcdefgh'[t]} row ${i} ${label.repeat(t + 1)}`, meta: { kind: 'x', label } });
     };
