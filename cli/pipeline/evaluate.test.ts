@@ -22,7 +22,9 @@ describe('pipeline evaluation scoring', () => {
   });
 
   it('tool calls are rewritten in the tool grammar spelling; non-calls are not', () => {
-    expect(canonicalToolCall('<tool_call>{"name":"lookup_user","arguments":{"username":"a.b"}}</tool_call>')).toBe('<tool_call>{"name": "lookup_user", "arguments": {"username":"a.b"}}</tool_call>');
+    expect(canonicalToolCall('<tool_call>{"name":"lookup_user","arguments":{"username":"a.b"}}</tool_call>')).toBe('<tool_call>{"name": "lookup_user", "arguments": {"username": "a.b"}}</tool_call>');
+    // nested values in the grammar's spelling too (separators ", " and ": ", no newlines)
+    expect(canonicalToolCall('<tool_call>{"name":"f","arguments":{"a":[1,{"b":true}],"c":"x, y"}}</tool_call>')).toBe('<tool_call>{"name": "f", "arguments": {"a": [1, {"b": true}], "c": "x, y"}}</tool_call>');
     expect(canonicalToolCall('The answer is 42.')).toBeNull();
     expect(canonicalToolCall('<tool_call>{"name": 3, "arguments": {}}</tool_call>')).toBeNull();
     expect(canonicalToolCall('<tool_call>{"name": "x", "arguments": {</tool_call>')).toBeNull();

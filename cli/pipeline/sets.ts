@@ -48,6 +48,16 @@ async function readRows<T>(path: string, schema: z.ZodType<T>): Promise<T[]> {
 const writeRows = (path: string, rows: unknown[]) => writeFile(path, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
 
 const CALL = /^\s*<tool_call>([\s\S]*)<\/tool_call>\s*$/;
+/**
+ * JSON as the engine's grammar generates it (XGrammar's defaults: no newlines, separators ", " and ": " —
+ * Python's json.dumps spelling, as Hermes/Qwen tool calls are written), so SFT targets and constrained
+ * decoding agree token for token.
+ */
+export function grammarJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(grammarJson).join(', ')}]`;
+  if (v && typeof v === 'object') return `{${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${JSON.stringify(k)}: ${grammarJson(x)}`).join(', ')}}`;
+  return JSON.stringify(v);
+}
 /** A tool call in the tool grammar's exact spelling; null if `s` is not one well-formed call. */
 export function canonicalToolCall(s: string): string | null {
   const m = CALL.exec(s);
@@ -55,7 +65,7 @@ export function canonicalToolCall(s: string): string | null {
   try {
     const v = JSON.parse(m[1]!) as { name?: unknown; arguments?: unknown };
     if (typeof v.name !== 'string' || !v.arguments || typeof v.arguments !== 'object') return null;
-    return `<tool_call>{"name": ${JSON.stringify(v.name)}, "arguments": ${JSON.stringify(v.arguments)}}</tool_call>`;
+    return `<tool_call>{"name": ${JSON.stringify(v.name)}, "arguments": ${grammarJson(v.arguments)}}</tool_call>`;
   } catch {
     return null;
   }
