@@ -5,7 +5,8 @@
 // validate against the tool's JSON schema, a label in its set, entities that parse, chat text), the
 // adapter-pool panel's tiers, the multi-user simulator (mixed vs base tokens/s), the fine-tune tab
 // (a few steps in the worker, live loss points, hot-swapped into the pool, then asked), and the
-// message a browser without WebGPU gets. Screenshots in test-results/ (LORAFLEET_SCREENSHOT=<png>
+// page opened without the server's info (the embedded model, no adapters), and the message a
+// browser without WebGPU gets. Screenshots in test-results/ (LORAFLEET_SCREENSHOT=<png>
 // also writes the chat view there, e.g. docs/demo.png for the README). LORAFLEET_SOAK=1: a longer
 // simulator and fine-tune run.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -163,6 +164,24 @@ describe.skipIf(!existsSync(CHROMIUM))('demo in headless Chromium (engine in the
     expect(errors).toEqual([]);
     for (const m of missing) expect(m).toMatch(/^\/demo-hub\/lorafleet\/stories260K\/resolve\/\w+\/(chat_template\.jinja|[\w.-]+\.index\.json|generation_config\.json|tokenizer_config\.json|special_tokens_map\.json)$/);
   }, 600_000);
+
+  it('opened without `lorafleet start` (no /demo-api/info): the embedded stories260K in the worker, no adapters, no router', async () => {
+    const p = await browser.newPage();
+    await p.route('**/demo-api/info', (r) => r.fulfill({ status: 404, body: 'Not Found' }));
+    await p.goto(`${srv.url}/demo/`);
+    await p.waitForSelector('body[data-ready]', { timeout: 120_000 });
+    expect(await p.getAttribute('body', 'data-ready')).toBe('1');
+    expect(await p.textContent('#status')).toMatch(/^stories260K \(embedded\) \+ no adapters · router: none/);
+    expect(await p.locator('[data-kind="standalone"]').count()).toBe(1);
+    expect(await p.locator('#chat-model option').allTextContents()).toEqual(['stories260K']);
+    await p.fill('#chat-input', 'Once upon a time');
+    await p.click('#chat-form button[type="submit"]');
+    const bot = p.locator('.msg.bot').first();
+    await bot.and(p.locator('[data-done="1"]')).waitFor({ timeout: 120_000 });
+    expect(await bot.locator('[data-adapter]').getAttribute('data-adapter')).toBe('stories260K');
+    expect(((await bot.locator('[data-kind="text"]').textContent()) ?? '').length).toBeGreaterThan(0);
+    await p.close();
+  }, 300_000);
 
   it('a browser without WebGPU gets a clear message instead of the app', async () => {
     const p = await browser.newPage();
