@@ -1,5 +1,6 @@
 // Checks for shaders/attention/attention.backward.ts against attention.backward.ref.ts (float64):
-// T = 1, GQA, head dims that are not multiples of 4, packed documents, fused qkv slices.
+// T = 1, GQA (groups 1-6, one or several invocations per group), head dims that are not
+// multiples of 4, packed documents (one of a single token), fused qkv slices.
 import type { KernelCheck } from '../lib/check.ts';
 import { randomArray, result } from '../lib/check.ts';
 import { attentionTrainForward, attentionBackward, segmentStarts } from './attention.backward.ts';
@@ -10,6 +11,9 @@ const cases: Case[] = [
   { T: 1, nh: 2, nkv: 1, hd: 8, docs: [1], fused: false },
   { T: 19, nh: 4, nkv: 2, hd: 6, docs: [7, 5, 7], fused: true },
   { T: 33, nh: 3, nkv: 3, hd: 16, docs: [33], fused: false },
+  // group 4 in one invocation (hd 5: a partial vec4); group 6 split into 2 x 3 heads (hd 40: 10 vec4s)
+  { T: 23, nh: 4, nkv: 1, hd: 5, docs: [10, 1, 12], fused: true },
+  { T: 9, nh: 6, nkv: 1, hd: 40, docs: [4, 5], fused: false },
 ];
 
 export const checks: KernelCheck[] = cases.map((c) => ({

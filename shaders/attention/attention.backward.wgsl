@@ -1,5 +1,7 @@
 // Causal self-attention with GQA for training, over whole (packed) sequences, barrier-free
-// (FlashAttention-2's math, one invocation per row instead of tiles):
+// (FlashAttention-2's math, one invocation per row instead of tiles; the entry points are
+// generated in attention.backward.ts with the head dim unrolled into vec4 registers, and fwd / dq
+// take HG q heads of one kv head per invocation so that each key's k, v loads serve all of them):
 //   forward  main      one invocation per (token t, q head h): online softmax over keys
 //                      j ∈ [segStart[t], t]; writes o[t, h, :] and lse[t, h] = m + log(l)
 //   backward main_dq   one invocation per (t, h): D = Σ dO∘O (stored in dsum[t, h]), then for each

@@ -1,23 +1,25 @@
 // Checks for shaders/matmul/matmul.backward.ts against matmul.backward.ref.ts (float64).
 import type { KernelCheck } from '../lib/check.ts';
 import { randomArray, result } from '../lib/check.ts';
-import { gemm, linearBackwardInput, loraLinearBackward, loraLinearForward, type GemmTile } from './matmul.backward.ts';
+import { gemm, linearBackwardInput, loraLinearBackward, loraLinearForward, type GemmTile, type GemmWg } from './matmul.backward.ts';
 import { matmul } from './matmul.ts';
 import { gemmRef, loraLinearBackwardRef, loraLinearForwardRef } from './matmul.backward.ref.ts';
 import { uploadWeight, destroyWeight } from './weights.ts';
 import { dropoutRef } from '../dropout/dropout.ref.ts';
 
-// [M, N, K, transA, transB, tile, accumulate]
-const gemmCases: Array<[number, number, number, boolean, boolean, GemmTile, boolean]> = [
+// [M, N, K, transA, transB, tile, accumulate, workgroup size (default: gemm's pick)]
+const gemmCases: Array<[number, number, number, boolean, boolean, GemmTile, boolean, GemmWg?]> = [
   [1, 7, 13, false, false, 't4', false],
-  [37, 29, 19, true, false, 't4', true],
+  [37, 29, 19, true, false, 't4', true, 4],
   [21, 66, 5, false, true, 't8', false],
-  [45, 19, 70, true, true, 't8', true],
+  [45, 19, 70, true, true, 't8', true, 16],
   [35, 27, 9, true, false, 't16', true],
+  [53, 41, 3, false, false, 't16', false, 8],
+  [70, 33, 11, false, true, 't4', true, 64],
 ];
 
-const gemmChecks: KernelCheck[] = gemmCases.map(([M, N, K, tA, tB, tile, acc]) => ({
-  name: `gemm M=${M} N=${N} K=${K} ${tA ? 't' : 'n'}${tB ? 't' : 'n'} ${tile}${acc ? ' acc' : ''}`,
+const gemmChecks: KernelCheck[] = gemmCases.map(([M, N, K, tA, tB, tile, acc, wg]) => ({
+  name: `gemm M=${M} N=${N} K=${K} ${tA ? 't' : 'n'}${tB ? 't' : 'n'} ${tile}${wg ? `/${wg}` : ''}${acc ? ' acc' : ''}`,
   async run(rt) {
     // Operands sit at an offset inside padded rows (ld > cols) to exercise ld/offset.
     const [ar, ac] = tA ? [K, M] : [M, K];
@@ -31,7 +33,7 @@ const gemmChecks: KernelCheck[] = gemmCases.map(([M, N, K, tA, tB, tile, acc]) =
     };
     const ga = rt.upload(store(a, ar, ac)), gb = rt.upload(store(b, br, bc)), gc = rt.upload(store(c0, M, N));
     gemm(rt, { buffer: ga, ld: ac + pad, offset: off, trans: tA }, { buffer: gb, ld: bc + pad, offset: off, trans: tB },
-      { buffer: gc, ld: N + pad, offset: off }, M, N, K, { alpha: 0.75, accumulate: acc, tile });
+      { buffer: gc, ld: N + pad, offset: off }, M, N, K, { alpha: 0.75, accumulate: acc, tile, wg });
     const raw = await rt.readF32(gc);
     rt.destroy(ga); rt.destroy(gb); rt.destroy(gc);
     const out = new Float32Array(M * N);

@@ -38,40 +38,58 @@ export const GemmParams = defineParams('GemmParams', {
 });
 type F = (typeof GemmParams.fields)[number][0];
 
-/** Register tiles (outputs per invocation, TM x TN), chosen by pickGemmTile(). */
+/** Register tiles (outputs per invocation, TM x TN), chosen by pickGemm(). */
 export const GEMM_TILES = { t4: [4, 4], t8: [8, 8], t16: [16, 12] } as const;
 export type GemmTile = keyof typeof GEMM_TILES;
+/** Invocations per workgroup: small outputs take small workgroups so that both cores get work. */
+export const GEMM_WGS = [64, 32, 16, 8, 4] as const;
+export type GemmWg = (typeof GEMM_WGS)[number];
 
-function genGemm(TM: number, TN: number, transA: boolean, transB: boolean): string {
+/**
+ * The kernel body for one (tile, transposes, workgroup size): per invocation a TM x TN block of C,
+ * operand addresses hoisted out of the K loop (a row/column base per tile row/column, one running
+ * k offset per operand), K unrolled by U (small tiles) with a remainder loop. Loads are clamped to
+ * the last row/column (no bounds branch in the loop), stores guarded by gstore().
+ */
+function genGemm(TM: number, TN: number, transA: boolean, transB: boolean, wg: number, U = TM * TN > 64 ? 1 : 2): string {
   const I = [...Array(TM).keys()], J = [...Array(TN).keys()];
-  let s = `fn ga(m: u32, k: u32) -> f32 { return a[p.aOff + ${transA ? 'k * p.lda + m' : 'm * p.lda + k'}]; }\n`;
-  s += `fn gb(k: u32, n: u32) -> f32 { return b[p.bOff + ${transB ? 'n * p.ldb + k' : 'k * p.ldb + n'}]; }\n`;
-  s += `@compute @workgroup_size(64)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n`;
-  s += `  let t = gid.x + gid.y * nwg.x * 64u;\n  let tilesM = (p.M + ${TM - 1}u) / ${TM}u;\n  if (t >= tilesM * p.tilesN) { return; }\n`;
+  let s = `@compute @workgroup_size(${wg})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n`;
+  s += `  let t = gid.x + gid.y * nwg.x * ${wg}u;\n  let tilesM = (p.M + ${TM - 1}u) / ${TM}u;\n  if (t >= tilesM * p.tilesN) { return; }\n`;
   s += `  let m0 = (t / p.tilesN) * ${TM}u;\n  let n0 = (t % p.tilesN) * ${TN}u;\n`;
-  for (const i of I) s += `  let mi${i} = min(m0 + ${i}u, p.M - 1u);\n`;
-  for (const j of J) s += `  let nj${j} = min(n0 + ${j}u, p.N - 1u);\n`;
+  // A(m, k) = a[ar_m + k*sa], B(k, n) = b[br_n + k*sb]
+  for (const i of I) s += `  let ar${i} = p.aOff + ${transA ? '' : 'p.lda * '}min(m0 + ${i}u, p.M - 1u);\n`;
+  for (const j of J) s += `  let br${j} = p.bOff + ${transB ? 'p.ldb * ' : ''}min(n0 + ${j}u, p.N - 1u);\n`;
+  s += `  let sa = ${transA ? 'p.lda' : '1u'};\n  let sb = ${transB ? '1u' : 'p.ldb'};\n`;
   for (const i of I) for (const j of J) s += `  var c${i}_${j} = 0.0;\n`;
-  s += `  for (var k = 0u; k < p.K; k++) {\n`;
-  for (const j of J) s += `    let b${j} = gb(k, nj${j});\n`;
-  for (const i of I) {
-    s += `    let a${i} = ga(mi${i}, k);\n`;
-    for (const j of J) s += `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});\n`;
+  const step = (ind: string) => {
+    let b = `${ind}{\n`;
+    for (const j of J) b += `${ind}  let b${j} = b[br${j} + kb];\n`;
+    for (const i of I) {
+      b += `${ind}  let a${i} = a[ar${i} + ka];\n`;
+      for (const j of J) b += `${ind}  c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});\n`;
+    }
+    return b + `${ind}  ka += sa; kb += sb;\n${ind}}\n`;
+  };
+  s += `  var ka = 0u;\n  var kb = 0u;\n  var k = 0u;\n`;
+  if (U > 1) {
+    s += `  for (; k + ${U - 1}u < p.K; k += ${U}u) {\n`;
+    for (let u = 0; u < U; u++) s += step('    ');
+    s += `  }\n`;
   }
-  s += `  }\n`;
+  s += `  for (; k < p.K; k++) {\n` + step('    ') + `  }\n`;
   for (const i of I) for (const j of J) s += `  gstore(m0 + ${i}u, n0 + ${j}u, c${i}_${j});\n`;
   return s + `}\n`;
 }
 
 const kernels = new Map<string, Kernel<F>>();
-function gemmKernel(tile: GemmTile, transA: boolean, transB: boolean): Kernel<F> {
-  const key = `${tile}|${+transA}${+transB}`;
+function gemmKernel(tile: GemmTile, transA: boolean, transB: boolean, wg: GemmWg): Kernel<F> {
+  const key = `${tile}|${+transA}${+transB}|${wg}`;
   let k = kernels.get(key);
   if (!k) {
     const [TM, TN] = GEMM_TILES[tile];
     k = {
-      name: `gemm_${tile}_${transA ? 't' : 'n'}${transB ? 't' : 'n'}`,
-      code: GemmParams.wgsl + WGSL['matmul.backward'] + genGemm(TM, TN, transA, transB),
+      name: `gemm_${tile}_${transA ? 't' : 'n'}${transB ? 't' : 'n'}${wg === 64 ? '' : `_w${wg}`}`,
+      code: GemmParams.wgsl + WGSL['matmul.backward'] + genGemm(TM, TN, transA, transB, wg),
       params: GemmParams,
     };
     kernels.set(key, k);
@@ -95,17 +113,31 @@ export interface GemmOptions {
   /** C += alpha·A·B instead of C = alpha·A·B. */
   accumulate?: boolean;
   tile?: GemmTile;
+  /** Invocations per workgroup (default: gemmWg for the tile). */
+  wg?: GemmWg;
 }
 
+/** Workgroups a dispatch should have at least, so that SwiftShader's worker threads (one per core) all get work. */
+const MIN_WORKGROUPS = 8;
+
 /**
- * The tile the product path uses: the largest whose tile count still keeps the device busy
- * (measured on SwiftShader, 2 cores, at the LoRA/lm_head backward shapes: 16x12 ≈ 2x 4x4 at
- * 128x576 (K 1536) and 3x at 16x576 (K 49152); small outputs such as 128x8 want 4x4).
+ * The tile and workgroup size the product path uses: the largest tile whose invocation count
+ * still fills MIN_WORKGROUPS workgroups of 16, then the largest workgroup that keeps
+ * MIN_WORKGROUPS (SwiftShader runs a workgroup's invocations on one thread: a 16x12 tile at
+ * 512x64 is 192 invocations = 3 workgroups of 64, and at 16x64 one workgroup, one core idle).
+ * bench/train-kernels/gemm.ts compares tiles and workgroup sizes at the training shapes.
  */
-export function pickGemmTile(M: number, N: number): GemmTile {
-  if (Math.ceil(M / 16) * Math.ceil(N / 12) >= 48) return 't16';
-  if (Math.ceil(M / 8) * Math.ceil(N / 8) >= 32) return 't8';
-  return 't4';
+export function pickGemm(M: number, N: number): { tile: GemmTile; wg: GemmWg } {
+  const tiles = (t: GemmTile) => Math.ceil(M / GEMM_TILES[t][0]) * Math.ceil(N / GEMM_TILES[t][1]);
+  const order: GemmTile[] = ['t16', 't8', 't4'];
+  const tile = order.find((t) => tiles(t) >= MIN_WORKGROUPS * 16) ?? 't4';
+  return { tile, wg: gemmWg(M, N, tile) };
+}
+
+/** The largest workgroup size that still gives MIN_WORKGROUPS workgroups for this tile. */
+export function gemmWg(M: number, N: number, tile: GemmTile): GemmWg {
+  const n = Math.ceil(M / GEMM_TILES[tile][0]) * Math.ceil(N / GEMM_TILES[tile][1]);
+  return GEMM_WGS.find((w) => Math.ceil(n / w) >= MIN_WORKGROUPS) ?? 4;
 }
 
 /**
@@ -127,18 +159,18 @@ export function gemm(rt: Runtime, A: Operand, B: Operand, C: Operand, M: number,
   need(A, A.trans ? K : M, A.trans ? M : K, 'A');
   need(B, B.trans ? N : K, B.trans ? K : N, 'B');
   need(C, M, N, 'C');
-  const tile = opts.tile ?? pickGemmTile(M, N);
+  const tile = opts.tile ?? pickGemm(M, N).tile, wg = opts.wg ?? gemmWg(M, N, tile);
   const [TM, TN] = GEMM_TILES[tile];
   const tilesN = Math.ceil(N / TN);
   const threads = Math.ceil(M / TM) * tilesN;
-  rt.dispatch(gemmKernel(tile, !!A.trans, !!B.trans), {
+  rt.dispatch(gemmKernel(tile, !!A.trans, !!B.trans, wg), {
     params: {
       M, N, K, lda: A.ld, ldb: B.ld, ldc: C.ld,
       aOff: A.offset ?? 0, bOff: B.offset ?? 0, cOff: C.offset ?? 0,
       alpha: opts.alpha ?? 1, flags: opts.accumulate ? 1 : 0, tilesN,
     },
     buffers: [A.buffer, B.buffer, C.buffer],
-    workgroups: rt.grid(Math.ceil(threads / 64)),
+    workgroups: rt.grid(Math.ceil(threads / wg)),
   });
 }
 

@@ -3,10 +3,10 @@
 //   A(m, k) = a[aOff + m*lda + k]   (transA: a[aOff + k*lda + m])
 //   B(k, n) = b[bOff + k*ldb + n]   (transB: b[bOff + n*ldb + k])
 //   C[m, n] = c[cOff + m*ldc + n]
-// Composed by shaders/matmul/matmul.backward.ts as GemmParams + this file + a generated body
-// that defines `fn ga(m, k)`, `fn gb(k, n)` for the transpose combination and a register-tiled,
-// barrier-free `main` (TM x TN outputs per invocation; loads clamped to the last row/column,
-// stores guarded).
+// Composed by shaders/matmul/matmul.backward.ts as GemmParams + this file + a generated,
+// register-tiled, barrier-free `main` for the transpose combination and workgroup size (TM x TN
+// outputs per invocation; operand addresses hoisted out of the K loop; loads clamped to the last
+// row/column, stores guarded).
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;

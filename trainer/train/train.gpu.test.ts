@@ -1,5 +1,6 @@
 // The WebGPU trainer against the float64 oracle (reference/train.ts) on stories260K:
-//   - the whole-model LoRA gradient (all 7 modules, packed documents, -100 labels) within 1e-3;
+//   - the whole-model LoRA gradient (all 7 modules, packed documents, -100 labels) within 1e-3,
+//     through merged weights (the default for stories260K) and through the factored LoRA;
 //   - a few AdamW steps through the real training loop: per-step loss within 1e-4 and the final
 //     adapter's change within 1e-3 (relative Frobenius norm) — cpt with -100 labels + clipping +
 //     accumulation, dpo, orpo.
@@ -63,11 +64,11 @@ function rowOf(rng: Rng, T: number, V: number, ignore: number, docStarts: number
 const refRow = (s: Sequence): RefRow => ({ tokens: s.tokens, labels: s.labels, docStarts: s.docStarts });
 
 describe('WebGPU trainer vs float64 reference (stories260K)', () => {
-  it('whole-model LoRA gradient, all 7 modules, packed documents and -100 labels, within 1e-3', async () => {
+  for (const merged of [true, false]) it(`whole-model LoRA gradient, all 7 modules, packed documents and -100 labels, within 1e-3 (${merged ? 'merged W + s·B·A' : 'factored LoRA'} path)`, async () => {
     const c = model.config;
     const init = randomAdapter(c, LORA_MODULES, 7);
     const scaling = scalingFor(8, R, false);
-    const be = new GpuTrainBackend(rt, model, { r: R, alpha: 8, useRslora: false, scaling, modules: [...LORA_MODULES], dropout: 0 }, init);
+    const be = new GpuTrainBackend(rt, model, { r: R, alpha: 8, useRslora: false, scaling, modules: [...LORA_MODULES], dropout: 0 }, init, { merged });
     try {
       const rng = new Rng(5);
       const rows = [rowOf(rng, 21, c.vocabSize, 3, [9, 15]), rowOf(rng, 13, c.vocabSize, 0)];
@@ -90,6 +91,11 @@ describe('WebGPU trainer vs float64 reference (stories260K)', () => {
       be.destroy();
     }
   }, 120_000);
+
+  it('the merged path refuses lora_dropout', () => {
+    const c = model.config;
+    expect(() => new GpuTrainBackend(rt, model, { r: R, alpha: 8, useRslora: false, scaling: 2, modules: ['q_proj'], dropout: 0.1 }, randomAdapter(c, ['q_proj'], 1), { merged: true })).toThrow(/lora_dropout/);
+  });
 
   it('lora_dropout: the gradient with the kernel\'s masks = float64 with the same masks, within 1e-3', async () => {
     const c = model.config;
