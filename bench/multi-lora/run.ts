@@ -401,7 +401,7 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
           ph = await prof('hetero');
         }
         gpuRatio.push(sum(pb) / sum(ph));
-        share.push(ph.filter((x) => x.name.startsWith('lora_')).reduce((a, x) => a + x.ms, 0) / sum(ph));
+        share.push(ph.filter((x) => x.name.includes('lora')).reduce((a, x) => a + x.ms, 0) / sum(ph));
       }
       rt.setProfiling(false);
     }

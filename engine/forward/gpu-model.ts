@@ -29,6 +29,7 @@ import { siluMul } from '../../shaders/silu_mul/silu_mul.ts';
 import { argmax } from '../../shaders/argmax/argmax.ts';
 import { embedding } from '../../shaders/embedding/embedding.ts';
 import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample/sample.ts';
+import { loraAdd } from '../../shaders/lora/lora.fused.ts';
 import { ropeKvWrite } from '../../shaders/rope_kv_write/rope_kv_write.ts';
 import { pagedAttention } from '../../shaders/attention/attention.ts';
 import { packTokenMasks, type TokenMaskBuffers } from '../../shaders/lib/token-mask.ts';
@@ -330,9 +331,7 @@ export class GpuModel {
     const loraApply = (layer: number, group: LoraGroup, xin: GPUBuffer, out: GPUBuffer, inDim: number, outDim: number) => {
       if (plan && !F) lora!.applyGroup(plan, layer, group, xin, out, { rows: T, inDim, outDim });
     };
-    // x' of the fused o_proj add: the post-attention rmsnorm writes x + o delta here (x and x' swap).
-    let xAlt = F ? acq(T * Hd, 'fwd-x2') : null;
-    let xr = x;
+    const xr = x;
 
     try {
       // x = self.embed_tokens(input_ids)                                 x [T, Hd]
@@ -361,11 +360,11 @@ export class GpuModel {
         //   (+ LoRA shrink of o_proj: t = att·Aᵀ, tail invocations; its expand is added by the next rmsnorm)
         matmul(rt, att, L.o, xr, T, { accumulate: true, loraShrink: F?.shrink(l, 'o_proj') });
         loraApply(l, 'o_proj', att, xr, Q, Hd);
-        // h = self.post_attention_layernorm(x)                           h [T, Hd]
-        //   (+ LoRA: x' = x + s·t·Bᵀ of o_proj first, written to the other x buffer; shrink of gate|up)
+        //   (+ LoRA expand of o_proj: x += s·t·Bᵀ, the one LoRA dispatch of a fused layer)
         const oAdd = F?.expand(l, 'o_proj');
-        rmsnorm(rt, xr, L.mlpNorm, h, T, Hd, c.rmsNormEps, { lora: F ? { shrink: F.shrink(l, 'gate_up'), add: oAdd, xOut: xAlt ?? undefined } : undefined });
-        if (oAdd) [xr, xAlt] = [xAlt!, xr];
+        if (oAdd) loraAdd(rt, xr, oAdd, T);
+        // h = self.post_attention_layernorm(x)                           h [T, Hd]  (+ LoRA shrink of gate|up)
+        rmsnorm(rt, xr, L.mlpNorm, h, T, Hd, c.rmsNormEps, { lora: F ? { shrink: F.shrink(l, 'gate_up') } : undefined });
         // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]  (+ LoRA expand in the epilogue)
         matmul(rt, h, L.gateUp, gu, T, { lora: F?.expand(l, 'gate_up') });
         loraApply(l, 'gate_up', h, gu, Hd, 2 * I);

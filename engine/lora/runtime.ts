@@ -34,7 +34,8 @@ interface Plan extends LoraStepPlan {
 export interface MultiLoraRuntimeOptions {
   /** Segments at least this long use SGMV tiles (default 2). */
   sgmvMinRows?: number;
-  /** Offer the fused path (default true); false: the forward runs the separate SGMV / BGMV dispatches. */
+  /** Offer the fused path (default false: measured slower on SwiftShader, see bench/multi-lora/README.md);
+   *  false: the forward runs the separate SGMV / BGMV dispatches. */
   fused?: boolean;
 }
 
@@ -76,7 +77,7 @@ export class MultiLoraRuntime implements LoraRuntime {
         return uploadItems(this.rt, buildItems(segmentsFromRowSlots(rowSlots), rows, (s) => rankOfSlot.get(s)!, this.opts.sgmvMinRows), rows, rMax);
       };
       const plan = { rows, empty: false, step: null, buildItems: items, fused: null, ops: null, pinned, active, done: false } as Plan;
-      if (this.opts.fused !== false) {
+      if (this.opts.fused === true) {
         const { meta, nEnt } = packFusedMeta(tokenAdapters.map((a) => (a === null ? -1 : indexOf.get(a)!)), entries, L);
         plan.fused = uploadFusedStep(this.rt, meta, nEnt, rows, L, rMax);
         plan.ops = this.fusedOps(plan, plan.fused);

@@ -21,7 +21,8 @@
 //             then per adapter of the step: rank, f32 bits of scale, per-layer module mask [layers], pages [rank]
 //   t    f32 [rows, 7 · rMax]: the shrink result of every group side by side (qkv 3 · rMax, o rMax,
 //             gate|up 2 · rMax, down rMax), module m of a group at tOff + m · rMax.
-import type { Runtime } from '../gpu/runtime.ts';
+import type { Kernel, Runtime } from '../gpu/runtime.ts';
+import { defineParams } from '../gpu/params.ts';
 import { bankLayout, type LoraBank } from './lora.ts';
 
 export const LORA_NONE = 0xffffffff;
@@ -267,7 +268,8 @@ export function loraShrinkWgsl(nMod: number, bA: number): string {
  * module read Bt's zero padding up to the next multiple of 4).
  */
 export function loraExpandWgsl(bBt: number): string {
-  return `@group(0) @binding(${bBt}) var<storage, read> lBt: array<f32>;
+  return `@group(0) @binding(${bBt}) var<storage, read> lBt: array<vec4<f32>>;
+fn lBt1(i: u32) -> f32 { return lBt[i / 4u][i % 4u]; }
 fn lExpand(row: u32, n: u32) -> f32 {
   if (n < p.eOc0 || n >= p.eOcEnd) { return 0.0; }
   let e = lEntry(row);
@@ -279,19 +281,127 @@ fn lExpand(row: u32, n: u32) -> f32 {
   let tb = row * p.lTStride + p.eTOff + mi * p.lRMax;
   let rank = lRank(e);
   var acc = 0.0;
-  for (var k = 0u; k < rank; k++) { acc += lt[tb + k] * lBt[lPage(e, k) * p.eBtPage + bc]; }
+  for (var k = 0u; k < rank; k++) { acc += lt[tb + k] * lBt1(lPage(e, k) * p.eBtPage + bc); }
   return lScale(e) * acc;
 }
 fn lExpand4(e: u32, row: u32, n0: u32) -> vec4<f32> {
   let tb = row * p.lTStride + p.eTOff;
-  let bc = n0 - p.eOc0;
+  let bc4 = (n0 - p.eOc0) / 4u;
   let rank = lRank(e);
+  let pg4 = p.eBtPage / 4u;
   var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < rank; k++) {
-    let b = lPage(e, k) * p.eBtPage + bc;
-    acc += lt[tb + k] * vec4<f32>(lBt[b], lBt[b + 1u], lBt[b + 2u], lBt[b + 3u]);
-  }
+  for (var k = 0u; k < rank; k++) { acc += lt[tb + k] * lBt[lPage(e, k) * pg4 + bc4]; }
   return lScale(e) * acc;
 }
+// A block of 4 output columns n0 .. n0 + 3: ok when they lie in one module at a multiple of 4 from its
+// start (one vec4 of Bt); mi = the module, bc4 = its Bt vec4 column, tc = its t column offset.
+struct LBlk { ok: bool, mi: u32, bc4: u32, tc: u32 }
+fn lBlock(n0: u32) -> LBlk {
+  let mi = select(0u, 1u, n0 >= p.eE1) + select(0u, 1u, n0 >= p.eE2);
+  let oc = select(select(p.eOc0, p.eE1, mi == 1u), p.eE2, mi == 2u);
+  let end = select(select(min(p.eE1, p.eOcEnd), min(p.eE2, p.eOcEnd), mi == 1u), p.eOcEnd, mi == 2u);
+  let j = n0 - oc;
+  let ok = n0 >= p.eOc0 && n0 + 3u < end && j % 4u == 0u;
+  let bc = select(select(0u, p.eBc1, mi == 1u), p.eBc2, mi == 2u) + j;
+  return LBlk(ok, mi, bc / 4u, mi * p.lRMax);
+}
 `;
+}
+
+/**
+ * Epilogue of the register-tiled matmul (genTiled, TM rows × TN columns per invocation), run after the
+ * plain stores: lEpi(m, r0) adds row m's LoRA deltas to out[m, r0 .. r0 + TN). The accumulators are dead
+ * by then (SwiftShader keeps values live across a data-dependent loop in memory: an epilogue on 48 live
+ * vec4 accumulators measured 5× slower than the whole matmul). Per row: entry, rank, scale once; per rank
+ * row k the page once, then one t value and one Bt vec4 per 4-column block inside one module; other
+ * blocks (a module boundary, an unaligned weight part) take lExpand per element.
+ */
+export function loraTiledEpilogue(TN: number): string {
+  const B = [...Array(TN / 4).keys()];
+  let s = `fn lAdd(m: u32, r: u32, v: f32) { let i = p.outOff + m * p.N + p.rowStart + r; out[i] = out[i] + v; }
+fn lEpi(m: u32, r0: u32) {
+  if (m >= p.M) { return; }
+  let e = lEntry(m);
+  if (e == LNONE) { return; }
+`;
+  for (const b of B) s += `  let q${b} = lBlock(p.rowStart + r0 + ${4 * b}u);
+  let on${b} = q${b}.ok && lTargets(e, p.eMod0 + q${b}.mi);
+`;
+  s += `  let rank = lRank(e);
+  let tb = m * p.lTStride + p.eTOff;
+  let pg4 = p.eBtPage / 4u;
+`;
+  for (const b of B) s += `  var d${b} = vec4<f32>(0.0);
+`;
+  s += `  if (${B.map((b) => `on${b}`).join(' || ')}) {
+    for (var k = 0u; k < rank; k++) {
+      let pg = lPage(e, k) * pg4;
+`;
+  for (const b of B) s += `      if (on${b}) { d${b} += lt[tb + q${b}.tc + k] * lBt[pg + q${b}.bc4]; }
+`;
+  s += `    }
+  }
+  let sc = lScale(e);
+`;
+  for (const b of B) {
+    s += `  for (var j = 0u; j < 4u; j++) {
+    let r = r0 + ${4 * b}u + j;
+    if (r < p.rows) {
+`;
+    s += `      if (on${b}) { lAdd(m, r, sc * d${b}[j]); } else if (!q${b}.ok) { let v = lExpand(m, p.rowStart + r); if (v != 0.0) { lAdd(m, r, v); } }
+    }
+  }
+`;
+  }
+  return s + `}
+`;
+}
+
+// ---------------------------------------------------------------- stand-alone add (o_proj)
+
+const LoraAddParams = defineParams('LoraAddParams', { rows: 'u32', dim: 'u32', ...LORA_FUSED_FIELDS });
+type AF = 'rows' | 'dim' | LoraFusedField;
+let addKernel: Kernel<AF> | null = null;
+
+/**
+ * out[row, j] += the row's LoRA delta of a single-module bank covering the whole row (o_proj into the
+ * residual x): one invocation per (row, 4 columns), one Bt vec4 per rank row. The one LoRA dispatch a
+ * fused layer keeps: o_proj's shrink needs the attention output, and its delta must be in x before
+ * the post-attention norm, whose tail (the gate|up shrink) would otherwise recompute it per entry.
+ */
+export function loraAdd(rt: Runtime, out: GPUBuffer, a: LoraExpandArgs, rows: number): void {
+  const dim = a.bank.outDims[0]!;
+  if (a.bank.outDims.length !== 1 || a.outOff !== 0) throw new Error('loraAdd: a single-module bank at column 0');
+  checkFused('loraAdd', rows, undefined, a, { outWidth: dim });
+  if (out.size < rows * dim * 4) throw new Error(`loraAdd: out (${out.size} B) smaller than ${rows} × ${dim} f32`);
+  addKernel ??= {
+    name: 'lora_fused_add',
+    params: LoraAddParams,
+    code: `${LoraAddParams.wgsl}
+@group(0) @binding(0) var<uniform> p: LoraAddParams;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${loraStepWgsl(2, 3, false)}${loraExpandWgsl(4)}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let u = gid.x + gid.y * nwg.x * 64u;
+  let n4 = (p.dim + 3u) / 4u;
+  if (u >= p.rows * n4) { return; }
+  let row = u / n4;
+  let j = 4u * (u % n4);
+  let e = lEntry(row);
+  if (e == LNONE || !lTargets(e, p.eMod0)) { return; }
+  let d = lExpand4(e, row, j);
+  let b = row * p.dim + j;
+  out[b] += d.x;
+  if (j + 1u < p.dim) { out[b + 1u] += d.y; }
+  if (j + 2u < p.dim) { out[b + 2u] += d.z; }
+  if (j + 3u < p.dim) { out[b + 3u] += d.w; }
+}
+`,
+  };
+  rt.dispatch(addKernel, {
+    params: { rows, dim, ...fusedParams(a.step, a.layer, undefined, a) },
+    buffers: [out, a.step.meta, a.step.t, a.bank.Bt],
+    workgroups: rt.grid(Math.ceil((rows * Math.ceil(dim / 4)) / 64)),
+  });
 }

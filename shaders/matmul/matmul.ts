@@ -22,7 +22,7 @@ import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime, Binding } from '../gpu/runtime.ts';
 import type { GpuWeight, WeightFormat } from './weights.ts';
-import { LORA_FUSED_FIELDS, checkFused, fusedParams, loraExpandWgsl, loraShrinkWgsl, loraStepWgsl, type LoraExpandArgs, type LoraFusedField, type LoraShrinkArgs } from '../lora/lora.fused.ts';
+import { LORA_FUSED_FIELDS, checkFused, fusedParams, loraExpandWgsl, loraTiledEpilogue, loraShrinkWgsl, loraStepWgsl, type LoraExpandArgs, type LoraFusedField, type LoraShrinkArgs } from '../lora/lora.fused.ts';
 
 const MATMUL_FIELDS = {
   M: 'u32',
@@ -86,7 +86,7 @@ const ASSUMED_SUBGROUP = 4;
  *  unrolled over the tile. One K loop over ceil(K/4) steps: x loads are guarded (0 past K), so
  *  W loads past K (next row's values, the zero padding of f16/q8, or an index clamped by
  *  robust buffer access) are multiplied by 0. Accumulators are vec4s over 4 weight rows. */
-function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false): string {
+function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false, epi = false): string {
   if (TN % 4) throw new Error('genTiled: TN must be a multiple of 4');
   const I = [...Array(TM).keys()], J = [...Array(TN).keys()], JB = [...Array(TN / 4).keys()];
   let s = `override WG: u32 = 64u;\n@compute @workgroup_size(WG)\n`;
@@ -119,6 +119,7 @@ function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false): str
     for (const i of I) for (const b of JB) s += `    c${i}_${b} += d${i}_${b} * vec4<f32>(${[0, 1, 2, 3].map((q) => `sc${4 * b + q}`).join(', ')});\n`;
     s += `  }\n`;
     for (const i of I) for (const b of JB) s += `  store4(m0 + ${i}u, r0 + ${4 * b}u, c${i}_${b});\n`;
+    if (epi) s += `  for (var i = 0u; i < ${TM}u; i++) { lEpi(m0 + i, r0); }\n`;
     return s + `}\n`;
   }
   if (U > 1) {
@@ -129,6 +130,7 @@ function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false): str
   s += step('k', 0, true);
   s += `  }\n`;
   for (const i of I) for (const b of JB) s += `  store4(m0 + ${i}u, r0 + ${4 * b}u, c${i}_${b});\n`;
+  if (epi) s += `  for (var i = 0u; i < ${TM}u; i++) { lEpi(m0 + i, r0); }\n`;
   return s + `}\n`;
 }
 
@@ -206,7 +208,8 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader, lora: LoraPart = n
   if (!v.body.startsWith('gen:')) parts.push(`matmul.${v.body}`);
   for (const p of parts) if (!(p in src)) throw new Error(`matmul: missing WGSL ${p} (run node scripts/gen-shaders.mjs)`);
   let body = '';
-  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8', xl === 'vec4');
+  const tiledEpi = v.body === 'gen:tiled' && lora?.kind === 'epi';
+  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8', xl === 'vec4', tiledEpi);
   else if (v.body === 'gen:splitk') body = genSplitK(v.tileM, v.tileN);
   const header = v.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
   let code = parts.map((p) => src[p]).join('\n') + body;
@@ -216,8 +219,10 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader, lora: LoraPart = n
     const b0 = wl === 'q8' ? 6 : 5;
     params = MatmulLoraParams;
     if (lora.kind === 'epi') {
-      if (!code.includes(EPI_ANCHOR)) throw new Error('matmul: epilogue anchor missing in matmul.common.wgsl');
-      code = code.replace(EPI_ANCHOR, 'var s = v + lExpand(m, n); // epilogue') + loraStepWgsl(b0, b0 + 1, false) + loraExpandWgsl(b0 + 2);
+      // generated tiles: vec4 epilogue on the accumulators (loraTiledEpilogue); v1 / v2 / split-K: lExpand per element in store()
+      if (!tiledEpi && !code.includes(EPI_ANCHOR)) throw new Error('matmul: epilogue anchor missing in matmul.common.wgsl');
+      if (!tiledEpi) code = code.replace(EPI_ANCHOR, 'var s = v + lExpand(m, n); // epilogue');
+      code += loraStepWgsl(b0, b0 + 1, false) + loraExpandWgsl(b0 + 2) + (tiledEpi ? loraTiledEpilogue(v.tileN) : '');
     } else {
       const a = TAIL_ANCHORS.find(([from]) => code.includes(from));
       if (!a || v.subgroups) throw new Error(`matmul: variant ${variant} has no LoRA shrink tail`);
