@@ -9,6 +9,9 @@ export interface WorkerTrainTestResult {
   events: TrainEvent[];
   steps: number;
   baseIds: number[];
+  /** The base's greedy ids, served while the training ran (after its first step). */
+  duringIds: number[];
+  stepsWhenServed: number;
   trainedIds: number[];
   modelsAfter: string[];
   files: string[];
@@ -37,8 +40,19 @@ window.__workerTrainTest = async (config, rows, prompt) => {
     const baseIds = await greedy();
 
     // 1. a few steps in the worker, on its loaded base; the adapter is hot-added as 'trained'
+    //    while it trains, the worker keeps serving: a greedy request runs between its steps
     const events: TrainEvent[] = [];
-    const r = await engine.train({ name: 'trained', method: 'cpt', rows, config }, { onEvent: (e) => events.push(e) });
+    let firstStep!: () => void;
+    const stepped = new Promise<void>((res) => (firstStep = res));
+    const training = engine.train({ name: 'trained', method: 'cpt', rows, config }, { onEvent: (e) => (events.push(e), e.type === 'step' && firstStep()) });
+    await stepped;
+    const duringIds: number[] = [];
+    let stepsWhenServed = -1; // steps done when the request's first token came
+    for await (const t of engine.generate(prompt, { max_tokens: 8, temperature: 0 })) {
+      if (stepsWhenServed < 0) stepsWhenServed = events.filter((e) => e.type === 'step').length;
+      if (t.token >= 0) duringIds.push(t.token);
+    }
+    const r = await training;
     // events travel on their own channel: let the last ones arrive
     for (let i = 0; i < 100 && events.filter((e) => e.type === 'step').length < r.steps; i++) await new Promise((res) => setTimeout(res, 20));
     const trainedIds = await greedy('trained');
@@ -75,7 +89,7 @@ window.__workerTrainTest = async (config, rows, prompt) => {
 
     document.getElementById('log')!.textContent = JSON.stringify({ losses: r.losses, trainedIds });
     return {
-      losses: r.losses, events, steps: r.steps, baseIds, trainedIds, modelsAfter: r.models, files: Object.keys(r.adapterFiles).sort(),
+      losses: r.losses, events, steps: r.steps, baseIds, duringIds, stepsWhenServed, trainedIds, modelsAfter: r.models, files: Object.keys(r.adapterFiles).sort(),
       badKey, reserved, cancelled: { name: cancelName, stepsSeen, pool },
     };
   } finally {

@@ -1,9 +1,9 @@
 // Training in the worker engine (headless Chromium): a few CPT steps in the Web Worker that serves
 // the embedded stories260K ('lorafleet/worker' = engine + trainer), on that worker's loaded base,
 // give the same per-step losses as the same run in Node (Dawn) within 1e-4; the adapter is hot-added
-// to that worker's live pool (no second model upload) and serves the same greedy tokens Node serves
-// for its own trained adapter, different from the base's. A cancelled run adds nothing; bad keys
-// are typed errors naming the field.
+// to that worker's live pool and serves the same greedy tokens Node serves
+// for its own trained adapter, different from the base's. A request served while it trains gets the
+// base's tokens. A cancelled run adds nothing; bad keys are typed errors naming the field.
 import { describe, test, expect, beforeAll, afterAll } from 'vitest';
 import { openBrowserPage, type BrowserEnv } from './harness.ts';
 import { STORIES_DIR } from '../fixtures/stories.ts';
@@ -77,6 +77,12 @@ describe('training in the worker engine (browser, chromium)', () => {
     expect(r.baseIds).toEqual(node.baseIds);
     expect(r.trainedIds).toEqual(node.trainedIds);
     expect(r.trainedIds).not.toEqual(r.baseIds);
+  });
+
+  test('the worker serves while it trains: a request between the steps gets the base greedy tokens, and the losses above still match Node', () => {
+    expect(r.duringIds).toEqual(node.baseIds);
+    expect(r.stepsWhenServed).toBeGreaterThanOrEqual(1);
+    expect(r.stepsWhenServed).toBeLessThan(3); // its first token came before the run ended
   });
 
   test('cancel: the run stops in the worker and nothing is added to the pool; bad keys are typed errors', () => {
