@@ -1,8 +1,8 @@
 // Routing accuracy of the shipped router (router/default, built by scripts/build-default-router.ts
 // from the data engine's sample domain) on held-out requests for the four adapters, worded
 // differently from the training rows and written for this test (router/testdata/heldout.jsonl).
-// The issue's goal is ≥ 95 %; the floor asserted here is what the shipped router is known to reach
-// (router/README.md has the measured figures), so a regression fails.
+// The issue's goal is ≥ 95 %, asserted here (the shipped router reaches 98.9 %, router/README.md;
+// every design choice was made on the dev sets, testdata/dev*.jsonl, not on this set).
 import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { loadRouter } from './load.ts';
@@ -21,10 +21,10 @@ describe('shipped router on held-out requests', () => {
     expect(router.encoder.kind).toBe('hashed');
     const rep = await router.evaluate(rows);
     console.log(`held-out (${rows.length} requests):\n${renderEval(rep)}`);
-    expect(rep.adapterAccuracy).toBeGreaterThanOrEqual(0.9);
+    expect(rep.adapterAccuracy).toBeGreaterThanOrEqual(0.95);
     for (const name of ['tool', 'classifier', 'ner', 'chat']) {
-      expect(rep.perRoute[name].recall, name).toBeGreaterThanOrEqual(0.8);
-      expect(rep.perRoute[name].precision, name).toBeGreaterThanOrEqual(0.8);
+      expect(rep.perRoute[name].recall, name).toBeGreaterThanOrEqual(0.9);
+      expect(rep.perRoute[name].precision, name).toBeGreaterThanOrEqual(0.9);
     }
     await router.dispose();
   });

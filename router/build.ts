@@ -157,6 +157,28 @@ export function toolDescriptions(r: Row): string[] {
   return out;
 }
 
+/**
+ * The call of a tool row as a keyword request: the tool's name in words and its short string
+ * arguments ("get service status ledger-db", "page oncall Payments critical"). The data's tool
+ * requests are few templates per tool; this gives the tool route each tool's own vocabulary with
+ * every argument value the data has, worded as the model's answer names it.
+ */
+export function toolCallUtterance(answer: string): string | null {
+  const m = /<tool_call>([\s\S]*?)<\/tool_call>/.exec(answer);
+  if (!m) return null;
+  let call: unknown;
+  try {
+    call = JSON.parse(m[1]!);
+  } catch {
+    return null;
+  }
+  const c = call as { name?: unknown; arguments?: unknown };
+  if (typeof c?.name !== 'string' || !c.name.trim()) return null;
+  const args = c.arguments && typeof c.arguments === 'object' ? Object.values(c.arguments as Record<string, unknown>) : [];
+  const vals = args.filter((v): v is string => typeof v === 'string' && v.trim() !== '' && v.trim().split(/\s+/).length <= 2);
+  return [c.name.replace(/[_-]+/g, ' ').trim(), ...vals].join(' ');
+}
+
 export interface Collected {
   train: Record<RouteName, string[]>;
   val: Record<RouteName, string[]>;
@@ -164,7 +186,7 @@ export interface Collected {
 }
 
 /** Router utterances per route and split (texts as the router embeds them). */
-export function collectUtterances(sets: SetRows[], opts: { system?: boolean } = {}): Collected {
+export function collectUtterances(sets: SetRows[], opts: { system?: boolean; toolCalls?: boolean } = {}): Collected {
   const empty = () => ({ tool: [], classifier: [], ner: [], chat: [] }) as Record<RouteName, string[]>;
   const res: Collected = { train: empty(), val: empty(), notes: [] };
   const seen = { train: new Set<string>(), val: new Set<string>() };
@@ -191,8 +213,11 @@ export function collectUtterances(sets: SetRows[], opts: { system?: boolean } = 
       let direct = 0;
       for (const r of s.rows) {
         if (!lastUser(r)?.trim()) continue;
-        if ((lastAssistant(r) ?? '').includes('<tool_call>')) add(s.split, 'tool', embedText(r));
-        else {
+        if ((lastAssistant(r) ?? '').includes('<tool_call>')) {
+          add(s.split, 'tool', embedText(r));
+          const k = opts.toolCalls && s.split === 'train' ? toolCallUtterance(lastAssistant(r)!) : null;
+          if (k) add('train', 'tool', k);
+        } else {
           add(s.split, 'chat', embedText(r));
           direct++;
         }
@@ -232,6 +257,8 @@ export interface BuildOptions {
   topK?: number;
   aggregate?: 'mean' | 'max';
   fallbackAdapter?: string;
+  /** Add each tool training row's call as a keyword utterance to the tool route (toolCallUtterance; default true). */
+  toolCalls?: boolean;
   /** Add router/seeds.ts's generic utterances to the training utterances (default true). */
   seeds?: boolean;
   /** At most this many training utterances per template skeleton (see skeleton(); 0 = no cap; default 3). */
@@ -290,7 +317,7 @@ function sample<T>(xs: T[], n: number, seed: number): T[] {
 
 export async function buildRouter(o: BuildOptions): Promise<BuildResult> {
   const sets = await readSets(resolve(o.data));
-  const col = collectUtterances(sets, { system: o.system });
+  const col = collectUtterances(sets, { system: o.system, toolCalls: o.toolCalls !== false });
   const seed = o.seed ?? 7;
   // No validation rows for a route: hold out 15 % of its training utterances.
   for (const { name } of DEFAULT_ROUTES) {
@@ -319,7 +346,7 @@ export async function buildRouter(o: BuildOptions): Promise<BuildResult> {
   } else {
     const spec = defaultFeatureSpec(o.buckets ?? 1 << 16, o.features);
     const examples = routes.flatMap((r) => r.utterances.map((text) => ({ text, label: r.name })));
-    const w = trainHashedEncoder(examples, spec, { dim: o.dim ?? 32, epochs: o.epochs, seed, ...o.train });
+    const w = trainHashedEncoder(examples, spec, { dim: o.dim ?? 32, epochs: o.epochs, seed, margin: 0.4, ...o.train });
     const bytes = exportHashedOnnx(w);
     encoderPath = outPath.replace(/\.json$/i, '') + '.encoder.onnx';
     await writeFile(encoderPath, bytes);

@@ -4,14 +4,14 @@ import { describe, expect, it, beforeAll, afterAll, vi } from 'vitest';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultFeatureSpec, featurize, splitPayload } from './features.ts';
+import { defaultFeatureSpec, expandContractions, featurize, FeatureSpecSchema, splitPayload } from './features.ts';
 import { exportHashedOnnx, trainHashedEncoder } from './hashed.ts';
 import { readOnnxMetadata } from './onnx-build.ts';
 import { HashedEncoder, HfEncoder, RouterError, type Encoder } from './encoder.ts';
 import { Router } from './router.ts';
 import { loadRouter } from './load.ts';
 import { parseRouterFile, requestText, type RouterFileInput } from './schema.ts';
-import { buildRouter, collectUtterances, readSets, routeForSet } from './build.ts';
+import { buildRouter, collectUtterances, readSets, routeForSet, toolCallUtterance } from './build.ts';
 import { routeCli } from './cli.ts';
 import { bertOnnx, bertRef, randomBertWeights, wordpieceTokenizerJson } from '../tests/helpers/bert-onnx.ts';
 
@@ -48,10 +48,38 @@ describe('embedded (hashed) encoder', () => {
     expect(splitPayload('what is the sentiment of: "great job" ok')).toEqual({
       words: ['what', 'is', 'the', 'sentiment', 'of', 'great', 'job', 'ok'],
       payload: [false, false, false, false, false, true, true, true],
+      how: 'quote',
     });
+    expect(splitPayload('tell me the intent of: restart notifier').how).toBe('colon');
+    expect(splitPayload('restart notifier').how).toBe('none');
     // a one-word prefix ("Environments: …") is a heading, not an instruction; a time is not a colon
     expect(splitPayload('Environments: what is it at 10:30').payload.every((p) => !p)).toBe(true);
     expect(featurize('?!', spec).ids.length).toBe(0);
+  });
+
+  it('new encoders: payload features of their own, request-form features, contractions expanded; older files keep their features', () => {
+    const spec = defaultFeatureSpec(1 << 16);
+    expect(spec).toMatchObject({ payloadSeparate: true, formWeight: 1, contractions: true });
+    const ids = (t: string, sp = spec) => new Set(featurize(t, sp).ids);
+    const shared = (a: string, b: string, sp = spec) => [...ids(a, sp)].filter((x) => ids(b, sp).has(x)).length;
+    // a bare request shares no feature with an instruction that quotes it: neither words nor form
+    expect(shared('restart notifier', 'what is the intent of: restart notifier')).toBe(0);
+    expect(shared('restart notifier', 'what is the intent of: "restart notifier"')).toBe(0);
+    // the instruction's words are the same features as anywhere else; the form differs by how the payload is given
+    expect(shared('what is the intent of this', 'what is the intent of: restart notifier')).toBeGreaterThan(10);
+    expect(shared('what is the intent of: a b', 'what is the intent of "a b"')).toBeLessThan(ids('what is the intent of: a b').size);
+    // contractions: typed either way, the same features
+    expect(expandContractions("what's up, how's it going? isn't it? i'm here, we're done, can't, won't, notifier's log")).toBe(
+      "what is up, how is it going? is not it? i am here, we are done, can not, will not, notifier's log",
+    );
+    expect(Array.from(featurize("how's notifier looking", spec).ids)).toEqual(Array.from(featurize('how is notifier looking', spec).ids));
+    // a router file from before these options (no such keys) featurises as it was trained: payload
+    // words share the word features at payloadWeight, no form features, contractions kept
+    const old = FeatureSpecSchema.parse({ buckets: 1 << 16 });
+    expect(old).toMatchObject({ payloadSeparate: false, formWeight: 0, contractions: false });
+    expect(shared('restart notifier', 'what is the intent of: restart notifier', old)).toBeGreaterThan(10);
+    expect(Array.from(featurize("how's notifier looking", old).ids)).not.toEqual(Array.from(featurize('how is notifier looking', old).ids));
+    expect(featurize('restart notifier', old).ids.length).toBeLessThan(featurize('restart notifier', spec).ids.length);
   });
 
   it('ONNX graph (onnxruntime-web) = the JS reference: Σ v·W[remap[id]], each member block normalised /√M', async () => {
@@ -347,11 +375,14 @@ describe('route build', () => {
     const bare = join(dir, 'data-bare'), inst = join(dir, 'data-inst');
     await writeData(bare, false);
     await writeData(inst, true);
-    const cb = collectUtterances(await readSets(bare));
+    const cb = collectUtterances(await readSets(bare), { toolCalls: true });
     // tool: the tool call rows + the tools' descriptions; the direct answer goes to chat
     expect(cb.train.tool).toContain('Restart a service, optionally draining it first.');
     expect(cb.train.tool.some((u) => u.includes('dead-letter'))).toBe(false);
     expect(cb.train.chat).toContain('what is a dead-letter queue?');
+    // each tool call is also a keyword utterance: the tool's name in words and its short arguments
+    expect(cb.train.tool).toContain('restart service scheduler');
+    expect(collectUtterances(await readSets(bare), { toolCalls: false }).train.tool).not.toContain('restart service scheduler');
     // bare classification/NER rows become instruction-style utterances (templates), noted
     expect(cb.train.classifier.every((u) => /severity/i.test(u) && u !== 'scheduler is down for everyone')).toBe(true);
     expect(cb.train.ner.every((u) => /services/i.test(u))).toBe(true);
@@ -363,6 +394,14 @@ describe('route build', () => {
     // with the system prompt embedded, the bare rows are usable as they are
     const cs = collectUtterances(await readSets(bare), { system: true });
     expect(cs.train.classifier[0]).toBe('Classify the text by severity. Labels: high, low.\nscheduler is down for everyone');
+  });
+
+  it('toolCallUtterance: name in words + short string arguments; not a call → null', () => {
+    expect(toolCallUtterance('<tool_call>{"name":"page_oncall","arguments":{"team":"Payments","severity":"critical","summary":"ledger primary is down"}}</tool_call>')).toBe('page oncall Payments critical');
+    expect(toolCallUtterance('<tool_call>{"name":"get_service_status","arguments":{"service":"ledger-db","verbose":true}}</tool_call>')).toBe('get service status ledger-db');
+    expect(toolCallUtterance('The answer is 42.')).toBeNull();
+    expect(toolCallUtterance('<tool_call>{not json}</tool_call>')).toBeNull();
+    expect(toolCallUtterance('<tool_call>{"arguments":{}}</tool_call>')).toBeNull();
   });
 
   it('writes router.json + encoder.onnx that loadRouter reads back; the CLI routes, fits and evaluates', async () => {

@@ -323,12 +323,42 @@ export function instructionSystemPrompt(domain: Domain): string {
   );
 }
 
+/**
+ * Instruction wordings for a label set (the domain's own `instructions` when it has them). The text
+ * always sits after a colon or in quotes, so an instruction that quotes a request ("what is the intent
+ * of: restart notifier") is told apart from the request itself — by the router (router/features.ts
+ * reads the quoted part as the payload) and by the adapter. Varied on purpose: users word the task in
+ * many ways, and a router trained on four wordings learns the wordings instead of the task.
+ */
 function classificationInstructions(ls: LabelSet): string[] {
   if (ls.instructions.length) return ls.instructions;
   const n = ls.name;
-  return [`What is the ${n} of this message: "{TEXT}"?`, `Classify the ${n} of the following text: {TEXT}`, `"{TEXT}" — which ${n} is that?`, `Tell me the ${n} of: {TEXT}`];
+  const labels = ls.labels.length <= 5 ? `${ls.labels.slice(0, -1).join(', ')} or ${ls.labels[ls.labels.length - 1]}` : null;
+  return [
+    `What is the ${n} of this message: "{TEXT}"?`,
+    `Classify the ${n} of the following text: {TEXT}`,
+    `"{TEXT}" — which ${n} is that?`,
+    `Tell me the ${n} of: {TEXT}`,
+    `Which ${n} label fits this message? "{TEXT}"`,
+    `Label the ${n} of this text: {TEXT}`,
+    `Give me the ${n} for: {TEXT}`,
+    `Determine the ${n} of the message below: {TEXT}`,
+    `${n[0]!.toUpperCase()}${n.slice(1)} of this, please: "{TEXT}"`,
+    ...(labels ? [`Is this ${labels}? "{TEXT}"`, `${labels[0]!.toUpperCase()}${labels.slice(1)}: {TEXT}`] : []),
+  ];
 }
-const NER_INSTRUCTIONS = ['Extract the {TYPES} in: "{TEXT}"', 'Which {TYPES} are mentioned in "{TEXT}"?', 'List the {TYPES} in this message: {TEXT}', 'Find every mention of {TYPES} in the following text: {TEXT}'];
+const NER_INSTRUCTIONS = [
+  'Extract the {TYPES} in: "{TEXT}"',
+  'Which {TYPES} are mentioned in "{TEXT}"?',
+  'List the {TYPES} in this message: {TEXT}',
+  'Find every mention of {TYPES} in the following text: {TEXT}',
+  'Pull out the {TYPES} from: {TEXT}',
+  'Tag the {TYPES} in this line: {TEXT}',
+  'What {TYPES} does this text name? "{TEXT}"',
+  'Mark each of the {TYPES} in: {TEXT}',
+  'Return the {TYPES} with their offsets for: {TEXT}',
+  'Named entities ({TYPES}) in: "{TEXT}"',
+];
 
 // ---------- builders ----------
 
