@@ -8,8 +8,10 @@
  *   e = h / max(|h|, 1e-12)                the sentence embedding, [dim]
  * `members` such models are trained with different seeds (bagging: the seed alone moves held-out
  * accuracy by several points) and concatenated, each block normalised and scaled by 1/√members.
- * Training objective: cosine-softmax over routes, logits_r = s · e·p_r/|p_r| with learned route
- * prototypes p_r, class-balanced cross-entropy, feature dropout, row-wise Adagrad on the touched rows only.
+ * Training objective: cosine-softmax over routes, logits_r = s · (e·p_r/|p_r| − margin·[r = y]) with
+ * learned route prototypes p_r and an additive margin on the true route (CosFace; the gradient is that
+ * of the plain logits), class-balanced cross-entropy, feature dropout, row-wise Adagrad on the touched
+ * rows only.
  *
  * ONNX graph (opset 17), inputs ids int32 [N, L] (bucket ids), weights float [N, L] (0 = padding):
  *   Gather(remap, ids) → Gather(W, ·) [N, L, D] → Mul(·, Unsqueeze(weights, 2)) → ReduceSum(axis 1)

@@ -1,10 +1,11 @@
 // bench/router: how fast the semantic router decides, in Node (onnxruntime-web WASM, 1 thread).
 //
-//   npx tsx bench/router/run.ts [--rounds 7] [--batch 32] [--no-minilm] [--json]
+//   npx tsx bench/router/run.ts [--rounds 7] [--batch 32] [--no-minilm] [--baseline <router.json>] [--json]
 //   npx lorafleet bench router ...
 //
 // Encoders:
 //   embedded  the shipped router (router/default: hashed features → ONNX bag-of-rows encoder)
+//   baseline  --baseline: another router file (e.g. an earlier shipped router), rounds interleaved with embedded's
 //   minilm    a BERT-shaped ONNX graph of all-MiniLM-L6-v2's size (6 layers, hidden 384, 12 heads,
 //             FFN 1536, vocab 30522; random weights — the cost is the shape, not the values), mean
 //             pooling, with the shipped router's routes capped at 20 utterances each (embedding them at load is the slow part)
@@ -48,39 +49,53 @@ function quantile(xs: number[], q: number): number {
 }
 const median = (xs: number[]) => quantile(xs, 0.5);
 
-async function timeRouter(router: Router, encoder: string, queries: string[], rounds: number, batch: number, log: (s: string) => void): Promise<Row[]> {
-  // Warm-up: one pass each way (first runs allocate and JIT).
+async function warmUp(router: Router, queries: string[], batch: number): Promise<void> {
+  // One pass each way (first runs allocate and JIT).
   for (const q of queries.slice(0, 8)) await router.route(q);
   await router.routeBatch(queries.slice(0, batch));
-  const single: RoundStats[] = [];
-  const batched: RoundStats[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const lat: number[] = [];
-    const t0 = performance.now();
-    for (const q of queries) {
-      const t = performance.now();
-      await router.route(q);
-      lat.push(performance.now() - t);
-    }
-    const total = performance.now() - t0;
-    single.push({ p50: median(lat), p99: quantile(lat, 0.99), qps: (queries.length / total) * 1000, best: Math.min(...lat) });
-    const per: number[] = [];
-    const t1 = performance.now();
-    for (let i = 0; i < queries.length; i += batch) {
-      const chunk = queries.slice(i, i + batch);
-      const t = performance.now();
-      await router.routeBatch(chunk);
-      const ms = performance.now() - t;
-      for (let k = 0; k < chunk.length; k++) per.push(ms / chunk.length);
-    }
-    const totalB = performance.now() - t1;
-    batched.push({ p50: median(per), p99: quantile(per, 0.99), qps: (queries.length / totalB) * 1000, best: Math.min(...per) });
-    log(`  ${encoder} round ${r + 1}/${rounds}: single p50 ${single[r].p50.toFixed(3)} ms, ${single[r].qps.toFixed(0)} q/s; batched ${batched[r].qps.toFixed(0)} q/s`);
+}
+
+async function timeRound(router: Router, queries: string[], batch: number): Promise<{ single: RoundStats; batched: RoundStats }> {
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (const q of queries) {
+    const t = performance.now();
+    await router.route(q);
+    lat.push(performance.now() - t);
   }
-  return [
-    { encoder, mode: 'single', batch: 1, rounds: single },
-    { encoder, mode: 'batched', batch, rounds: batched },
-  ];
+  const total = performance.now() - t0;
+  const single = { p50: median(lat), p99: quantile(lat, 0.99), qps: (queries.length / total) * 1000, best: Math.min(...lat) };
+  const per: number[] = [];
+  const t1 = performance.now();
+  for (let i = 0; i < queries.length; i += batch) {
+    const chunk = queries.slice(i, i + batch);
+    const t = performance.now();
+    await router.routeBatch(chunk);
+    const ms = performance.now() - t;
+    for (let k = 0; k < chunk.length; k++) per.push(ms / chunk.length);
+  }
+  const totalB = performance.now() - t1;
+  return { single, batched: { p50: median(per), p99: quantile(per, 0.99), qps: (queries.length / totalB) * 1000, best: Math.min(...per) } };
+}
+
+/** Rounds interleaved across the routers (round r of each before round r+1 of any), so that load
+ *  changes hit every router alike. */
+async function timeRouters(routers: { name: string; router: Router }[], queries: string[], rounds: number, batch: number, log: (s: string) => void): Promise<Row[]> {
+  for (const { router } of routers) await warmUp(router, queries, batch);
+  const single = routers.map(() => [] as RoundStats[]);
+  const batched = routers.map(() => [] as RoundStats[]);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, { name, router }] of routers.entries()) {
+      const t = await timeRound(router, queries, batch);
+      single[i]!.push(t.single);
+      batched[i]!.push(t.batched);
+      log(`  ${name} round ${r + 1}/${rounds}: single p50 ${t.single.p50.toFixed(3)} ms, ${t.single.qps.toFixed(0)} q/s; batched ${t.batched.qps.toFixed(0)} q/s`);
+    }
+  }
+  return routers.flatMap(({ name }, i) => [
+    { encoder: name, mode: 'single' as const, batch: 1, rounds: single[i]! },
+    { encoder: name, mode: 'batched' as const, batch, rounds: batched[i]! },
+  ]);
 }
 
 async function minilmRouter(queries: string[]): Promise<{ router: Router; dir: string }> {
@@ -103,7 +118,7 @@ const spread = (xs: number[], d = 3) => `${f(median(xs), d)} (${f(Math.min(...xs
 export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { rounds: { type: 'string' }, batch: { type: 'string' }, 'no-minilm': { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' } },
+    options: { rounds: { type: 'string' }, batch: { type: 'string' }, 'no-minilm': { type: 'boolean' }, baseline: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' } },
   });
   const rounds = Number(v.rounds ?? 7);
   const batch = Number(v.batch ?? 32);
@@ -120,15 +135,17 @@ export async function run(argv: string[]): Promise<number> {
   const emb = await loadRouter(here('../../router/default/router.json'));
   const embLoadMs = performance.now() - tl;
   log(`embedded router loaded in ${embLoadMs.toFixed(0)} ms (${emb.routes.reduce((a, r) => a + r.utterances.length, 0)} utterances, dim ${emb.encoder.dim})`);
-  rows.push(...(await timeRouter(emb, 'embedded', queries, rounds, batch, log)));
+  const base = v.baseline ? await loadRouter(v.baseline) : null;
+  rows.push(...(await timeRouters([{ name: 'embedded', router: emb }, ...(base ? [{ name: 'baseline', router: base }] : [])], queries, rounds, batch, log)));
   await emb.dispose();
+  await base?.dispose();
   let minilmLoadMs: number | undefined;
   if (!v['no-minilm']) {
     const tm = performance.now();
     const { router, dir } = await minilmRouter(queries);
     minilmLoadMs = performance.now() - tm;
     log(`MiniLM-shaped router built and loaded in ${(minilmLoadMs / 1000).toFixed(1)} s`);
-    rows.push(...(await timeRouter(router, 'minilm-shape', queries, Math.max(3, Math.ceil(rounds / 2)), batch, log)));
+    rows.push(...(await timeRouters([{ name: 'minilm-shape', router }], queries, Math.max(3, Math.ceil(rounds / 2)), batch, log)));
     await router.dispose();
     await rm(dir, { recursive: true, force: true });
   }
@@ -149,6 +166,7 @@ export async function run(argv: string[]): Promise<number> {
     '',
     'best = the fastest query (single) or batch (batched, per query) over all rounds: what the code costs when the process is not preempted. With a 1-minute load far above the core count, a batch (several ms) is preempted more often than a single query (a fraction of a ms), so the batched medians and every p99 here measure the other processes as much as the router.',
     '',
+    ...(v.baseline ? [`baseline = ${v.baseline} (rounds interleaved with embedded's).`, ''] : []),
     `Load: embedded router ${embLoadMs.toFixed(0)} ms (session + embedding every utterance)${minilmLoadMs !== undefined ? `; MiniLM-shaped ${(minilmLoadMs / 1000).toFixed(1)} s (building the random 90 MB graph and embedding the routes' 80 utterances)` : ''}.`,
     '',
   ].join('\n');

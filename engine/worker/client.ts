@@ -130,8 +130,9 @@ export async function createWorkerEngine(worker: Worker | Endpoint, opts: Worker
     return { done, started, ready: started, [Symbol.asyncIterator]: () => it };
   }
 
-  // the OpenAI shaping runs here over the remote generate (tools, constraints, model "auto" as in createEngine)
-  const create = (body: ChatCompletionRequest) => createChatCompletion(generate, body, modelName, router);
+  // the OpenAI shaping runs here over the remote generate (tools, constraints, model "auto" as in
+  // createEngine: an adapter the worker has not loaded → the router's fallback, else the base)
+  const create = (body: ChatCompletionRequest) => createChatCompletion(generate, body, modelName, router, (name) => models.includes(name));
 
   async function train(req: WorkerTrainRequest, o: WorkerTrainOptions = {}): Promise<WorkerTrainResult> {
     const { signal, onEvent } = o;
