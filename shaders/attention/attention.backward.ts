@@ -40,116 +40,179 @@ const st4 = (hd: number, buf: string, base: string, v: string, mul = '') => {
 const dot4 = (nc: number, a: string, b: string) => [...Array(nc).keys()].map((c) => `dot(${a}${c}, ${b}${c})`).join(' + ');
 const chunks = (hd: number) => [...Array(Math.ceil(hd / 4)).keys()];
 
-/** q heads per invocation for fwd / dq: the largest divisor of the GQA group that keeps HG·NC ≤ 32 vec4 registers per tensor. */
+/** q heads per invocation for fwd / dq: the largest divisor of the GQA group that keeps HG·NC ≤ 16 vec4 registers per tensor. */
 export function headsPerInvocation(group: number, hd: number): number {
   const nc = Math.ceil(hd / 4);
-  for (let hg = group; hg > 1; hg--) if (group % hg === 0 && hg * nc <= 32) return hg;
+  for (let hg = group; hg > 1; hg--) if (group % hg === 0 && hg * nc <= 16) return hg;
   return 1;
 }
 
-const HEAD = (hg: number) => `@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = gid.x + gid.y * nwg.x * 64u;
-  let nsub = p.group / ${hg}u;
-  if (idx >= p.T * p.nkv * nsub) { return; }
-  let t = idx / (p.nkv * nsub);
-  let g = (idx / nsub) % p.nkv;
-  let h0 = g * p.group + (idx % nsub) * ${hg}u;
-`;
-
-function genFwd(hd: number, hg: number): string {
-  const C = chunks(hd), H = [...Array(hg).keys()];
-  let s = HEAD(hg);
-  for (const h of H) {
-    s += `  let qo${h} = qi(t, h0 + ${h}u);\n`;
-    for (const c of C) s += `  let q${h}_${c} = ${ld4(hd, 'q', `qo${h}`, c)} * p.scale;\n`;
-    s += `  var m${h} = -3.0e38;\n  var l${h} = 0.0;\n`;
-    for (const c of C) s += `  var a${h}_${c} = vec4<f32>(0.0);\n`;
-  }
-  s += `  for (var j = segStart[t]; j <= t; j++) {\n    let ko = ki(j, g);\n    let vo = vi(j, g);\n`;
-  for (const c of C) s += `    let k${c} = ${ld4(hd, 'k', 'ko', c)};\n`;
-  for (const c of C) s += `    let v${c} = ${ld4(hd, 'v', 'vo', c)};\n`;
-  for (const h of H) {
-    s += `    let s${h} = ${dot4(C.length, `q${h}_`, 'k')};\n`;
-    s += `    if (s${h} > m${h}) {\n      let c = exp(m${h} - s${h});\n      l${h} *= c;\n`;
-    for (const c of C) s += `      a${h}_${c} *= c;\n`;
-    s += `      m${h} = s${h};\n    }\n    let e${h} = exp(s${h} - m${h});\n    l${h} += e${h};\n`;
-    for (const c of C) s += `    a${h}_${c} = fma(vec4<f32>(e${h}), v${c}, a${h}_${c});\n`;
-  }
-  s += `  }\n`;
-  for (const h of H) {
-    s += `  let inv${h} = 1.0 / l${h};\n  let oo${h} = (t * p.nh + h0 + ${h}u) * HD;\n`;
-    s += st4(hd, 'o', `oo${h}`, `a${h}_`, ` * inv${h}`);
-    s += `  lse[t * p.nh + h0 + ${h}u] = m${h} + log(l${h});\n`;
-  }
-  return s + `}\n`;
+/** Consecutive rows (queries for fwd / dq, keys for dkv) per invocation: they share every k, v (or q, dO) load. */
+export function rowsPerInvocation(perRowVec4: number): number {
+  return Math.max(1, Math.min(4, Math.floor(32 / perRowVec4)));
 }
 
-function genDq(hd: number, hg: number): string {
-  const C = chunks(hd), H = [...Array(hg).keys()];
-  let s = HEAD(hg);
-  for (const h of H) {
-    s += `  let qo${h} = qi(t, h0 + ${h}u);\n  let oo${h} = (t * p.nh + h0 + ${h}u) * HD;\n`;
-    for (const c of C) s += `  let q${h}_${c} = ${ld4(hd, 'q', `qo${h}`, c)};\n  let d${h}_${c} = ${ld4(hd, 'dout', `oo${h}`, c)};\n`;
-    s += `  let D${h} = ${C.map((c) => `dot(d${h}_${c}, ${ld4(hd, 'o', `oo${h}`, c)})`).join(' + ')};\n`;
-    s += `  dsum[t * p.nh + h0 + ${h}u] = D${h};\n  let L${h} = lse[t * p.nh + h0 + ${h}u];\n`;
-    for (const c of C) s += `  var a${h}_${c} = vec4<f32>(0.0);\n`;
-  }
-  s += `  for (var j = segStart[t]; j <= t; j++) {\n    let ko = ki(j, g);\n    let vo = vi(j, g);\n`;
-  for (const c of C) s += `    let k${c} = ${ld4(hd, 'k', 'ko', c)};\n`;
-  for (const c of C) s += `    let v${c} = ${ld4(hd, 'v', 'vo', c)};\n`;
-  for (const h of H) {
-    s += `    let pr${h} = exp((${dot4(C.length, `q${h}_`, 'k')}) * p.scale - L${h});\n`;
-    s += `    let ds${h} = pr${h} * ((${dot4(C.length, `d${h}_`, 'v')}) - D${h});\n`;
-    for (const c of C) s += `    a${h}_${c} = fma(vec4<f32>(ds${h}), k${c}, a${h}_${c});\n`;
-  }
-  s += `  }\n`;
-  for (const h of H) {
-    s += `  let dqo${h} = t * p.dqStride + p.dqCol + (h0 + ${h}u) * HD;\n`;
-    s += st4(hd, 'dq', `dqo${h}`, `a${h}_`, ' * p.scale');
-  }
-  return s + `}\n`;
-}
-
-/** dk, dv of one (key j, kv head g): over the group's q heads and the queries i ≥ j of j's document. */
-function genDkv(hd: number): string {
-  const C = chunks(hd);
+/** fwd / dq: invocation = (block of QB queries tb.., kv head g, HG of g's q heads); keys j ∈ [segStart[tb], t_last]. */
+const HEAD = (hg: number, qb: number) => {
   let s = `@compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let idx = gid.x + gid.y * nwg.x * 64u;
-  if (idx >= p.T * p.nkv) { return; }
-  let j = idx / p.nkv;
-  let g = idx % p.nkv;
-  let ko = ki(j, g);
-  let vo = vi(j, g);
+  let nsub = p.group / ${hg}u;
+  let nblk = (p.T + ${qb - 1}u) / ${qb}u;
+  if (idx >= nblk * p.nkv * nsub) { return; }
+  let tb = (idx / (p.nkv * nsub)) * ${qb}u;
+  let g = (idx / nsub) % p.nkv;
+  let h0 = g * p.group + (idx % nsub) * ${hg}u;
+  let tEnd = min(tb + ${qb - 1}u, p.T - 1u);
 `;
-  for (const c of C) s += `  let k${c} = ${ld4(hd, 'k', 'ko', c)};\n  let v${c} = ${ld4(hd, 'v', 'vo', c)};\n  var dk${c} = vec4<f32>(0.0);\n  var dv${c} = vec4<f32>(0.0);\n`;
-  s += `  let seg = segStart[j];\n  for (var i = j; i < p.T; i++) {\n    if (segStart[i] != seg) { break; }\n`;
-  s += `    for (var hh = 0u; hh < p.group; hh++) {\n      let h = g * p.group + hh;\n      let qo = qi(i, h);\n      let oo = (i * p.nh + h) * HD;\n`;
-  for (const c of C) s += `      let q${c} = ${ld4(hd, 'q', 'qo', c)};\n      let d${c} = ${ld4(hd, 'dout', 'oo', c)};\n`;
-  s += `      let pr = exp((${dot4(C.length, 'q', 'k')}) * p.scale - lse[i * p.nh + h]);\n`;
-  s += `      let ds = pr * ((${dot4(C.length, 'd', 'v')}) - dsum[i * p.nh + h]);\n`;
-  for (const c of C) s += `      dv${c} = fma(vec4<f32>(pr), d${c}, dv${c});\n      dk${c} = fma(vec4<f32>(ds), q${c}, dk${c});\n`;
-  s += `    }\n  }\n  let wk = j * p.dkStride + p.dkCol + g * HD;\n  let wv = p.dvOff + j * p.dvStride + p.dvCol + g * HD;\n`;
-  s += st4(hd, 'dkv', 'wk', 'dk', ' * p.scale') + st4(hd, 'dkv', 'wv', 'dv');
+  // per query: t (clamped), its document start (keys before it are masked)
+  for (let b = 0; b < qb; b++) s += `  let t${b} = min(tb + ${b}u, p.T - 1u);\n  let sg${b} = segStart[t${b}];\n`;
+  return s;
+};
+/** "query b, head h" suffix */
+const QH = (b: number, h: number) => `${b}_${h}`;
+
+function genFwd(hd: number, hg: number, qb: number): string {
+  const C = chunks(hd), H = [...Array(hg).keys()], B = [...Array(qb).keys()];
+  let s = HEAD(hg, qb);
+  for (const b of B) for (const h of H) {
+    const x = QH(b, h);
+    s += `  let qo${x} = qi(t${b}, h0 + ${h}u);\n`;
+    for (const c of C) s += `  let q${x}_${c} = ${ld4(hd, 'q', `qo${x}`, c)} * p.scale;\n`;
+    s += `  var m${x} = -3.0e38;\n  var l${x} = 0.0;\n`;
+    for (const c of C) s += `  var a${x}_${c} = vec4<f32>(0.0);\n`;
+  }
+  s += `  for (var j = sg0; j <= tEnd; j++) {\n    let ko = ki(j, g);\n    let vo = vi(j, g);\n`;
+  for (const c of C) s += `    let k${c} = ${ld4(hd, 'k', 'ko', c)};\n`;
+  for (const c of C) s += `    let v${c} = ${ld4(hd, 'v', 'vo', c)};\n`;
+  for (const b of B) {
+    s += `    if (j >= sg${b} && j <= t${b}) {\n`;
+    for (const h of H) {
+      const x = QH(b, h);
+      s += `      let s${x} = ${dot4(C.length, `q${x}_`, 'k')};\n`;
+      s += `      if (s${x} > m${x}) {\n        let c = exp(m${x} - s${x});\n        l${x} *= c;\n`;
+      for (const c of C) s += `        a${x}_${c} *= c;\n`;
+      s += `        m${x} = s${x};\n      }\n      let e${x} = exp(s${x} - m${x});\n      l${x} += e${x};\n`;
+      for (const c of C) s += `      a${x}_${c} = fma(vec4<f32>(e${x}), v${c}, a${x}_${c});\n`;
+    }
+    s += `    }\n`;
+  }
+  s += `  }\n`;
+  for (const b of B) {
+    s += `  if (tb + ${b}u < p.T) {\n`;
+    for (const h of H) {
+      const x = QH(b, h);
+      s += `  let inv${x} = 1.0 / l${x};\n  let oo${x} = (t${b} * p.nh + h0 + ${h}u) * HD;\n`;
+      s += st4(hd, 'o', `oo${x}`, `a${x}_`, ` * inv${x}`);
+      s += `  lse[t${b} * p.nh + h0 + ${h}u] = m${x} + log(l${x});\n`;
+    }
+    s += `  }\n`;
+  }
   return s + `}\n`;
 }
 
+function genDq(hd: number, hg: number, qb: number): string {
+  const C = chunks(hd), H = [...Array(hg).keys()], B = [...Array(qb).keys()];
+  let s = HEAD(hg, qb);
+  for (const b of B) for (const h of H) {
+    const x = QH(b, h);
+    s += `  let qo${x} = qi(t${b}, h0 + ${h}u);\n  let oo${x} = (t${b} * p.nh + h0 + ${h}u) * HD;\n`;
+    for (const c of C) s += `  let q${x}_${c} = ${ld4(hd, 'q', `qo${x}`, c)};\n  let d${x}_${c} = ${ld4(hd, 'dout', `oo${x}`, c)};\n`;
+    s += `  let D${x} = ${C.map((c) => `dot(d${x}_${c}, ${ld4(hd, 'o', `oo${x}`, c)})`).join(' + ')};\n`;
+    s += `  let L${x} = lse[t${b} * p.nh + h0 + ${h}u];\n`;
+    for (const c of C) s += `  var a${x}_${c} = vec4<f32>(0.0);\n`;
+  }
+  s += `  for (var j = sg0; j <= tEnd; j++) {\n    let ko = ki(j, g);\n    let vo = vi(j, g);\n`;
+  for (const c of C) s += `    let k${c} = ${ld4(hd, 'k', 'ko', c)};\n`;
+  for (const c of C) s += `    let v${c} = ${ld4(hd, 'v', 'vo', c)};\n`;
+  for (const b of B) {
+    s += `    let ok${b} = j >= sg${b} && j <= t${b};\n`;
+    for (const h of H) {
+      const x = QH(b, h);
+      // masked keys: P = 0 (select, so an overflowing exp of a masked score cannot leak)
+      s += `    let pr${x} = select(0.0, exp((${dot4(C.length, `q${x}_`, 'k')}) * p.scale - L${x}), ok${b});\n`;
+      s += `    let ds${x} = pr${x} * ((${dot4(C.length, `d${x}_`, 'v')}) - D${x});\n`;
+      for (const c of C) s += `    a${x}_${c} = fma(vec4<f32>(ds${x}), k${c}, a${x}_${c});\n`;
+    }
+  }
+  s += `  }\n`;
+  for (const b of B) {
+    s += `  if (tb + ${b}u < p.T) {\n`;
+    for (const h of H) {
+      const x = QH(b, h);
+      s += `  dsum[t${b} * p.nh + h0 + ${h}u] = D${x};\n  let dqo${x} = t${b} * p.dqStride + p.dqCol + (h0 + ${h}u) * HD;\n`;
+      s += st4(hd, 'dq', `dqo${x}`, `a${x}_`, ' * p.scale');
+    }
+    s += `  }\n`;
+  }
+  return s + `}\n`;
+}
+
+/** dk, dv of a block of KB keys jb.. of kv head g: over the group's q heads and the queries i ≥ j of each key's document. */
+function genDkv(hd: number, group: number, kb: number): string {
+  const C = chunks(hd), B = [...Array(kb).keys()], G = [...Array(group).keys()];
+  let s = `@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 64u;
+  let nblk = (p.T + ${kb - 1}u) / ${kb}u;
+  if (idx >= nblk * p.nkv) { return; }
+  let jb = (idx / p.nkv) * ${kb}u;
+  let g = idx % p.nkv;
+`;
+  for (const b of B) {
+    s += `  let j${b} = min(jb + ${b}u, p.T - 1u);\n  let sg${b} = segStart[j${b}];\n  let ko${b} = ki(j${b}, g);\n  let vo${b} = vi(j${b}, g);\n`;
+    for (const c of C) s += `  let k${b}_${c} = ${ld4(hd, 'k', `ko${b}`, c)};\n  let v${b}_${c} = ${ld4(hd, 'v', `vo${b}`, c)};\n  var dk${b}_${c} = vec4<f32>(0.0);\n  var dv${b}_${c} = vec4<f32>(0.0);\n`;
+  }
+  // queries i from jb to the end of the last key's document (documents are contiguous)
+  s += `  for (var i = jb; i < p.T; i++) {\n    let si = segStart[i];\n    if (si > sg${kb - 1}) { break; }\n`;
+  for (const b of B) s += `    let ok${b} = si == sg${b} && i >= j${b} && jb + ${b}u < p.T;\n`;
+  for (const hh of G) {
+    s += `    {\n      let h = g * ${group}u + ${hh}u;\n      let qo = qi(i, h);\n      let oo = (i * p.nh + h) * HD;\n      let L = lse[i * p.nh + h];\n      let D = dsum[i * p.nh + h];\n`;
+    for (const c of C) s += `      let q${c} = ${ld4(hd, 'q', 'qo', c)};\n      let d${c} = ${ld4(hd, 'dout', 'oo', c)};\n`;
+    for (const b of B) {
+      s += `      let pr${b} = select(0.0, exp((${dot4(C.length, 'q', `k${b}_`)}) * p.scale - L), ok${b});\n`;
+      s += `      let ds${b} = pr${b} * ((${dot4(C.length, 'd', `v${b}_`)}) - D);\n`;
+      for (const c of C) s += `      dv${b}_${c} = fma(vec4<f32>(pr${b}), d${c}, dv${b}_${c});\n      dk${b}_${c} = fma(vec4<f32>(ds${b}), q${c}, dk${b}_${c});\n`;
+    }
+    s += `    }\n`;
+  }
+  s += `  }\n`;
+  for (const b of B) {
+    s += `  if (jb + ${b}u < p.T) {\n  let wk${b} = j${b} * p.dkStride + p.dkCol + g * HD;\n  let wv${b} = p.dvOff + j${b} * p.dvStride + p.dvCol + g * HD;\n`;
+    s += st4(hd, 'dkv', `wk${b}`, `dk${b}_`, ' * p.scale') + st4(hd, 'dkv', `wv${b}`, `dv${b}_`) + `  }\n`;
+  }
+  return s + `}\n`;
+}
+
+/** A kernel variant: head dim, q heads per invocation (fwd/dq) or the GQA group (dkv), rows per invocation. */
+interface Variant { which: 'fwd' | 'dq' | 'dkv'; hd: number; heads: number; rows: number }
 const kernels = new Map<string, Kernel<F>>();
-function kernel(which: 'fwd' | 'dq' | 'dkv', hd: number, hg: number): Kernel<F> {
-  const key = `${which}|${hd}|${hg}`;
+function kernel(v: Variant): Kernel<F> {
+  const key = `${v.which}|${v.hd}|${v.heads}|${v.rows}`;
   let k = kernels.get(key);
   if (!k) {
-    const body = which === 'fwd' ? genFwd(hd, hg) : which === 'dq' ? genDq(hd, hg) : genDkv(hd);
+    const body = v.which === 'fwd' ? genFwd(v.hd, v.heads, v.rows) : v.which === 'dq' ? genDq(v.hd, v.heads, v.rows) : genDkv(v.hd, v.heads, v.rows);
     k = {
-      name: `attention_train_${which}_hd${hd}${which === 'dkv' || hg === 1 ? '' : `_g${hg}`}`,
-      code: AttnTrainParams.wgsl + `const HD: u32 = ${hd}u;\n` + WGSL['attention.backward'] + WGSL[`attention.backward.${which}`] + body,
+      name: `attention_train_${v.which}_hd${v.hd}_${v.which === 'dkv' ? 'g' : 'h'}${v.heads}r${v.rows}`,
+      code: AttnTrainParams.wgsl + `const HD: u32 = ${v.hd}u;\n` + WGSL['attention.backward'] + WGSL[`attention.backward.${v.which}`] + body,
       params: AttnTrainParams,
     };
     kernels.set(key, k);
   }
   return k;
 }
+
+/** The variants for a shape: fwd/dq hold QB·HG·2·NC vec4s (q, acc / q, dO), dkv KB·4·NC (k, v, dk, dv). */
+function variants(group: number, hd: number): Record<'fwd' | 'dq' | 'dkv', Variant> {
+  const nc = Math.ceil(hd / 4), hg = headsPerInvocation(group, hd);
+  const qb = rowsPerInvocation(hg * 2 * nc);
+  return {
+    fwd: { which: 'fwd', hd, heads: hg, rows: qb },
+    dq: { which: 'dq', hd, heads: hg, rows: qb },
+    dkv: { which: 'dkv', hd, heads: group, rows: rowsPerInvocation(4 * nc) },
+  };
+}
+const invocations = (T: number, nkv: number, v: Variant, group: number) => Math.ceil(T / v.rows) * nkv * (v.which === 'dkv' ? 1 : group / v.heads);
 
 /**
  * segStart [T] for a packed block from per-token document ids (equal ids must be contiguous;
@@ -221,11 +284,11 @@ export function attentionTrainForward(
   const r = resolve(s, q, k, v);
   if (r.T === 0) return;
   if (segStart.size < r.T * 4 || o.size < r.T * r.nh * r.hd * 4 || lse.size < r.T * r.nh * 4) throw err('attentionTrainForward: segStart/o/lse too small');
-  const hg = headsPerInvocation(r.group, r.hd);
-  rt.dispatch(kernel('fwd', r.hd, hg), {
+  const fv = variants(r.group, r.hd).fwd;
+  rt.dispatch(kernel(fv), {
     params: { T: r.T, nh: r.nh, nkv: r.nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, dqStride: 0, dqCol: 0, dkStride: 0, dkCol: 0, dvStride: 0, dvCol: 0, dvOff: 0, scale: r.scale },
     buffers: [q.buffer, k.buffer, v.buffer, segStart, o, lse],
-    workgroups: rt.grid(Math.ceil((r.T * r.nh) / hg / 64)),
+    workgroups: rt.grid(Math.ceil(invocations(r.T, r.nkv, fv, r.group) / 64)),
   });
 }
 
@@ -265,19 +328,19 @@ export function attentionBackward(rt: Runtime, s: AttnTrainShape, a: AttnBackwar
   const dsum = rt.acquire(T * nh * 4);
   const scratch = shared ? null : rt.acquire(2 * kvElems * 4);
   const base = { T, nh, nkv, group: r.group, qStride: r.qStride, qCol: r.qCol, kStride: r.kStride, kCol: r.kCol, vStride: r.vStride, vCol: r.vCol, scale: r.scale };
-  const hg = headsPerInvocation(r.group, hd);
-  rt.dispatch(kernel('dq', hd, hg), {
+  const vs = variants(r.group, hd);
+  rt.dispatch(kernel(vs.dq), {
     params: { ...base, dqStride: q.stride, dqCol: q.col, dkStride: 0, dkCol: 0, dvStride: 0, dvCol: 0, dvOff: 0 },
     buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.o, a.lse, a.dout, dsum, dq.buffer],
-    workgroups: rt.grid(Math.ceil((T * nh) / hg / 64)),
+    workgroups: rt.grid(Math.ceil(invocations(T, nkv, vs.dq, r.group) / 64)),
   });
   const kvParams = shared
     ? { dkStride: k.stride, dkCol: k.col, dvStride: v.stride, dvCol: v.col, dvOff: 0 }
     : { dkStride: nkv * hd, dkCol: 0, dvStride: nkv * hd, dvCol: 0, dvOff: kvElems };
-  rt.dispatch(kernel('dkv', hd, 1), {
+  rt.dispatch(kernel(vs.dkv), {
     params: { ...base, dqStride: 0, dqCol: 0, ...kvParams },
     buffers: [a.q.buffer, a.k.buffer, a.v.buffer, a.segStart, a.lse, a.dout, dsum, scratch ?? dk.buffer],
-    workgroups: rt.grid(Math.ceil((T * nkv) / 64)),
+    workgroups: rt.grid(Math.ceil(invocations(T, nkv, vs.dkv, r.group) / 64)),
   });
   if (scratch) {
     rt.copy(scratch, 0, dk.buffer, 0, kvElems * 4);

@@ -47,12 +47,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       c3 = fma(vec4<f32>(dw[d + i.w * e.K]), a, c3);
     }
   }
-  let c = array<vec4<f32>, 4>(c0, c1, c2, c3);
   let out = select(e.bOff, e.aOff, isA);
-  for (var ii = 0u; ii < 4u; ii++) {
-    if (i0 + ii >= rows) { break; }
-    for (var jj = 0u; jj < 4u; jj++) {
-      if (j0 + jj < cols) { grads[out + (i0 + ii) * cols + j0 + jj] = p.scale * c[ii][jj]; }
-    }
-  }
+  put(out, rows, cols, i0, j0, c0);
+  put(out, rows, cols, i0 + 1u, j0, c1);
+  put(out, rows, cols, i0 + 2u, j0, c2);
+  put(out, rows, cols, i0 + 3u, j0, c3);
+}
+
+// grads[out + i*cols + j0..j0+3] = s·c where i < rows, j < cols.
+fn put(out: u32, rows: u32, cols: u32, i: u32, j0: u32, c: vec4<f32>) {
+  if (i >= rows) { return; }
+  let o = out + i * cols + j0;
+  grads[o] = p.scale * c.x;
+  if (j0 + 1u < cols) { grads[o + 1u] = p.scale * c.y; }
+  if (j0 + 2u < cols) { grads[o + 2u] = p.scale * c.z; }
+  if (j0 + 3u < cols) { grads[o + 3u] = p.scale * c.w; }
 }

@@ -29,14 +29,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     c3 = fma(vec4<f32>(lora[bo + n.w * p.r]), a, c3);
     ao += e.K;
   }
-  let c = array<vec4<f32>, 4>(c0, c1, c2, c3);
-  for (var i = 0u; i < 4u; i++) {
-    if (n0 + i >= e.N) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      if (k0 + j < e.K) {
-        let w = e.wOff + (n0 + i) * e.K + k0 + j;
-        eff[w] = base[w] + p.scale * c[i][j];
-      }
-    }
-  }
+  put(e, n0, k0, c0);
+  put(e, n0 + 1u, k0, c1);
+  put(e, n0 + 2u, k0, c2);
+  put(e, n0 + 3u, k0, c3);
+}
+
+// eff[n, k0..k0+3] = base + s·c where n < N, k < K (no dynamic indexing into the accumulators).
+fn put(e: Entry, n: u32, k0: u32, c: vec4<f32>) {
+  if (n >= e.N) { return; }
+  let w = e.wOff + n * e.K + k0;
+  eff[w] = base[w] + p.scale * c.x;
+  if (k0 + 1u < e.K) { eff[w + 1u] = base[w + 1u] + p.scale * c.y; }
+  if (k0 + 2u < e.K) { eff[w + 2u] = base[w + 2u] + p.scale * c.z; }
+  if (k0 + 3u < e.K) { eff[w + 3u] = base[w + 3u] + p.scale * c.w; }
 }
