@@ -132,5 +132,6 @@ export function setupTune(demo: Demo): void {
       out.innerHTML = `<span class="badge warn">error</span> ${esc((e as Error).message)}`;
       out.dataset.done = 'error';
     }
+    void demo.refreshPool();
   }
 }
