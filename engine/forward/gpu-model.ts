@@ -29,7 +29,6 @@ import { siluMul } from '../../shaders/silu_mul/silu_mul.ts';
 import { argmax } from '../../shaders/argmax/argmax.ts';
 import { embedding } from '../../shaders/embedding/embedding.ts';
 import { sample, packSampleParams, SAMPLE_ROW_BYTES, type SampleParams } from '../../shaders/sample/sample.ts';
-import { loraAdd } from '../../shaders/lora/lora.fused.ts';
 import { ropeKvWrite } from '../../shaders/rope_kv_write/rope_kv_write.ts';
 import { pagedAttention } from '../../shaders/attention/attention.ts';
 import { packTokenMasks, type TokenMaskBuffers } from '../../shaders/lib/token-mask.ts';
@@ -324,27 +323,28 @@ export class GpuModel {
       plan = await lora.planStep(rowAdapters);
       if (plan.empty) plan = null;
     }
-    // Fused LoRA (the default runtime): each group's shrink and expand ride on kernels of the layer
-    // below (F.shrink / F.expand; undefined = plain kernel). Otherwise one shrink + one expand
-    // dispatch per module group (q|k|v, o, gate|up, down) after each projection (loraApply).
+    // LoRA per module group (q|k|v, o, gate|up, down): the shrink t = x·Aᵀ runs as the tail of the
+    // base matmul over the same x (F.shrink → loraShrink), then one expand dispatch adds s·t·Bᵀ into
+    // the projection's output (F.expand). Runtimes without the fused path: one shrink + one expand
+    // dispatch after the projection (applyGroup).
     const F = plan && lora!.fused ? lora!.fused(plan) : null;
     const loraApply = (layer: number, group: LoraGroup, xin: GPUBuffer, out: GPUBuffer, inDim: number, outDim: number) => {
-      if (plan && !F) lora!.applyGroup(plan, layer, group, xin, out, { rows: T, inDim, outDim });
+      if (F) F.expand(layer, group, out, { rows: T, inDim, outDim });
+      else if (plan) lora!.applyGroup(plan, layer, group, xin, out, { rows: T, inDim, outDim });
     };
-    const xr = x;
+    const tail = (layer: number, group: LoraGroup) => F?.shrink(layer, group);
 
     try {
       // x = self.embed_tokens(input_ids)                                 x [T, Hd]
-      embedding(rt, idsB, this.embed, xr, T);
+      embedding(rt, idsB, this.embed, x, T);
 
       for (let l = 0; l < c.numLayers; l++) {
         const L = this.layers[l]!;
         // h = self.input_layernorm(x)                                    h [T, Hd]
-        //   (+ LoRA shrink of q|k|v: t = h·Aᵀ per row's adapter, tail invocations of the same kernel)
-        rmsnorm(rt, xr, L.attnNorm, h, T, Hd, c.rmsNormEps, { lora: F ? { shrink: F.shrink(l, 'qkv') } : undefined });
+        rmsnorm(rt, x, L.attnNorm, h, T, Hd, c.rmsNormEps);
         // q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)       qkv [T, Q | KV | KV]  (+ bias)
-        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v: expand in the matmul's epilogue)
-        matmul(rt, h, L.qkv, qkv, T, { lora: F?.expand(l, 'qkv') });
+        matmul(rt, h, L.qkv, qkv, T, { loraShrink: tail(l, 'qkv') });
+        //   (+ LoRA: q += s·(h·Aᵀ)·Bᵀ per row's adapter, same for k, v: one expand into the qkv row)
         loraApply(l, 'qkv', h, qkv, Hd, QKV);
         // q, k = apply_rotary_pos_emb(q, k, cos, sin)  (rotate-half, in place, at positions)
         //   q and k heads are adjacent in a qkv row (columns [0, Q+KV)): one dispatch over H+KVH heads
@@ -357,25 +357,21 @@ export class GpuModel {
           scale: 1 / Math.sqrt(D), window: c.slidingWindow ?? 0,
         });
         // x = x + self.o_proj(att)                                       x [T, Hd]  (matmul accumulates)
-        //   (+ LoRA shrink of o_proj: t = att·Aᵀ, tail invocations; its expand is added by the next rmsnorm)
-        matmul(rt, att, L.o, xr, T, { accumulate: true, loraShrink: F?.shrink(l, 'o_proj') });
-        loraApply(l, 'o_proj', att, xr, Q, Hd);
-        //   (+ LoRA expand of o_proj: x += s·t·Bᵀ, the one LoRA dispatch of a fused layer)
-        const oAdd = F?.expand(l, 'o_proj');
-        if (oAdd) loraAdd(rt, xr, oAdd, T);
-        // h = self.post_attention_layernorm(x)                           h [T, Hd]  (+ LoRA shrink of gate|up)
-        rmsnorm(rt, xr, L.mlpNorm, h, T, Hd, c.rmsNormEps, { lora: F ? { shrink: F.shrink(l, 'gate_up') } : undefined });
-        // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]  (+ LoRA expand in the epilogue)
-        matmul(rt, h, L.gateUp, gu, T, { lora: F?.expand(l, 'gate_up') });
+        matmul(rt, att, L.o, x, T, { accumulate: true, loraShrink: tail(l, 'o_proj') });
+        loraApply(l, 'o_proj', att, x, Q, Hd);
+        // h = self.post_attention_layernorm(x)                           h [T, Hd]
+        rmsnorm(rt, x, L.mlpNorm, h, T, Hd, c.rmsNormEps);
+        // g, u = self.gate_proj(h), self.up_proj(h)                      gu [T, I | I]
+        matmul(rt, h, L.gateUp, gu, T, { loraShrink: tail(l, 'gate_up') });
         loraApply(l, 'gate_up', h, gu, Hd, 2 * I);
-        // a = act_fn(g) * u                                              act [T, I]  (+ LoRA shrink of down_proj)
-        siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I, lora: F?.shrink(l, 'down_proj') });
-        // x = x + self.down_proj(a)                                      x [T, Hd]  (+ LoRA expand in the epilogue)
-        matmul(rt, act, L.down, xr, T, { accumulate: true, lora: F?.expand(l, 'down_proj') });
-        loraApply(l, 'down_proj', act, xr, I, Hd);
+        // a = act_fn(g) * u                                              act [T, I]
+        siluMul(rt, gu, gu, act, T * I, { rows: T, inter: I });
+        // x = x + self.down_proj(a)                                      x [T, Hd]
+        matmul(rt, act, L.down, x, T, { accumulate: true, loraShrink: tail(l, 'down_proj') });
+        loraApply(l, 'down_proj', act, x, I, Hd);
       }
 
-      return await this.head(step, xr, h, T, packed, acq);
+      return await this.head(step, x, h, T, packed, acq);
     } finally {
       if (plan) lora!.endStep(plan);
       for (const b of acquired) rt.release(b);

@@ -6,7 +6,7 @@
 // index per row — decode). Rows whose adapter is null, or whose adapter does not target the
 // (layer, module), are left untouched and cost nothing.
 
-import type { LoraExpandArgs, LoraShrinkArgs } from '../../shaders/lora/lora.fused.ts';
+import type { LoraShrinkArgs } from '../../shaders/lora/lora.fused.ts';
 
 export type LoraModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
 export const LORA_MODULES: readonly LoraModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -67,15 +67,14 @@ export interface LoraGroupApplyOptions {
 }
 
 /**
- * The fused path (shaders/lora/lora.fused.ts): the LoRA work of a step handed to kernels the forward
- * runs anyway — each group's shrink to the kernel that produces (or, o_proj, consumes) its input, each
- * expand to the matmul writing its output (o_proj: the rmsnorm reading x next). Both return undefined
- * when no adapter of the step targets the group at that layer (the plain kernel runs).
+ * The fused path (shaders/lora/lora.fused.ts): a group's shrink runs as the tail of the base matmul
+ * that reads the same input (shrink() hands it to matmul's loraShrink, undefined when no adapter of
+ * the step targets the group at that layer), then expand() records the group's expand dispatch.
  */
 export interface LoraFusedOps {
   shrink(layer: number, group: LoraGroup): LoraShrinkArgs | undefined;
-  /** outColOffset: where the group's first module starts inside the output row (default 0). */
-  expand(layer: number, group: LoraGroup, outColOffset?: number): LoraExpandArgs | undefined;
+  /** applyGroup without the shrink (it ran as the tail of the matmul given shrink(layer, group)). */
+  expand(layer: number, group: LoraGroup, out: GPUBuffer, opts: Omit<LoraGroupApplyOptions, 'xRowStride'>): void;
 }
 
 export interface LoraRuntime {
@@ -94,7 +93,7 @@ export interface LoraRuntime {
   applyGroup(plan: LoraStepPlan, layer: number, group: LoraGroup, x: GPUBuffer, out: GPUBuffer, opts: LoraGroupApplyOptions): void;
   /**
    * The plan's fused ops, or null when this runtime (or plan) has none: the forward then calls
-   * applyGroup after each projection. A forward uses one path for a whole step.
+   * applyGroup (shrink + expand) after each projection. A forward uses one path for a whole step.
    */
   fused?(plan: LoraStepPlan): LoraFusedOps | null;
   /** Releases the plan's scratch buffers and unpins its adapters (after the step's work is recorded). */

@@ -8,14 +8,14 @@
 //     group (q|k|v, o, gate|up, down) from the group's bank; modules no row's adapter targets at
 //     this layer are left out of the range, and the whole call is a no-op when none is targeted.
 //   apply(plan, layer, module, ...): the same for a single module (its own output buffer / column).
-//   fused(plan): the fused path the forward uses by default (shaders/lora/lora.fused.ts): planStep
-//     uploads one meta buffer (row → adapter entry: rank, scale, masks, pages; rank-aware shrink
-//     entries) and a t scratch; shrink(l, g) / expand(l, g) hand them to the producer / consumer
-//     kernels. The SGMV / BGMV work lists of apply / applyGroup are then built on first use only.
+//   fused(plan): the path the forward uses by default (shaders/lora/lora.fused.ts): each group's shrink
+//     runs as the tail of the base matmul over the same x (shrink(l, g) → matmul's loraShrink; planStep
+//     uploads its tiles and the adapters' ranks, masks and pages in one meta buffer), then expand(l, g,
+//     ...) records the group's SGMV / BGMV expand: one LoRA dispatch per group instead of two.
 //   endStep(plan): returns the scratch buffers, unpins.
 import type { Runtime } from '../../shaders/gpu/runtime.ts';
 import { buildItems, loraApply, releaseItems, segmentsFromRowSlots, uploadItems, type LoraStepBuffers } from '../../shaders/lora/lora.ts';
-import { fusedTLayout, packFusedMeta, releaseFusedStep, uploadFusedStep, type LoraFusedStep } from '../../shaders/lora/lora.fused.ts';
+import { packFusedMeta, releaseFusedStep, uploadFusedStep, type LoraFusedStep } from '../../shaders/lora/lora.fused.ts';
 import { LORA_GROUPS, LORA_MODULES, type LoraApplyOptions, type LoraFusedOps, type LoraGroup, type LoraGroupApplyOptions, type LoraModule, type LoraRuntime, type LoraStepPlan } from './hook.ts';
 import { AdapterPool, LoraPoolError, moduleBit } from './pool.ts';
 
@@ -34,8 +34,8 @@ interface Plan extends LoraStepPlan {
 export interface MultiLoraRuntimeOptions {
   /** Segments at least this long use SGMV tiles (default 2). */
   sgmvMinRows?: number;
-  /** Offer the fused path (default false: measured slower on SwiftShader, see bench/multi-lora/README.md);
-   *  false: the forward runs the separate SGMV / BGMV dispatches. */
+  /** Offer the fused path (default true: shrinks as matmul tails); false: the forward records the
+   *  separate shrink and expand dispatches (applyGroup). */
   fused?: boolean;
 }
 
@@ -76,12 +76,12 @@ export class MultiLoraRuntime implements LoraRuntime {
         const rowSlots = tokenAdapters.map((a) => (a === null ? -1 : slotOf.get(a)!));
         return uploadItems(this.rt, buildItems(segmentsFromRowSlots(rowSlots), rows, (s) => rankOfSlot.get(s)!, this.opts.sgmvMinRows), rows, rMax);
       };
-      const plan = { rows, empty: false, step: null, buildItems: items, fused: null, ops: null, pinned, active, done: false } as Plan;
-      if (this.opts.fused === true) {
-        const { meta, nEnt } = packFusedMeta(tokenAdapters.map((a) => (a === null ? -1 : indexOf.get(a)!)), entries, L);
-        plan.fused = uploadFusedStep(this.rt, meta, nEnt, rows, L, rMax);
+      const plan = { rows, empty: false, step: items(), buildItems: items, fused: null, ops: null, pinned, active, done: false } as Plan;
+      if (this.opts.fused !== false) {
+        const { meta, nTiles } = packFusedMeta(tokenAdapters.map((a) => (a === null ? -1 : indexOf.get(a)!)), entries, L);
+        plan.fused = uploadFusedStep(this.rt, meta, nTiles, plan.step!.t, rows, L, rMax);
         plan.ops = this.fusedOps(plan, plan.fused);
-      } else plan.step = items();
+      }
       return plan;
     } catch (e) {
       for (const n of pinned) this.pool.unpin(n);
@@ -96,17 +96,24 @@ export class MultiLoraRuntime implements LoraRuntime {
   }
 
   private fusedOps(p: Plan, step: LoraFusedStep): LoraFusedOps {
-    const { tOff } = fusedTLayout(step.rMax);
-    const targeted = (layer: number, group: LoraGroup) => {
-      const mods = LORA_GROUPS[group];
-      const base = layer * LORA_MODULES.length + LORA_MODULES.indexOf(mods[0]!);
-      for (let i = 0; i < mods.length; i++) if (p.active[base + i]) return true;
-      return false;
-    };
     return {
-      shrink: (layer, group) => (targeted(layer, group) ? { step, bank: this.pool.bank(layer, group), layer, tOff: tOff[group] } : undefined),
-      expand: (layer, group, outColOffset = 0) => (targeted(layer, group) ? { step, bank: this.pool.bank(layer, group), layer, tOff: tOff[group], outOff: outColOffset } : undefined),
+      shrink: (layer, group) => (this.range(p, layer, group) ? { step, bank: this.pool.bank(layer, group), layer, tOff: 0 } : undefined),
+      expand: (layer, group, out, o) => this.group(p, layer, group, out, out, o, true),
     };
+  }
+
+  /** The modules [first, last] of a group some row's adapter targets at this layer, or null. */
+  private range(p: Plan, layer: number, group: LoraGroup): { first: number; last: number } | null {
+    const mods = LORA_GROUPS[group];
+    const base = layer * LORA_MODULES.length + LORA_MODULES.indexOf(mods[0]!);
+    let first = -1, last = -1;
+    for (let i = 0; i < mods.length; i++) {
+      if (p.active[base + i]) {
+        if (first < 0) first = i;
+        last = i;
+      }
+    }
+    return first < 0 ? null : { first, last };
   }
 
   private items(p: Plan): LoraStepBuffers {
@@ -138,28 +145,25 @@ export class MultiLoraRuntime implements LoraRuntime {
 
   applyGroup(plan: LoraStepPlan, layer: number, group: LoraGroup, x: GPUBuffer, out: GPUBuffer, o: LoraGroupApplyOptions): void {
     const p = this.live(plan, o.rows);
-    if (!p) return;
-    const mods = LORA_GROUPS[group];
+    if (p) this.group(p, layer, group, x, out, o, false);
+  }
+
+  private group(p: Plan, layer: number, group: LoraGroup, x: GPUBuffer, out: GPUBuffer, o: LoraGroupApplyOptions, expandOnly: boolean): void {
+    if (p.done) throw new Error('lora.apply: plan already ended (endStep)');
+    if (o.rows !== p.rows) throw new Error(`lora.apply: rows ${o.rows} != plan rows ${p.rows}`);
     const bank = this.pool.bank(layer, group);
     const width = bank.outDims.reduce((a, b) => a + b, 0);
     if (o.inDim !== bank.inDim || o.outDim !== width) {
       throw new Error(`lora.applyGroup: ${group} of layer ${layer} is ${bank.inDim}→${width}, called with ${o.inDim}→${o.outDim}`);
     }
     // Narrow to the modules some row's adapter targets at this layer (the masks skip the rest inside).
-    const base = layer * LORA_MODULES.length + LORA_MODULES.indexOf(mods[0]!);
-    let first = -1, last = -1;
-    for (let i = 0; i < mods.length; i++) {
-      if (p.active[base + i]) {
-        if (first < 0) first = i;
-        last = i;
-      }
-    }
-    if (first < 0) return;
+    const r = this.range(p, layer, group);
+    if (!r) return;
     let outOff = o.outColOffset ?? 0;
-    for (let i = 0; i < first; i++) outOff += bank.outDims[i]!;
+    for (let i = 0; i < r.first; i++) outOff += bank.outDims[i]!;
     loraApply(this.rt, {
-      x, out, bank, tables: this.pool.tables, step: this.items(p), layer, mFirst: first, mCount: last - first + 1,
-      xStride: o.xRowStride, outStride: o.outRowStride ?? width, outOff,
+      x, out, bank, tables: this.pool.tables, step: this.items(p), layer, mFirst: r.first, mCount: r.last - r.first + 1,
+      xStride: o.xRowStride, outStride: o.outRowStride ?? width, outOff, expandOnly,
     });
   }
 

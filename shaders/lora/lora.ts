@@ -254,6 +254,8 @@ export interface LoraApplyArgs {
   outStride?: number;
   /** Output column of module mFirst; the following modules follow it in order (fused rows). */
   outOff?: number;
+  /** Record only the expand (the shrink ran as the tail of the base matmul: lora.fused.ts). */
+  expandOnly?: boolean;
 }
 
 /** Records shrink + expand (BGMV and/or SGMV) for the modules [mFirst, mFirst + mCount) of one bank. */
@@ -275,7 +277,7 @@ export function loraApply(rt: Runtime, a: LoraApplyArgs): void {
   const outOff = a.outOff ?? 0;
   if (xStride < inDim) throw new Error(`lora: xStride ${xStride} < inDim ${inDim}`);
   if (outOff + width > outStride) throw new Error(`lora: outColOffset ${outOff} + width ${width} exceeds out row stride ${outStride}`);
-  if (a.x.size < step.rows * xStride * 4 - (xStride - inDim) * 4) throw new Error(`lora: x buffer (${a.x.size} B) smaller than ${step.rows} rows × stride ${xStride}`);
+  if (!a.expandOnly && a.x.size < step.rows * xStride * 4 - (xStride - inDim) * 4) throw new Error(`lora: x buffer (${a.x.size} B) smaller than ${step.rows} rows × stride ${xStride}`);
   if (a.out.size < ((step.rows - 1) * outStride + outOff + width) * 4) throw new Error(`lora: out buffer (${a.out.size} B) smaller than ${step.rows} rows × stride ${outStride}`);
   if (!step.items) return;
   // Output column of column 0 of every bank module (modules before mFirst are never touched).
@@ -321,7 +323,7 @@ export function loraApply(rt: Runtime, a: LoraApplyArgs): void {
   ];
   for (const [sl, el, shrink, expand] of lists) {
     if (!sl || !el) continue;
-    rt.dispatch(shrink, {
+    if (!a.expandOnly) rt.dispatch(shrink, {
       params: { ...params, nItems: sl.count, itemBase: sl.base },
       buffers: [a.x, bank.A, ...common, step.t],
       workgroups: rt.grid(Math.ceil((sl.count * mCount) / 64)),

@@ -15,7 +15,7 @@ const FLAG_BIAS: u32 = 2u;
 fn store(m: u32, r: u32, v: f32) {
   let n = p.rowStart + r;
   let i = p.outOff + m * p.N + n;
-  var s = v; // epilogue (the fused LoRA variants add lExpand(m, n) here: matmul.ts)
+  var s = v;
   if ((p.flags & FLAG_BIAS) != 0u) { s += bias[n]; }
   if ((p.flags & FLAG_ACCUMULATE) != 0u) { s += out[i]; }
   out[i] = s;

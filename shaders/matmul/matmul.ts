@@ -13,16 +13,15 @@
 //   mv2 subgroup matvec: the lanes of a subgroup split K and reduce with subgroupAdd
 // The product path (`variant` omitted) picks by M: see pickVariant().
 //
-// Fused multi-LoRA (Punica's approach; shaders/lora/lora.fused.ts): opts.lora adds the rows' LoRA
-// deltas in the epilogue (store(): out = x·Wᵀ + bias + lExpand(m, n)); opts.loraShrink runs a LoRA
-// shrink of x (the o_proj input) as tail invocations after the output tiles. Both are variants of
-// the same kernels (key `variant|wl|xl|epi|tailN`); split-K (mv2) has no tail, so a tail turns it
-// into mv1. Checks: shaders/lora/lora.fused.check.ts.
+// Fused multi-LoRA shrink (shaders/lora/lora.fused.ts): opts.loraShrink runs the LoRA shrink of the
+// same x (t = x·Aᵀ per row's adapter) as tail invocations after the output tiles: a variant of the
+// same kernels (key `variant|wl|xl|tailN`); split-K (mv2) has no tail, so a tail turns it into mv1.
+// Checks: shaders/lora/lora.fused.check.ts.
 import { WGSL } from '../lib/wgsl.gen.ts';
 import { defineParams } from '../gpu/params.ts';
 import type { Kernel, Runtime, Binding } from '../gpu/runtime.ts';
 import type { GpuWeight, WeightFormat } from './weights.ts';
-import { LORA_FUSED_FIELDS, checkFused, fusedParams, loraExpandWgsl, loraTiledEpilogue, loraShrinkWgsl, loraStepWgsl, type LoraExpandArgs, type LoraFusedField, type LoraShrinkArgs } from '../lora/lora.fused.ts';
+import { LORA_FUSED_FIELDS, checkFused, fusedParams, loraShrinkWgsl, type LoraFusedField, type LoraShrinkArgs } from '../lora/lora.fused.ts';
 
 const MATMUL_FIELDS = {
   M: 'u32',
@@ -86,7 +85,7 @@ const ASSUMED_SUBGROUP = 4;
  *  unrolled over the tile. One K loop over ceil(K/4) steps: x loads are guarded (0 past K), so
  *  W loads past K (next row's values, the zero padding of f16/q8, or an index clamped by
  *  robust buffer access) are multiplied by 0. Accumulators are vec4s over 4 weight rows. */
-function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false, epi = false): string {
+function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false): string {
   if (TN % 4) throw new Error('genTiled: TN must be a multiple of 4');
   const I = [...Array(TM).keys()], J = [...Array(TN).keys()], JB = [...Array(TN / 4).keys()];
   let s = `override WG: u32 = 64u;\n@compute @workgroup_size(WG)\n`;
@@ -119,7 +118,6 @@ function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false, epi 
     for (const i of I) for (const b of JB) s += `    c${i}_${b} += d${i}_${b} * vec4<f32>(${[0, 1, 2, 3].map((q) => `sc${4 * b + q}`).join(', ')});\n`;
     s += `  }\n`;
     for (const i of I) for (const b of JB) s += `  store4(m0 + ${i}u, r0 + ${4 * b}u, c${i}_${b});\n`;
-    if (epi) s += `  for (var i = 0u; i < ${TM}u; i++) { lEpi(m0 + i, r0); }\n`;
     return s + `}\n`;
   }
   if (U > 1) {
@@ -130,7 +128,6 @@ function genTiled(TM: number, TN: number, U = 1, q8 = false, xVec4 = false, epi 
   s += step('k', 0, true);
   s += `  }\n`;
   for (const i of I) for (const b of JB) s += `  store4(m0 + ${i}u, r0 + ${4 * b}u, c${i}_${b});\n`;
-  if (epi) s += `  for (var i = 0u; i < ${TM}u; i++) { lEpi(m0 + i, r0); }\n`;
   return s + `}\n`;
 }
 
@@ -189,16 +186,14 @@ export function resolveVariant(name: string): Variant | undefined {
 
 const kernels = new Map<string, Kernel<F>>();
 
-/** Fused LoRA part of a kernel: none, the expand epilogue, or a shrink tail over a bank of nMod modules. */
-type LoraPart = { kind: 'epi' } | { kind: 'tail'; nMod: number } | null;
 const TAIL_ANCHORS: Array<[string, string]> = [
   ['if (t >= tilesM * p.tilesN) { return; }', 'if (t >= tilesM * p.tilesN) { lShrink(t - tilesM * p.tilesN); return; }'],
   ['if (t >= p.M * p.rows) { return; }', 'if (t >= p.M * p.rows) { lShrink(t - p.M * p.rows); return; }'],
 ];
-const EPI_ANCHOR = 'var s = v; // epilogue';
 
-function kernelFor(variant: string, wl: WLoader, xl: XLoader, lora: LoraPart = null): Kernel<F> {
-  const key = `${variant}|${wl}|${xl}|${lora ? (lora.kind === 'epi' ? 'epi' : `tail${lora.nMod}`) : ''}`;
+/** tailMod: the kernel runs a LoRA shrink tail over a bank of that many modules (0: none). */
+function kernelFor(variant: string, wl: WLoader, xl: XLoader, tailMod = 0): Kernel<F> {
+  const key = `${variant}|${wl}|${xl}|${tailMod}`;
   let k = kernels.get(key);
   if (k) return k;
   const v = resolveVariant(variant)!;
@@ -208,29 +203,19 @@ function kernelFor(variant: string, wl: WLoader, xl: XLoader, lora: LoraPart = n
   if (!v.body.startsWith('gen:')) parts.push(`matmul.${v.body}`);
   for (const p of parts) if (!(p in src)) throw new Error(`matmul: missing WGSL ${p} (run node scripts/gen-shaders.mjs)`);
   let body = '';
-  const tiledEpi = v.body === 'gen:tiled' && lora?.kind === 'epi';
-  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8', xl === 'vec4', tiledEpi);
+  if (v.body === 'gen:tiled') body = genTiled(v.tileM, v.tileN, v.unroll, wl === 'q8', xl === 'vec4');
   else if (v.body === 'gen:splitk') body = genSplitK(v.tileM, v.tileN);
   const header = v.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
   let code = parts.map((p) => src[p]).join('\n') + body;
-  let params = MatmulParams as typeof MatmulLoraParams;
-  if (lora) {
-    // bindings after the matmul's own (x, bias, out, w, [q8 scales]): meta, t, then Bt (epi) / A (tail)
-    const b0 = wl === 'q8' ? 6 : 5;
-    params = MatmulLoraParams;
-    if (lora.kind === 'epi') {
-      // generated tiles: vec4 epilogue on the accumulators (loraTiledEpilogue); v1 / v2 / split-K: lExpand per element in store()
-      if (!tiledEpi && !code.includes(EPI_ANCHOR)) throw new Error('matmul: epilogue anchor missing in matmul.common.wgsl');
-      if (!tiledEpi) code = code.replace(EPI_ANCHOR, 'var s = v + lExpand(m, n); // epilogue');
-      code += loraStepWgsl(b0, b0 + 1, false) + loraExpandWgsl(b0 + 2) + (tiledEpi ? loraTiledEpilogue(v.tileN) : '');
-    } else {
-      const a = TAIL_ANCHORS.find(([from]) => code.includes(from));
-      if (!a || v.subgroups) throw new Error(`matmul: variant ${variant} has no LoRA shrink tail`);
-      code = code.replace(a[0], a[1]) + loraStepWgsl(b0, b0 + 1, true) + loraShrinkWgsl(lora.nMod, b0 + 2) + MATMUL_TAIL_INPUT;
-    }
+  if (tailMod) {
+    // bindings after the matmul's own (x, bias, out, w, [q8 scales]): meta, t, A
+    const a = TAIL_ANCHORS.find(([from]) => code.includes(from));
+    if (!a || v.subgroups) throw new Error(`matmul: variant ${variant} has no LoRA shrink tail`);
+    code = code.replace(a[0], a[1]) + loraShrinkWgsl(tailMod, wl === 'q8' ? 6 : 5) + MATMUL_TAIL_INPUT;
   }
+  const params = tailMod ? MatmulLoraParams : MatmulParams;
   k = {
-    name: `matmul_${variant}_${wl}_x${xl}${lora ? (lora.kind === 'epi' ? '_lora_expand' : '_lora_shrink') : ''}`,
+    name: `matmul_${variant}_${wl}_x${xl}${tailMod ? '_lora_shrink' : ''}`,
     code: header + params.wgsl + code,
     params: params as typeof MatmulLoraParams,
     constants: { WG: v.wg },
@@ -245,8 +230,6 @@ fn lIn4(row: u32, c: u32) -> vec4<f32> {
   let j = 4u * c;
   return vec4<f32>(x1(row, j), select(0.0, x1(row, j + 1u), j + 1u < p.K), select(0.0, x1(row, j + 2u), j + 2u < p.K), select(0.0, x1(row, j + 3u), j + 3u < p.K));
 }
-fn lMul4(c: u32) -> vec4<f32> { return vec4<f32>(1.0); }
-fn lFinish(ss: f32) -> f32 { return 1.0; }
 `;
 
 /** Whether this runtime can run a variant (split-K variants need subgroups). */
@@ -284,9 +267,7 @@ export interface MatmulOptions {
   outOffsetElems?: number;
   /** Force a variant (tests, bench): a key of MATMUL_VARIANTS. */
   variant?: string;
-  /** Fused multi-LoRA expand in the epilogue: out[m, n] += the row's LoRA delta of column n. */
-  lora?: LoraExpandArgs;
-  /** Fused multi-LoRA shrink of x (K features) as tail invocations (not with `lora`). */
+  /** Fused multi-LoRA shrink of x (K features) as tail invocations: t = x·Aᵀ per row's adapter. */
   loraShrink?: LoraShrinkArgs;
 }
 
@@ -305,12 +286,10 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
   if (x === out) throw new Error(`matmul ${w.name}: x and out must be different buffers`);
   if ((xOff + M * K) * 4 > x.size) throw new Error(`matmul ${w.name}: x holds ${x.size / 4} floats, needs ${xOff + M * K} (M=${M}, K=${K}, offset ${xOff})`);
   if ((outOff + M * N) * 4 > out.size) throw new Error(`matmul ${w.name}: out holds ${out.size / 4} floats, needs ${outOff + M * N} (M=${M}, N=${N}, offset ${outOff})`);
-  const epi = opts.lora, tail = opts.loraShrink;
-  if (epi && tail) throw new Error(`matmul ${w.name}: one fused LoRA part per call (epilogue or shrink tail)`);
-  if (epi || tail) {
-    checkFused(`matmul ${w.name}`, M, tail, epi, { inDim: K, outWidth: N });
-    if (epi && outOff) throw new Error(`matmul ${w.name}: the LoRA epilogue needs outOffsetElems 0`);
-    if (tail && xOff) throw new Error(`matmul ${w.name}: the LoRA shrink tail needs xOffsetElems 0`);
+  const tail = opts.loraShrink;
+  if (tail) {
+    checkFused(`matmul ${w.name}`, M, tail, K);
+    if (xOff) throw new Error(`matmul ${w.name}: the LoRA shrink tail needs xOffsetElems 0`);
   }
   let variant = opts.variant ?? pickVariant(M, w, rt);
   if (tail && resolveVariant(variant)?.subgroups) variant = 'mv1';
@@ -324,9 +303,8 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
   const vec = !v.body.startsWith('gen:') || !!v.vec4;
   const wl: WLoader = w.format === 'f32' ? (K % 4 === 0 && vec ? 'f32v4' : 'f32') : w.format;
   const xl: XLoader = K % 4 === 0 && xOff % 4 === 0 && vec ? 'vec4' : 'f32';
-  const kernel = kernelFor(variant, wl, xl, epi ? { kind: 'epi' } : tail ? { kind: 'tail', nMod: tail.bank.outDims.length } : null);
-  const lstep = (epi ?? tail)?.step;
-  const lparams = lstep ? fusedParams(lstep, (epi ?? tail)!.layer, tail, epi) : null;
+  const nMod = tail?.bank.outDims.length ?? 0;
+  const kernel = kernelFor(variant, wl, xl, nMod);
   const wStride = wl === 'f32' ? K : wl === 'f32v4' ? K / 4 : w.format === 'f16' ? w.Kp / 2 : w.Kp / 4;
   const flags = (opts.accumulate ? 1 : 0) | (w.bias ? 2 : 0);
   const bias: Binding = w.bias ?? noBias(rt);
@@ -339,12 +317,11 @@ export function matmul(rt: Runtime, x: GPUBuffer, w: GpuWeight, out: GPUBuffer, 
       buffers.push(part.scales);
     }
     const base = { M, N, K, rowStart: part.rowStart, rows: part.rows, xOff, outOff, flags, wStride, tilesN };
-    if (lstep) {
-      // the shrink tail runs once, with the first part
-      const lp = tail && pi > 0 ? { ...lparams!, sN: 0 } : lparams!;
-      if (tail && pi === 0) threads += lstep.nEnt;
-      buffers.push(lstep.meta, lstep.t, epi ? epi.bank.Bt : tail!.bank.A);
-      rt.dispatch(kernel, { params: { ...base, ...lp }, buffers, workgroups: rt.grid(Math.ceil(threads / v.wg)) });
+    if (tail) {
+      // the shrink tail runs once, with the first part: tile · nMod + module
+      if (pi === 0) threads += tail.step.nTiles * nMod;
+      buffers.push(tail.step.meta, tail.step.t, tail.bank.A);
+      rt.dispatch(kernel, { params: { ...base, ...fusedParams(pi === 0 ? tail : undefined) }, buffers, workgroups: rt.grid(Math.ceil(threads / v.wg)) });
       return;
     }
     rt.dispatch(kernel, { params: base as Record<F, number>, buffers, workgroups: rt.grid(Math.ceil(threads / v.wg)) });
