@@ -75,13 +75,10 @@ async function boot(): Promise<Demo | null> {
   if (info?.router) router = await loadRouter(new URL(info.router, location.href).href);
 
   // model "auto": the router's decision (decided once per message; see send()); an adapter the
-  // worker does not hold falls back to the base model
+  // worker does not hold falls back to the router's fallback adapter, else the base (the library does that)
   const decided = new Map<string, RouteDecision>();
   let engine: WorkerEngine;
-  const routeFn = async (messages: ChatMessage[]): Promise<RouteDecision> => {
-    const d = decided.get(lastUser(messages)) ?? (await router!.route(messages));
-    return d.adapter && !engine.models().includes(d.adapter) ? { ...d, adapter: null } : d;
-  };
+  const routeFn = async (messages: ChatMessage[]): Promise<RouteDecision> => decided.get(lastUser(messages)) ?? (await router!.route(messages));
   const adapters: Record<string, Record<string, Uint8Array>> = {};
   for (const [name, files] of Object.entries(info?.adapters ?? {})) adapters[name] = await adapterBytes(files);
   const worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
