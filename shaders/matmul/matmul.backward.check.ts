@@ -16,11 +16,17 @@ const gemmCases: Array<[number, number, number, boolean, boolean, GemmTile, bool
   [35, 27, 9, true, false, 't16', true],
   [53, 41, 3, false, false, 't16', false, 8],
   [70, 33, 11, false, true, 't4', true, 64],
+  // subgroup tiles (SwiftShader: subgroups of 4; skipped elsewhere): partial tiles, partial lane columns
+  [37, 29, 19, true, false, 's16', true, 4],
+  [53, 70, 7, false, false, 's16', false, 16],
+  [45, 19, 70, false, true, 's32', true, 8],
+  [70, 53, 13, true, true, 's32', false, 64],
 ];
 
 const gemmChecks: KernelCheck[] = gemmCases.map(([M, N, K, tA, tB, tile, acc, wg]) => ({
   name: `gemm M=${M} N=${N} K=${K} ${tA ? 't' : 'n'}${tB ? 't' : 'n'} ${tile}${wg ? `/${wg}` : ''}${acc ? ' acc' : ''}`,
   async run(rt) {
+    if (tile[0] === 's' && !(rt.info.isCpu && rt.info.features.subgroups)) return { maxRelErr: 0, bound: 1, detail: 'subgroup tile: not this adapter' };
     // Operands sit at an offset inside padded rows (ld > cols) to exercise ld/offset.
     const [ar, ac] = tA ? [K, M] : [M, K];
     const [br, bc] = tB ? [N, K] : [K, N];

@@ -38,9 +38,20 @@ export const GemmParams = defineParams('GemmParams', {
 });
 type F = (typeof GemmParams.fields)[number][0];
 
-/** Register tiles (outputs per invocation, TM x TN), chosen by pickGemm(). */
-export const GEMM_TILES = { t4: [4, 4], t8: [8, 8], t16: [16, 12] } as const;
+/**
+ * Register tiles, chosen by pickGemm(): t* = TM x TN outputs per invocation; s* = TM x TN per
+ * invocation too, but a subgroup of 4 lanes computes a TM x 4·TN block (lane l owns columns
+ * n0 + 4j + l) and loads its TM A values cooperatively: each lane loads TM/4 of them, the rest
+ * come from subgroupBroadcast — 4x fewer A loads. For SwiftShader (subgroups of 4, where every
+ * storage load is a per-lane gather); other adapters use t*.
+ */
+export const GEMM_TILES = { t4: [4, 4], t8: [8, 8], t16: [16, 12], s16: [16, 8], s32: [32, 6] } as const;
 export type GemmTile = keyof typeof GEMM_TILES;
+const isSg = (t: GemmTile) => t[0] === 's';
+/** Columns of C one tile covers (4 lanes x TN for the subgroup tiles). */
+const tileCols = (t: GemmTile) => GEMM_TILES[t][1] * (isSg(t) ? 4 : 1);
+/** Invocations per tile. */
+const tileInv = (t: GemmTile) => (isSg(t) ? 4 : 1);
 /** Invocations per workgroup: small outputs take small workgroups so that both cores get work. */
 export const GEMM_WGS = [64, 32, 16, 8, 4] as const;
 export type GemmWg = (typeof GEMM_WGS)[number];
@@ -81,6 +92,32 @@ function genGemm(TM: number, TN: number, transA: boolean, transB: boolean, wg: n
   return s + `}\n`;
 }
 
+/** The subgroup tile body (see GEMM_TILES): needs subgroups of exactly 4 (else it writes NaN, loudly). */
+function genGemmSg(TM: number, TN: number, transA: boolean, transB: boolean, wg: number): string {
+  const U = [...Array(TM / 4).keys()], I = [...Array(TM).keys()], J = [...Array(TN).keys()];
+  let s = `@compute @workgroup_size(${wg})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n`;
+  s += `        @builtin(subgroup_size) S: u32, @builtin(subgroup_invocation_id) lane: u32) {\n`;
+  // 4 consecutive invocations (one subgroup: workgroups are multiples of 4) share a tile, so the
+  // early return is uniform in the subgroup and every lane of a live tile takes part in the broadcasts
+  s += `  let tile = (gid.x + gid.y * nwg.x * ${wg}u) / 4u;\n  let tilesM = (p.M + ${TM - 1}u) / ${TM}u;\n  if (tile >= tilesM * p.tilesN) { return; }\n`;
+  s += `  let m0 = (tile / p.tilesN) * ${TM}u;\n  let n0 = (tile % p.tilesN) * ${4 * TN}u;\n`;
+  for (const u of U) s += `  let ar${u} = p.aOff + ${transA ? '' : 'p.lda * '}min(m0 + ${4 * u}u + lane, p.M - 1u);\n`;
+  for (const j of J) s += `  let br${j} = p.bOff + ${transB ? 'p.ldb * ' : ''}min(n0 + ${4 * j}u + lane, p.N - 1u);\n`;
+  s += `  let sa = ${transA ? 'p.lda' : '1u'};\n  let sb = ${transB ? '1u' : 'p.ldb'};\n`;
+  for (const i of I) for (const j of J) s += `  var c${i}_${j} = 0.0;\n`;
+  s += `  var ka = 0u;\n  var kb = 0u;\n  for (var k = 0u; k < p.K; k++) {\n`;
+  for (const j of J) s += `    let b${j} = b[br${j} + kb];\n`;
+  for (const u of U) s += `    let av${u} = a[ar${u} + ka];\n`;
+  for (const i of I) {
+    s += `    let a${i} = subgroupBroadcast(av${i >> 2}, ${i & 3}u);\n`;
+    for (const j of J) s += `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});\n`;
+  }
+  s += `    ka += sa; kb += sb;\n  }\n`;
+  s += `  let bad = select(0.0, bitcast<f32>(p.flags | 0x7fc00000u), S != 4u); // NaN (a runtime value: WGSL refuses a NaN constant)\n`;
+  for (const i of I) for (const j of J) s += `  gstore(m0 + ${i}u, n0 + ${4 * j}u + lane, c${i}_${j} + bad);\n`;
+  return s + `}\n`;
+}
+
 const kernels = new Map<string, Kernel<F>>();
 function gemmKernel(tile: GemmTile, transA: boolean, transB: boolean, wg: GemmWg): Kernel<F> {
   const key = `${tile}|${+transA}${+transB}|${wg}`;
@@ -89,7 +126,9 @@ function gemmKernel(tile: GemmTile, transA: boolean, transB: boolean, wg: GemmWg
     const [TM, TN] = GEMM_TILES[tile];
     k = {
       name: `gemm_${tile}_${transA ? 't' : 'n'}${transB ? 't' : 'n'}${wg === 64 ? '' : `_w${wg}`}`,
-      code: GemmParams.wgsl + WGSL['matmul.backward'] + genGemm(TM, TN, transA, transB, wg),
+      code: isSg(tile)
+        ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' + GemmParams.wgsl + WGSL['matmul.backward'] + genGemmSg(TM, TN, transA, transB, wg)
+        : GemmParams.wgsl + WGSL['matmul.backward'] + genGemm(TM, TN, transA, transB, wg),
       params: GemmParams,
     };
     kernels.set(key, k);
@@ -127,18 +166,22 @@ const MIN_WORKGROUPS = 8;
  * 512x64 is 192 invocations = 3 workgroups of 64, and at 16x64 one workgroup, one core idle).
  * bench/train-kernels/gemm.ts compares tiles and workgroup sizes at the training shapes.
  */
-export function pickGemm(M: number, N: number): { tile: GemmTile; wg: GemmWg } {
-  const tiles = (t: GemmTile) => Math.ceil(M / GEMM_TILES[t][0]) * Math.ceil(N / GEMM_TILES[t][1]);
-  const order: GemmTile[] = ['t16', 't8', 't4'];
-  const tile = order.find((t) => tiles(t) >= MIN_WORKGROUPS * 16) ?? 't4';
+export function pickGemm(M: number, N: number, subgroups4 = false): { tile: GemmTile; wg: GemmWg } {
+  const order: GemmTile[] = subgroups4 ? ['s16', 't16', 't8', 't4'] : ['t16', 't8', 't4'];
+  const tile = order.find((t) => gemmInvocations(M, N, t) >= MIN_WORKGROUPS * 16) ?? 't4';
   return { tile, wg: gemmWg(M, N, tile) };
 }
 
+const gemmInvocations = (M: number, N: number, t: GemmTile) => Math.ceil(M / GEMM_TILES[t][0]) * Math.ceil(N / tileCols(t)) * tileInv(t);
+
 /** The largest workgroup size that still gives MIN_WORKGROUPS workgroups for this tile. */
 export function gemmWg(M: number, N: number, tile: GemmTile): GemmWg {
-  const n = Math.ceil(M / GEMM_TILES[tile][0]) * Math.ceil(N / GEMM_TILES[tile][1]);
+  const n = gemmInvocations(M, N, tile);
   return GEMM_WGS.find((w) => Math.ceil(n / w) >= MIN_WORKGROUPS) ?? 4;
 }
+
+/** Subgroup tiles on this runtime: SwiftShader (subgroups of 4 lanes) with the subgroups feature. */
+const subgroups4 = (rt: Runtime) => rt.info.isCpu && !!rt.info.features.subgroups;
 
 /**
  * C[M, N] (+)= alpha · op(A)[M, K] · op(B)[K, N]. A stored [M, lda] (trans: [K, lda]), B stored
@@ -159,10 +202,10 @@ export function gemm(rt: Runtime, A: Operand, B: Operand, C: Operand, M: number,
   need(A, A.trans ? K : M, A.trans ? M : K, 'A');
   need(B, B.trans ? N : K, B.trans ? K : N, 'B');
   need(C, M, N, 'C');
-  const tile = opts.tile ?? pickGemm(M, N).tile, wg = opts.wg ?? gemmWg(M, N, tile);
-  const [TM, TN] = GEMM_TILES[tile];
-  const tilesN = Math.ceil(N / TN);
-  const threads = Math.ceil(M / TM) * tilesN;
+  const tile = opts.tile ?? pickGemm(M, N, subgroups4(rt)).tile, wg = opts.wg ?? gemmWg(M, N, tile);
+  if (isSg(tile) && !subgroups4(rt)) throw err(`gemm: tile ${tile} needs SwiftShader's subgroups of 4`);
+  const tilesN = Math.ceil(N / tileCols(tile));
+  const threads = gemmInvocations(M, N, tile);
   rt.dispatch(gemmKernel(tile, !!A.trans, !!B.trans, wg), {
     params: {
       M, N, K, lda: A.ld, ldb: B.ld, ldc: C.ld,
