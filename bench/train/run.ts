@@ -37,7 +37,7 @@ async function loadCheckout(dir: string, modelDir: string) {
   const rt = await R.create();
   const model = await M.load(rt, new S(modelDir));
   let rev = '';
-  try { rev = execSync(`git -C ${dir} rev-parse --short HEAD`).toString().trim(); } catch { /* not a git checkout */ }
+  try { rev = execSync(`git -C ${dir} rev-parse --short HEAD`, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* not a git checkout */ }
   return { rt, model, make: (setup: object, init: object, opts?: object) => new B(rt, model, setup, init, opts) as Step, rev };
 }
 
@@ -53,7 +53,7 @@ export async function run(argv: string[]): Promise<void> {
   const setup = { r: 16, alpha: 32, useRslora: false, scaling: scalingFor(32, 16, false), modules: [...LORA_MODULES], dropout: 0 };
   const init = initLora(c, 16, setup.modules, 1);
   let rev = '';
-  try { rev = execSync('git rev-parse --short HEAD', { cwd: new URL('.', import.meta.url).pathname }).toString().trim(); } catch { /* not a git checkout */ }
+  try { rev = execSync('git rev-parse --short HEAD', { cwd: new URL('.', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* not a git checkout */ }
   const load0 = loadavg()[0]!;
   const md = [
     `# bench/train results`,

@@ -160,15 +160,16 @@ export interface GemmOptions {
 const MIN_WORKGROUPS = 8;
 
 /**
- * The tile and workgroup size the product path uses: the largest tile whose invocation count
- * still fills MIN_WORKGROUPS workgroups of 16, then the largest workgroup that keeps
- * MIN_WORKGROUPS (SwiftShader runs a workgroup's invocations on one thread: a 16x12 tile at
- * 512x64 is 192 invocations = 3 workgroups of 64, and at 16x64 one workgroup, one core idle).
- * bench/train-kernels/gemm.ts compares tiles and workgroup sizes at the training shapes.
+ * The tile and workgroup size the product path uses: the largest tile whose invocations still fill
+ * MIN_WORKGROUPS workgroups of at least 4 (one SwiftShader SIMD group), then the largest workgroup
+ * that keeps MIN_WORKGROUPS. SwiftShader runs a workgroup's invocations on one thread: a 16x12 tile
+ * at 512x64 is 192 invocations = 3 workgroups of 64, one core idle; the dW products ([64..344] x
+ * [64..172], K = T) run ~1.3x faster as s16 in workgroups of 4-8 than as 8x8 / 4x4 tiles in
+ * workgroups of 16-32 (bench/train-kernels/gemm.ts, load ~9).
  */
 export function pickGemm(M: number, N: number, subgroups4 = false): { tile: GemmTile; wg: GemmWg } {
   const order: GemmTile[] = subgroups4 ? ['s16', 't16', 't8', 't4'] : ['t16', 't8', 't4'];
-  const tile = order.find((t) => gemmInvocations(M, N, t) >= MIN_WORKGROUPS * 16) ?? 't4';
+  const tile = order.find((t) => gemmInvocations(M, N, t) >= MIN_WORKGROUPS * 4) ?? 't4';
   return { tile, wg: gemmWg(M, N, tile) };
 }
 
