@@ -59,8 +59,10 @@ export const STAGE_DEFAULTS: Record<TrainStage, Record<string, unknown>> = {
   cpt: { method: 'cpt', sequence_len: 256, micro_batch_size: 4, max_steps: 6, learning_rate: 2e-3 },
   chat: { method: 'sft', max_steps: 16, learning_rate: 3e-3 },
   // micro-batches of 4: on ~150-300 rows more optimizer steps per token learn the short-answer tasks faster
-  tool: { method: 'sft', max_steps: 100, micro_batch_size: 4, learning_rate: 4e-3 },
-  classifier: { method: 'sft', max_steps: 150, micro_batch_size: 4, learning_rate: 5e-3 },
+  // measured on the Harborline Domain-Base (2026-12-02): tool 350 steps → name 84.6 %, arguments 53.8 % exact (100 steps:
+  // 15.4 %); classifier 400 steps → 63 % (150: 40 %; lr 1.5e-2 diverges)
+  tool: { method: 'sft', max_steps: 350, micro_batch_size: 4, learning_rate: 5e-3 },
+  classifier: { method: 'sft', max_steps: 400, micro_batch_size: 4, learning_rate: 5e-3 },
   ner: { method: 'sft', max_steps: 60, micro_batch_size: 4, learning_rate: 3e-3, sequence_len: 384 },
   dpo_tool: { max_steps: 6, learning_rate: 5e-4, dpo_beta: 0.1, micro_batch_size: 4 },
   dpo_chat: { max_steps: 4, learning_rate: 5e-4, dpo_beta: 0.1, micro_batch_size: 4 },
