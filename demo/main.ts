@@ -9,6 +9,7 @@ import { loadRouter, type Router } from 'lorafleet/router';
 import { esc, renderAnswer, requestFor, type DomainInfo } from './tasks.ts';
 import { setupSimulator } from './sim.ts';
 import { setupTune } from './tune.ts';
+import type { Demo } from './demo.ts';
 
 /** GET /demo-api/info (cli/start.ts); absent when the page is served some other way. */
 interface ServerInfo {
@@ -18,17 +19,6 @@ interface ServerInfo {
   domain: DomainInfo | null;
 }
 
-export interface Demo {
-  engine: WorkerEngine;
-  base: string;
-  domain: DomainInfo | null;
-  router: Router | null;
-  /** model "auto": the router's decision per request user turn, taken once in send() and read back by the engine's routeFn. */
-  decided: Map<string, RouteDecision>;
-  /** Adds a model to the chat's model picker. */
-  addModel(name: string): void;
-  refreshPool(): Promise<void>;
-}
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 

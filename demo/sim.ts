@@ -4,7 +4,7 @@
 // counter over wall time) with chart.js, and the final rate from each stream's usage.
 import Chart from 'chart.js/auto';
 import type { ChatCompletionChunk } from 'lorafleet';
-import type { Demo } from './main.ts';
+import type { Demo } from './demo.ts';
 
 const PROMPTS = ['Restart the billing-worker', 'What is the api-gateway latency objective?', 'Classify the sentiment: the rollout went fine', 'Extract the entities: scheduler paged amara.okafor', 'Once upon a time', 'Who is on call for payments?'];
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;

@@ -5,7 +5,7 @@
 // here beside the base model's answer, and in the chat tab's model picker.
 import Chart from 'chart.js/auto';
 import type { ChatCompletion, TrainEvent } from 'lorafleet';
-import type { Demo } from './main.ts';
+import type { Demo } from './demo.ts';
 import { esc } from './tasks.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
