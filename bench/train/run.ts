@@ -72,6 +72,9 @@ export async function run(argv: string[]): Promise<void> {
     const backends: Record<string, Step> = { train: new GpuTrainBackend(rt, model, setup, init) as Step, trainRecompute: new GpuTrainBackend(rt, model, setup, init, { recompute: true }) as Step };
     if (other) backends.baseline = other.make(setup, init);
     const res: Record<string, number[]> = { fwd: [], ...Object.fromEntries(Object.keys(backends).map((k) => [k, []])) };
+    // process CPU time per step (SwiftShader's worker threads are this process's): the work a step
+    // costs, which other processes' load barely changes (wall time does)
+    const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(backends).map((k) => [k, []]));
     const peak: Record<string, number> = {};
     const caseLoad0 = loadavg()[0]!;
     for (let i = 0; i < rounds + 1; i++) {
@@ -81,30 +84,37 @@ export async function run(argv: string[]): Promise<void> {
       if (i > 0) res.fwd!.push(T / (fwd / 1000));
       for (const [k, be] of Object.entries(backends)) {
         t0 = performance.now();
+        const u0 = process.cpuUsage();
         await be.logps(rows, { adapter: true, train: true });
         await be.backward(w);
         await be.clipGradients(1);
         await be.optimizerStep(1e-4, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-        if (i > 0) res[k]!.push(T / ((performance.now() - t0) / 1000)); // round 0: warm-up (shader compiles)
+        const u = process.cpuUsage(u0);
+        if (i > 0) { // round 0: warm-up (shader compiles)
+          res[k]!.push(T / ((performance.now() - t0) / 1000));
+          cpu[k]!.push((u.user + u.system) / 1000);
+        }
         peak[k] = be.peakBytes();
       }
     }
     const f = median(res.fwd!);
-    const line = (label: string, k: string) => `| ${label} | ${median(res[k]!).toFixed(0)} (${spread(res[k]!)}) | ${(median(res[k]!) / f).toFixed(2)} |`;
+    const line = (label: string, k: string) => `| ${label} | ${median(res[k]!).toFixed(0)} (${spread(res[k]!)}) | ${(median(res[k]!) / f).toFixed(2)} | ${median(cpu[k]!).toFixed(0)} (${spread(cpu[k]!)}) |`;
     md.push(
       ``,
       `## ${nRows} rows × ${len} tokens (T = ${T}), host load ${caseLoad0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}`,
       ``,
-      `| measure | tokens/s | ratio to forward |`,
-      `| --- | --- | --- |`,
-      `| forward only (logps, no saving) | ${f.toFixed(0)} (${spread(res.fwd!)}) | 1 |`,
+      `| measure | tokens/s | ratio to forward | CPU ms per step (process) |`,
+      `| --- | --- | --- | --- |`,
+      `| forward only (logps, no saving) | ${f.toFixed(0)} (${spread(res.fwd!)}) | 1 | |`,
       line('train step', 'train'),
       line('train step, per-layer recompute', 'trainRecompute'),
     );
     if (other) {
       // per round speed-up (the two ran back to back in each round)
       const ups = res.train!.map((v, i) => v / res.baseline![i]!);
-      md.push(line(`train step, baseline (${other.rev || 'other checkout'})`, 'baseline'), ``, `Train step speed-up over the baseline: ${median(ups).toFixed(2)}× (per round ${Math.min(...ups).toFixed(2)}–${Math.max(...ups).toFixed(2)}).`);
+      const cups = cpu.train!.map((v, i) => cpu.baseline![i]! / v);
+      md.push(line(`train step, baseline (${other.rev || 'other checkout'})`, 'baseline'), ``,
+        `Train step speed-up over the baseline: ${median(ups).toFixed(2)}× in tokens/s (per round ${Math.min(...ups).toFixed(2)}–${Math.max(...ups).toFixed(2)}), ${median(cups).toFixed(2)}× in CPU time per step (per round ${Math.min(...cups).toFixed(2)}–${Math.max(...cups).toFixed(2)}).`);
     }
     md.push(``, `Peak activation bytes the backend held: ${(peak.train! / 1024).toFixed(0)} KiB saved-activations, ${(peak.trainRecompute! / 1024).toFixed(0)} KiB with recompute (${(peak.trainRecompute! / peak.train!).toFixed(2)}×); base weights ${(model.weightBytes / 1024).toFixed(0)} KiB.`);
     for (const be of Object.values(backends)) be.destroy();
