@@ -401,7 +401,7 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
           ph = await prof('hetero');
         }
         gpuRatio.push(sum(pb) / sum(ph));
-        share.push(ph.filter((x) => x.name.includes('lora')).reduce((a, x) => a + x.ms, 0) / sum(ph));
+        share.push(ph.filter((x) => x.name.startsWith('lora_')).reduce((a, x) => a + x.ms, 0) / sum(ph));
       }
       rt.setProfiling(false);
     }
@@ -527,8 +527,8 @@ export async function run(argv: string[]): Promise<number> {
   const lastRow = models[models.length - 1]!;
   const keys = ['hetero_vs_base', 'hetero_vs_base_gpu', 'batch_scaling', 'vs_merge_swap', 'hot_switch_ms', 'hot_switch_e2e_ratio', 'cold_load_ms', 'cpu_tier_load_ms'] as const;
   const top = Object.fromEntries(keys.map((k) => {
-    const v = lastRow[k];
-    return [k, typeof v === 'number' ? v : v.median];
+    const v = lastRow[k] as Stat | number | undefined; // rows kept from older results may lack newer keys
+    return [k, typeof v === 'number' ? v : (v?.median ?? null)];
   }));
   const result = {
     ...top,
