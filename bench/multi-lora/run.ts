@@ -155,7 +155,7 @@ function timedLora(inner: LoraRuntime, planMs: number[]): LoraRuntime {
   };
 }
 
-async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, rounds: number, quick: boolean, log: (s: string) => void): Promise<ModelResult> {
+async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, rounds: number, quick: boolean, log: (s: string) => void, separate = false): Promise<ModelResult> {
   let tl = performance.now();
   const model = await GpuModel.load(rt, new LocalDirSource(dir), { weightFormat: 'f32' });
   const c = model.config;
@@ -167,7 +167,7 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
   const rankSets = spec.scaling ? RANK_SCALING.map((s, i) => ({ ...s, names: s.ranks.map((_, j) => `rk${i}_${j}`) })) : [];
   const maxRank = spec.scaling ? 64 : RANK;
   const pages = mainNames.length * RANK + rankSets.reduce((n, s) => n + s.ranks.reduce((a, b) => a + b, 0), 0) + RANK + 1;
-  const lora: LoraSupport = await createLoraSupport(rt, c, { maxRank, gpuBudgetBytes: pages * perPage + 64, maxSlots: mainNames.length + 8 * rankSets.length + 2 });
+  const lora: LoraSupport = await createLoraSupport(rt, c, { maxRank, gpuBudgetBytes: pages * perPage + 64, maxSlots: mainNames.length + 8 * rankSets.length + 2, fused: !separate });
   const planMs: number[] = [];
   model.attachLora(timedLora(lora.runtime, planMs));
   tl = performance.now();
@@ -478,6 +478,8 @@ export async function run(argv: string[]): Promise<number> {
       rounds: { type: 'string' },
       'cache-dir': { type: 'string', default: join(tmpdir(), 'lorafleet-bench-models') },
       'no-write': { type: 'boolean', default: false },
+      /** the separate shrink + expand dispatches instead of shrinks as matmul tails (A/B of the fused path) */
+      separate: { type: 'boolean', default: false },
       out: { type: 'string' },
     },
     strict: true,
@@ -508,7 +510,7 @@ export async function run(argv: string[]): Promise<number> {
     const steps = stepsArg ?? (values.quick ? spec.quickSteps : spec.steps);
     const rounds = roundsArg ?? (values.quick ? spec.quickRounds : spec.rounds);
     log(`${spec.name}: ${N_REQ} requests, ${N_ADAPTERS} rank-${RANK} adapters on q/k/v/o/gate/up/down, ${steps} timed decode steps, ${rounds} rounds`);
-    rows.push(await benchModel(rt, dir, spec, steps, rounds, values.quick!, log));
+    rows.push(await benchModel(rt, dir, spec, steps, rounds, values.quick!, log, values.separate!));
   }
   const seconds = (performance.now() - t0) / 1000;
   const outDir = values.out ?? here;

@@ -31,6 +31,8 @@ export interface LoraSupportOptions {
   store?: AdapterStore | null;
   /** Segments at least this long run as SGMV (default 2). */
   sgmvMinRows?: number;
+  /** Shrinks as tails of the base matmuls (default true; false: separate shrink and expand dispatches). */
+  fused?: boolean;
 }
 
 export interface LoraSupport {
@@ -50,6 +52,6 @@ export async function createLoraSupport(rt: Runtime, config: ModelConfig, o: Lor
     pool.destroy();
     throw e;
   }
-  const runtime = new MultiLoraRuntime(rt, pool, { sgmvMinRows: o.sgmvMinRows });
+  const runtime = new MultiLoraRuntime(rt, pool, { sgmvMinRows: o.sgmvMinRows, fused: o.fused });
   return { pool, runtime, destroy: () => pool.destroy() };
 }
