@@ -13,7 +13,8 @@ export const LORA_MODULES: readonly LoraModule[] = ['q_proj', 'k_proj', 'v_proj'
 
 /**
  * Modules that read the same input and write side by side into one fused output row: one bank of
- * the adapter pool each (one A and one Bt buffer), one shrink + one expand dispatch per step.
+ * the adapter pool each (one A and one Bt buffer): per layer and step one shrink + one expand for
+ * the group (the fused path runs the shrink inside the base matmul's dispatch: LoraFusedOps).
  * Each group's modules are consecutive in LORA_MODULES (their mask bits are adjacent).
  */
 export type LoraGroup = 'qkv' | 'o_proj' | 'gate_up' | 'down_proj';
