@@ -56,7 +56,9 @@ async function reply<T>(f: () => Promise<T> | T): Promise<Reply<T>> {
 export function createWorkerApi(options: WorkerApiOptions = {}): WorkerApi {
   let engine: LocalEngine | null = null;
   const streams = new Map<number, Stream>();
-  const trainings = new Map<number, AbortController>();
+  /** Running trainings: their cancel switch and their end (destroy() waits for it: a step in flight
+   *  when the abort comes still records on the engine's model and runtime). */
+  const trainings = new Map<number, { ctrl: AbortController; ended: Promise<unknown> }>();
   let timer: ReturnType<typeof setInterval> | null = null;
   let lastMetrics = '';
 
@@ -187,18 +189,23 @@ export function createWorkerApi(options: WorkerApiOptions = {}): WorkerApi {
         if (!options.trainer) throw new LorafleetError("this worker has no trainer: serve it with import 'lorafleet/worker'", 'invalid_request');
         if (trainings.has(id)) throw new Error(`lorafleet worker: training ${id} exists`);
         const ctrl = new AbortController();
-        trainings.set(id, ctrl);
         const t0 = performance.now();
+        const run = (async () => {
+          try {
+            const r = await options.trainer!(e, req, { onEvent: (ev) => void onEvent(ev), signal: ctrl.signal });
+            if (ctrl.signal.aborted) throw new LorafleetError('training cancelled', 'cancelled');
+            // hot-add: the trained files go into the live pool (an unpinned adapter of that name is replaced)
+            if (e.lora?.pool.has(r.name)) await e.unloadAdapter(r.name);
+            await e.loadAdapter(r.name, r.adapterFiles);
+            return { ...r, models: e.models(), elapsedMs: performance.now() - t0 };
+          } catch (err) {
+            if (ctrl.signal.aborted) throw new LorafleetError('training cancelled', 'cancelled');
+            throw err;
+          }
+        })();
+        trainings.set(id, { ctrl, ended: run.catch(() => {}) });
         try {
-          const r = await options.trainer(e, req, { onEvent: (ev) => void onEvent(ev), signal: ctrl.signal });
-          if (ctrl.signal.aborted) throw new LorafleetError('training cancelled', 'cancelled');
-          // hot-add: the trained files go into the live pool (an unpinned adapter of that name is replaced)
-          if (e.lora?.pool.has(r.name)) await e.unloadAdapter(r.name);
-          await e.loadAdapter(r.name, r.adapterFiles);
-          return { ...r, models: e.models(), elapsedMs: performance.now() - t0 };
-        } catch (err) {
-          if (ctrl.signal.aborted) throw new LorafleetError('training cancelled', 'cancelled');
-          throw err;
+          return await run;
         } finally {
           trainings.delete(id);
         }
@@ -206,15 +213,16 @@ export function createWorkerApi(options: WorkerApiOptions = {}): WorkerApi {
     },
 
     async cancelTrain(id) {
-      trainings.get(id)?.abort();
+      trainings.get(id)?.ctrl.abort();
     },
 
     async destroy() {
       if (timer) clearInterval(timer);
       timer = null;
-      for (const t of trainings.values()) t.abort();
+      for (const t of trainings.values()) t.ctrl.abort();
       for (const s of streams.values()) s.ctrl.abort();
-      await Promise.all([...streams.values()].map((s) => s.ended));
+      // the engine goes only after every training run and stream has stopped using it
+      await Promise.all([...[...trainings.values()].map((t) => t.ended), ...[...streams.values()].map((s) => s.ended)]);
       streams.clear();
       const e = engine;
       engine = null;
