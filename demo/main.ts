@@ -6,7 +6,7 @@
 // adapter-pool panel shows the worker's tiers (GPU pages, CPU copies, IndexedDB).
 import { createWorkerEngine, LorafleetError, type ChatCompletion, type ChatMessage, type RouteDecision, type WorkerEngine } from 'lorafleet';
 import { loadRouter, type Router } from 'lorafleet/router';
-import { esc, renderAnswer, requestFor, type DomainInfo } from './tasks.ts';
+import { esc, lastUser, pageRouteFn, renderAnswer, requestFor, type DomainInfo } from './tasks.ts';
 import { setupSimulator } from './sim.ts';
 import { setupTune } from './tune.ts';
 import type { Demo } from './demo.ts';
@@ -47,10 +47,6 @@ async function adapterBytes(files: Record<string, string>): Promise<Record<strin
   return out;
 }
 
-const lastUser = (m: ChatMessage[]): string => {
-  const c = [...m].reverse().find((x) => x.role === 'user')?.content ?? '';
-  return typeof c === 'string' ? c : c.map((p) => p.text).join('');
-};
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
 
 async function boot(): Promise<Demo | null> {
@@ -68,7 +64,7 @@ async function boot(): Promise<Demo | null> {
   // worker does not hold falls back to the router's fallback adapter, else the base (the library does that)
   const decided = new Map<string, RouteDecision>();
   let engine: WorkerEngine;
-  const routeFn = async (messages: ChatMessage[]): Promise<RouteDecision> => decided.get(lastUser(messages)) ?? (await router!.route(messages));
+  const routeFn = router ? pageRouteFn(router, decided) : null;
   const adapters: Record<string, Record<string, Uint8Array>> = {};
   for (const [name, files] of Object.entries(info?.adapters ?? {})) adapters[name] = await adapterBytes(files);
   const worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
@@ -77,7 +73,7 @@ async function boot(): Promise<Demo | null> {
       ...(info?.model ? { model: new URL(info.model.url, location.href).href, hub: { revision: info.model.revision } } : {}),
       adapters,
       lora: { store: 'indexeddb', maxRank: 64, maxSlots: 8 },
-      ...(router ? { router: routeFn } : {}),
+      ...(routeFn ? { router: routeFn } : {}),
       onProgress: (p) => (status.textContent = `${p.phase === 'download' ? 'downloading' : 'uploading to the GPU'} ${p.file ?? p.tensor ?? ''} ${mb(p.loadedBytes)}${p.totalBytes ? ` / ${mb(p.totalBytes)}` : ''}`),
     });
   } catch (e) {

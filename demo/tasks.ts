@@ -3,7 +3,7 @@
 // entity list for NER), and how each kind of output is shown (tool calls checked against their JSON
 // schema with ajv, labels against their set, entities parsed and highlighted in the text).
 import Ajv from 'ajv';
-import type { ChatCompletion, ChatCompletionRequest, ChatMessage } from 'lorafleet';
+import type { ChatCompletion, ChatCompletionRequest, ChatMessage, RouteDecision } from 'lorafleet';
 
 /** What `lorafleet start` tells the demo about the domain (GET /demo-api/info). */
 export interface DomainInfo {
@@ -12,6 +12,27 @@ export interface DomainInfo {
   labelSets: { name: string; labels: string[] }[];
   tools: { name: string; description: string; parameters: Record<string, unknown> & { required?: string[]; properties?: Record<string, unknown> } }[];
   entities: unknown;
+}
+
+/** The text of the last user message. */
+export const lastUser = (m: ChatMessage[]): string => {
+  const c = [...m].reverse().find((x) => x.role === 'user')?.content ?? '';
+  return typeof c === 'string' ? c : c.map((p) => p.text).join('');
+};
+
+/** What the page needs of lorafleet/router's Router. */
+export interface PageRouter {
+  route(messages: ChatMessage[]): Promise<RouteDecision>;
+  readonly config: { fallback: { adapter: string } };
+}
+
+/**
+ * The engine's model "auto" in the page: the decision send() already took for the request's user turn
+ * (`decided`), else a fresh one — with the router's fallback adapter, which the engine serves when the
+ * chosen adapter is not in the worker (Router.route() does not carry it; without it the base would serve).
+ */
+export function pageRouteFn(router: PageRouter, decided: Map<string, RouteDecision>): (messages: ChatMessage[]) => Promise<RouteDecision> {
+  return async (messages) => ({ ...(decided.get(lastUser(messages)) ?? (await router.route(messages))), fallback: router.config.fallback.adapter });
 }
 
 export const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
