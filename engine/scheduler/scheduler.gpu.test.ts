@@ -92,7 +92,7 @@ describe('Scheduler × GPU runner (stories260K)', () => {
 
   // LORAFLEET_SOAK=1: the issue's full 1 000 requests (about a minute on SwiftShader); default 40.
   const N = process.env.LORAFLEET_SOAK ? 1000 : 40;
-  it(`${N} mixed requests with random cancellations: KV free blocks and in-use GPU bytes return to the start`, async () => {
+  it(`${N} mixed requests with random cancellations: KV free blocks and in-use GPU bytes return to the start`, { timeout: Math.max(120_000, N * 600) }, async () => {
     const rng = new Rng(8);
     const { cache, sched } = setup(16, { maxBatchTokens: 24, maxRunning: 8, maxQueue: 2000 });
     try {
