@@ -394,7 +394,8 @@ const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 export interface PrefPair { chosen: RefRow; rejected: RefRow }
 export type RefBatch =
   | { kind: 'lm'; rows: RefRow[] }
-  | { kind: 'dpo'; pairs: PrefPair[]; beta: number }
+  /** refLora: the reference model is base + this frozen adapter (Axolotl rl_adapter_ref_model); absent = the base */
+  | { kind: 'dpo'; pairs: PrefPair[]; beta: number; refLora?: RefLoraParams }
   | { kind: 'orpo'; pairs: PrefPair[]; alpha: number };
 
 export interface RefLossResult {
@@ -469,7 +470,7 @@ export function lossAndGrad(weights: RefWeights, c: ModelConfig, lora: RefLoraPa
   const V = c.vocabSize;
   const tapes = rows.map((r) => loraForward(weights, c, lora, r, dropout));
   const logps = rows.map((r, i) => labelLogps(tapes[i]!.logits, r.tokens.length, V, r.labels));
-  const ref = batch.kind === 'dpo' ? rows.map((r) => labelLogps(loraForward(weights, c, null, r).logits, r.tokens.length, V, r.labels)) : undefined;
+  const ref = batch.kind === 'dpo' ? rows.map((r) => labelLogps(loraForward(weights, c, batch.refLora ?? null, r).logits, r.tokens.length, V, r.labels)) : undefined;
   const res = objective(batch, logps, ref);
   const grads = zeroGrads(lora);
   rows.forEach((r, i) => {
@@ -484,7 +485,7 @@ export function lossOf(weights: RefWeights, c: ModelConfig, lora: RefLoraParams,
   const rows = rowsOf(batch);
   const V = c.vocabSize;
   const logps = rows.map((r) => labelLogps(loraForward(weights, c, lora, r).logits, r.tokens.length, V, r.labels));
-  const ref = batch.kind === 'dpo' ? rows.map((r) => labelLogps(loraForward(weights, c, null, r).logits, r.tokens.length, V, r.labels)) : undefined;
+  const ref = batch.kind === 'dpo' ? rows.map((r) => labelLogps(loraForward(weights, c, batch.refLora ?? null, r).logits, r.tokens.length, V, r.labels)) : undefined;
   return objective(batch, logps, ref).loss;
 }
 

@@ -13,6 +13,7 @@
 //   optimizer: adamw (adamw_torch), adam_beta1, adam_beta2, adam_epsilon, weight_decay, max_grad_norm (0 = off)
 //   seed, shuffle, val_set_size (fraction < 1 or a row count), eval_steps, save_steps, logging_steps
 //   output_dir, dpo_beta, orpo_alpha, train_on_inputs, gradient_checkpointing
+//   rl_adapter_ref_model, precompute_ref_log_probs     # dpo: reference = the starting adapter; log-probs once
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { LorafleetError } from '../../shaders/lib/errors.ts';
@@ -75,6 +76,15 @@ export const trainConfigSchema = z
     output_dir: z.string().min(1).default('./outputs/lora-out'),
     dpo_beta: z.number().positive().default(0.1),
     orpo_alpha: z.number().positive().default(0.1),
+    /**
+     * dpo (Axolotl rl_adapter_ref_model; TRL ref_adapter_name): the reference model is the starting adapter
+     * (lora_model_dir, e.g. the SFT adapter) frozen, not the base with the adapter disabled. Implies
+     * precompute_ref_log_probs: the reference log-probs are taken before the first step. Optional (absent =
+     * false) so that configs without it keep their hash (pipeline caches).
+     */
+    rl_adapter_ref_model: z.boolean().optional(),
+    /** dpo (TRL precompute_ref_log_probs): the reference log-probs of every pair the run uses, once, before step 1. */
+    precompute_ref_log_probs: z.boolean().optional(),
     /** Axolotl: loss on prompt tokens too (sft); default false = assistant tokens only. */
     train_on_inputs: z.boolean().default(false),
     /** Recompute each layer's activations in backward instead of keeping them (bounded memory). */
@@ -98,6 +108,9 @@ export function validateTrainConfig(raw: unknown, file = 'config'): TrainConfig 
   const c = r.data;
   if (c.method === 'cpt' && c.datasets.some((d) => d.type && d.type !== 'completion' && d.type !== 'pretokenized')) {
     throw new TrainConfigError(`${file}: method cpt reads completion (text) or pretokenized datasets`, file);
+  }
+  if (c.method !== 'dpo' && (c.rl_adapter_ref_model || c.precompute_ref_log_probs)) {
+    throw new TrainConfigError(`${file}: rl_adapter_ref_model and precompute_ref_log_probs are dpo settings (method is ${c.method}: it has no reference model)`, file);
   }
   return c;
 }

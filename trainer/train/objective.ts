@@ -6,7 +6,8 @@
 //   lm (cpt, sft, pretokenized): CrossEntropyLoss(ignore_index=-100), mean over the micro-batch's
 //                                non-ignored tokens                               w = −1/N
 //   dpo (sigmoid):  z = β·((πc − πr) − (refc − refr)),  loss = −logσ(z)  (mean over pairs; π, ref =
-//                   log-probs summed over completion tokens; ref = adapter disabled)
+//                   log-probs summed over completion tokens; ref = adapter disabled, or the
+//                   starting adapter frozen with rl_adapter_ref_model)
 //                   rewards/chosen = β(πc − refc), rewards/rejected = β(πr − refr),
 //                   margins = chosen − rejected, accuracies = mean(chosen > rejected)
 //   orpo:           nll = CE over the chosen completions' tokens (mean); lc, lr = mean log-probs;

@@ -101,19 +101,46 @@ export function microBatch(items: TrainItems, cfg: TrainConfig, i: number): { ba
 
 const flatRows = (b: MicroBatch): Sequence[] => (b.kind === 'lm' ? b.rows : b.pairs.flatMap((p) => [p.chosen, p.rejected]));
 
+/** DPO reference log-probs taken once (precompute_ref_log_probs / rl_adapter_ref_model): pair → [chosen, rejected]. */
+export type RefLogps = Map<PreferencePair, [Float64Array, Float64Array]>;
+
 /** Loss of one micro-batch; with `backwardScale` the backward runs too (weights × scale). */
-export async function microStep(backend: TrainBackend, cfg: TrainConfig, b: MicroBatch, backwardScale: number | null, dropoutSeed?: number): Promise<ObjectiveResult> {
+export async function microStep(backend: TrainBackend, cfg: TrainConfig, b: MicroBatch, backwardScale: number | null, dropoutSeed?: number, refLogps?: RefLogps): Promise<ObjectiveResult> {
   const rows = flatRows(b);
   const train = backwardScale !== null;
-  const ref = cfg.method === 'dpo' ? await backend.logps(rows, { adapter: false, train: false }) : null;
+  let ref: Float64Array[] | null = null;
+  if (cfg.method === 'dpo') {
+    if (refLogps && b.kind === 'pref') {
+      ref = b.pairs.flatMap((p) => {
+        const r = refLogps.get(p);
+        if (!r) throw new Error('dpo: a pair without precomputed reference log-probs');
+        return r;
+      });
+    } else ref = await backend.logps(rows, { adapter: false, train: false });
+  }
   const logps = await backend.logps(rows, { adapter: true, train, dropoutSeed });
   const obj = cfg.method === 'dpo' ? dpoObjective(logps, ref!, cfg.dpo_beta) : cfg.method === 'orpo' ? orpoObjective(logps, cfg.orpo_alpha) : lmObjective(logps);
   if (train) await backend.backward(obj.weights.map((w) => w.map((x) => x * backwardScale)));
   return obj;
 }
 
+/**
+ * The reference log-probs of `pairs`, micro_batch_size pairs per forward: the model as it is now (its
+ * adapter on: rl_adapter_ref_model, called before step 1 so that is the starting adapter) or the base
+ * (adapter off). TRL precompute_ref_log_probs.
+ */
+export async function precomputeRefLogps(backend: TrainBackend, cfg: TrainConfig, pairs: PreferencePair[], into: RefLogps = new Map()): Promise<RefLogps> {
+  const todo = [...new Set(pairs)].filter((p) => !into.has(p));
+  for (let i = 0; i < todo.length; i += cfg.micro_batch_size) {
+    const ps = todo.slice(i, i + cfg.micro_batch_size);
+    const lp = await backend.logps(ps.flatMap((p) => [p.chosen, p.rejected]), { adapter: cfg.rl_adapter_ref_model === true, train: false });
+    ps.forEach((p, k) => into.set(p, [lp[2 * k]!, lp[2 * k + 1]!]));
+  }
+  return into;
+}
+
 /** Held-out loss: lm = token-mean CE over every eval token (+ perplexity); pref = pair-weighted mean of loss and metrics. */
-export async function evaluate(backend: TrainBackend, cfg: TrainConfig, items: TrainItems): Promise<Record<string, number>> {
+export async function evaluate(backend: TrainBackend, cfg: TrainConfig, items: TrainItems, refLogps?: RefLogps): Promise<Record<string, number>> {
   const b = cfg.micro_batch_size;
   const n = items.items.length;
   if (items.kind === 'lm') {
@@ -128,7 +155,7 @@ export async function evaluate(backend: TrainBackend, cfg: TrainConfig, items: T
   const acc: Record<string, number> = {};
   for (let i = 0; i < n; i += b) {
     const pairs = items.items.slice(i, i + b);
-    const r = await microStep(backend, cfg, { kind: 'pref', pairs }, null);
+    const r = await microStep(backend, cfg, { kind: 'pref', pairs }, null, undefined, refLogps);
     const w = pairs.length / n;
     acc.eval_loss = (acc.eval_loss ?? 0) + r.loss * w;
     for (const [key, v] of Object.entries(r.metrics)) acc[`eval_${key}`] = (acc[`eval_${key}`] ?? 0) + v * w;
@@ -154,23 +181,37 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let start = 0;
   let resumedFrom: number | null = null;
   let tokensSeen = 0;
-  if (write && (o.resume ?? true)) {
-    const ck = await latestCheckpoint(io, out);
-    if (ck) {
-      const r = await readCheckpoint(io, ck.dir);
-      if (r.state.config_hash !== hash) throw new Error(`${ck.dir}: trained with a different config (hash ${r.state.config_hash}, now ${hash}); use another output_dir or delete the checkpoints`);
-      await backend.writeAdapter(r.adapter);
-      await backend.writeOptimizer(r.optimizer);
-      start = r.state.global_step;
-      tokensSeen = r.state.tokens;
-      resumedFrom = start;
-      if (await io.exists(logPath)) {
-        const kept = (await io.readText(logPath)).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as LogEntry).filter((e) => e.step <= start);
-        log.push(...kept);
-        await io.write(logPath, kept.map((e) => JSON.stringify(e) + '\n').join(''));
-      }
-    } else if (await io.exists(logPath)) await io.remove(logPath);
+  const ck = write && (o.resume ?? true) ? await latestCheckpoint(io, out) : null;
+  const resumed = ck ? await readCheckpoint(io, ck.dir) : null;
+  if (ck && resumed && resumed.state.config_hash !== hash) throw new Error(`${ck.dir}: trained with a different config (hash ${resumed.state.config_hash}, now ${hash}); use another output_dir or delete the checkpoints`);
+
+  // ---- DPO reference log-probs, once, from the model as it starts (before a checkpoint is restored):
+  // the pairs of the steps still to run, and the held-out pairs
+  let refLogps: RefLogps | undefined;
+  if (cfg.method === 'dpo' && (cfg.precompute_ref_log_probs || cfg.rl_adapter_ref_model) && data.train.kind === 'pref') {
+    const from = resumed?.state.global_step ?? 0;
+    const used: PreferencePair[] = [];
+    for (let i = from * accum; i < total * accum; i++) {
+      const b = microBatch(data.train, cfg, i).batch;
+      if (b.kind === 'pref') used.push(...b.pairs);
+    }
+    if (data.eval?.kind === 'pref') used.push(...data.eval.items);
+    refLogps = await precomputeRefLogps(backend, cfg, used);
   }
+
+  if (resumed) {
+    const r = resumed;
+    await backend.writeAdapter(r.adapter);
+    await backend.writeOptimizer(r.optimizer);
+    start = r.state.global_step;
+    tokensSeen = r.state.tokens;
+    resumedFrom = start;
+    if (await io.exists(logPath)) {
+      const kept = (await io.readText(logPath)).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as LogEntry).filter((e) => e.step <= start);
+      log.push(...kept);
+      await io.write(logPath, kept.map((e) => JSON.stringify(e) + '\n').join(''));
+    }
+  } else if (write && (o.resume ?? true) && (await io.exists(logPath))) await io.remove(logPath);
 
   const emit = async (e: LogEntry) => {
     log.push(e);
@@ -181,7 +222,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastEval: Record<string, number> | undefined;
   if (start === 0 && data.eval && data.eval.items.length) {
     // the untrained adapter's held-out numbers (step 0), the baseline every later eval is read against
-    lastEval = await evaluate(backend, cfg, data.eval);
+    lastEval = await evaluate(backend, cfg, data.eval, refLogps);
     await emit({ step: 0, epoch: 0, ...lastEval });
   }
   let sinceLoss = 0, sinceSteps = 0, sinceTokens = 0, sinceT = now();
@@ -194,7 +235,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const { batch, epoch: ep } = microBatch(data.train, cfg, mbIndex);
       epoch = ep;
       tokens += flatRows(batch).reduce((s, r) => s + r.tokens.length, 0);
-      const r = await microStep(backend, cfg, batch, 1 / accum, (cfg.seed * 1_000_003 + mbIndex) >>> 0);
+      const r = await microStep(backend, cfg, batch, 1 / accum, (cfg.seed * 1_000_003 + mbIndex) >>> 0, refLogps);
       loss += r.loss / accum;
       for (const [n, v] of Object.entries(r.metrics)) metrics[n] = (metrics[n] ?? 0) + v / accum;
     }
@@ -219,7 +260,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       sinceT = now();
     }
     if (data.eval && data.eval.items.length && ((cfg.eval_steps && step % cfg.eval_steps === 0) || step === total)) {
-      lastEval = await evaluate(backend, cfg, data.eval);
+      lastEval = await evaluate(backend, cfg, data.eval, refLogps);
       await emit({ step, epoch: Number(epoch.toFixed(4)), ...lastEval });
       sinceT = now();
     }
