@@ -20,7 +20,7 @@ export const SYSTEM = {
   classifier: (set: string, _labels?: string[]) => `Classify the ${set}.`,
 } as const;
 
-export const TOOL_FAILURES = new Set(['extra_property', 'malformed_json', 'missing_required', 'pattern_violation', 'wrong_enum', 'wrong_tool', 'wrong_type', 'unneeded_tool_call', 'missing_tool_call']);
+export const TOOL_FAILURES = new Set(['extra_property', 'malformed_json', 'missing_required', 'pattern_violation', 'wrong_enum', 'wrong_tool', 'wrong_type', 'wrong_value', 'unneeded_tool_call', 'missing_tool_call']);
 export const CHAT_FAILURES = new Set(['hallucinated_fact', 'hallucinated_answer', 'swapped_fact', 'made_up_answer']);
 
 const Msg = z.object({ role: z.enum(['system', 'user', 'assistant', 'tool']), content: z.string() }).passthrough();

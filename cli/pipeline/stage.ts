@@ -48,7 +48,7 @@ export async function hashPath(path: string): Promise<string> {
 }
 
 /** Bumped when a stage's code changes what it writes (old caches then rerun). */
-export const PIPELINE_VERSION = 3;
+export const PIPELINE_VERSION = 4;
 
 export function stageKey(stage: string, settings: unknown, parts: string[]): string {
   return createHash('sha256').update(JSON.stringify({ v: PIPELINE_VERSION, stage, settings, parts })).digest('hex').slice(0, 32);

@@ -261,6 +261,20 @@ export function breakArgs(tool: ToolSpec, args: Record<string, unknown>, kind: T
   }
 }
 
+/**
+ * The call's arguments with one string value that the query names (copied from it) swapped for another value the same
+ * tool's field takes in other examples, not named in the query; null when no argument is copied from the query or the
+ * field has no other value.
+ */
+export function wrongValue(e: { query: string; tool: ToolSpec; args: Record<string, unknown> }, all: { tool: ToolSpec; args: Record<string, unknown> }[], r: () => number): Record<string, unknown> | null {
+  const copied = Object.entries(e.args).filter(([, v]) => typeof v === 'string' && v.length > 1 && e.query.includes(v));
+  for (const [k] of shuffle(r, copied)) {
+    const others = [...new Set(all.filter((x) => x.tool.name === e.tool.name).map((x) => x.args[k]))].filter((v): v is string => typeof v === 'string' && v !== e.args[k] && !e.query.includes(v));
+    if (others.length) return { ...e.args, [k]: pick(r, others) };
+  }
+  return null;
+}
+
 /** Valid JSON that breaks the tool's schema: any applicable kind (kept for callers of the first version). */
 export function schemaBreak(tool: ToolSpec, args: Record<string, unknown>, r: () => number): Record<string, unknown> | null {
   for (const k of shuffle(r, ['missing_required', 'wrong_enum', 'extra_property', 'wrong_type', 'pattern_violation'] as ToolFailure[])) {
@@ -691,6 +705,15 @@ function dpoRows(c: Ctx, answerable: QAPair[], examples: ToolExample[], routed: 
       }
     }
   });
+  // content: a schema-valid call of the right tool whose argument is another value of the same field than the one the
+  // request names (another user, another service): the copying error of a small model, which writes the field's most
+  // frequent value; no schema check catches it. Every second example, so most tool pairs still fail validation.
+  const all = [...examples, ...routed];
+  all.forEach((e, i) => {
+    if (i % 2) return;
+    const bad = wrongValue(e, all, c.r);
+    if (bad) add(toolSys, e.query, toolCallText(e.tool.name, e.args), toolCallText(e.tool.name, bad), 'wrong_value', e.template);
+  });
   // no tool needed, but the model calls one anyway
   c.domain.noToolQueries.forEach(({ question: q, answer: a }, i) => {
     if (!examples.length) return;
@@ -725,6 +748,7 @@ const CATEGORY: Record<string, string> = {
   label_outside_set: 'label format',
   unparseable_entities: 'entity-list format',
   wrong_tool: 'tool call',
+  wrong_value: 'tool arguments (schema-valid, wrong value)',
   malformed_json: 'tool call',
 };
 const categoryOf = (k: string) => CATEGORY[k] ?? 'tool call';
@@ -915,6 +939,12 @@ export function formatAll(domain: Domain, pairs: QAPair[], chunks: Chunk[], opts
   const rejectedIsFailure = (r: Row): boolean => {
     const rej = String(r.row.rejected);
     const f = r.meta.failure ?? '';
+    if (f === 'wrong_value') {
+      // valid, the right tool, other arguments
+      const chk = c.v.checkToolCall(rej);
+      const chosen = c.v.checkToolCall(String(r.row.chosen));
+      return chk.ok && chosen.ok && chk.name === chosen.name && rej !== String(r.row.chosen);
+    }
     if ((TOOL_FAILURES as readonly string[]).includes(f)) {
       const chk = c.v.checkToolCall(rej);
       if (f === 'wrong_tool') {

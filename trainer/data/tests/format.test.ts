@@ -113,8 +113,16 @@ describe('data run on the shipped sample domain (offline, no teacher)', () => {
             const c = v.checkToolCall(chosen);
             expect(c.ok).toBe(true);
             const r = v.checkToolCall(rejected);
-            // a rejected tool call is broken JSON, breaks the schema, or calls another tool
-            expect(!r.ok || (c.ok && r.name !== c.name), rejected).toBe(true);
+            // a rejected tool call is broken JSON, breaks the schema, calls another tool, or (wrong_value) the same
+            // tool with one argument the request names swapped for a value it does not name
+            const args = (t: string) => (JSON.parse(/^<tool_call>(.*)<\/tool_call>$/s.exec(t)![1]!) as { arguments: Record<string, unknown> }).arguments;
+            const swapped = () => {
+              const a = args(chosen), b = args(rejected);
+              const diff = Object.keys(a).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+              const prompt = String(row.prompt);
+              return diff.length === 1 && Object.keys(b).length === Object.keys(a).length && prompt.includes(String(a[diff[0]!])) && !prompt.includes(String(b[diff[0]!]));
+            };
+            expect(!r.ok || (c.ok && r.name !== c.name) || (c.ok && r.name === c.name && swapped()), rejected).toBe(true);
           }
         }
       }
@@ -147,7 +155,7 @@ describe('data run on the shipped sample domain (offline, no teacher)', () => {
 
   it('DPO rejected answers are format and faithfulness failures of every kind; the report gives the mix', () => {
     const failures = stats.format?.sets.find((x) => x.name === 'dpo')?.failures ?? {};
-    for (const k of ['missing_required', 'wrong_enum', 'extra_property', 'wrong_type', 'malformed_json', 'wrong_tool', 'label_outside_set', 'unparseable_entities', 'hallucinated_fact', 'hallucinated_answer', 'unneeded_tool_call'])
+    for (const k of ['missing_required', 'wrong_enum', 'extra_property', 'wrong_type', 'malformed_json', 'wrong_tool', 'wrong_value', 'label_outside_set', 'unparseable_entities', 'hallucinated_fact', 'hallucinated_answer', 'unneeded_tool_call'])
       expect(failures[k], k).toBeGreaterThan(0);
     // the trivial kinds of the first version are gone
     expect(failures.wrong_offsets).toBeUndefined();
