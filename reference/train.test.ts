@@ -73,6 +73,22 @@ describe('reference/train: LoRA backward = finite differences', () => {
   it('dpo (reference = adapter disabled)', () => {
     fdCheck('tiny-llama', (c, rng) => ({ kind: 'dpo', beta: 0.5, pairs: [0, 1].map(() => ({ chosen: randomRow(c, 7, rng, { ignore: 3 }), rejected: randomRow(c, 6, rng, { ignore: 3 }) })) }));
   });
+  it('dpo with a reference adapter (rl_adapter_ref_model) and rpo_alpha', () => {
+    fdCheck('tiny-llama', (c, rng) => ({ kind: 'dpo', beta: 0.3, rpoAlpha: 0.7, refLora: randomLora(c, 3, 12), pairs: [0, 1, 2].map(() => ({ chosen: randomRow(c, 6, rng, { ignore: 2 }), rejected: randomRow(c, 7, rng, { ignore: 4 }) })) }));
+  });
+  it('rpo_alpha adds α × the chosen rows\' token-mean CE (TRL nll_loss); the reference adapter moves the loss', () => {
+    const c = presetConfig('tiny-llama');
+    const w = randomRefWeights(c, { seed: 5 });
+    const lora = randomLora(c, 3, 11);
+    const rng = new Rng(9);
+    const pairs = [0, 1].map(() => ({ chosen: randomRow(c, 6, rng, { ignore: 2 }), rejected: randomRow(c, 5, rng, { ignore: 1 }) }));
+    const dpo = lossOf(w, c, lora, { kind: 'dpo', beta: 0.2, pairs });
+    const rpo = lossOf(w, c, lora, { kind: 'dpo', beta: 0.2, pairs, rpoAlpha: 0.5 });
+    const nll = lossOf(w, c, lora, { kind: 'lm', rows: pairs.map((p) => p.chosen) });
+    expect(Math.abs(rpo - (dpo + 0.5 * nll))).toBeLessThan(1e-12);
+    // the policy as its own reference: z = 0, loss = log 2
+    expect(Math.abs(lossOf(w, c, lora, { kind: 'dpo', beta: 0.2, pairs, refLora: lora }) - Math.LN2)).toBeLessThan(1e-12);
+  });
   it('orpo', () => {
     fdCheck('tiny-llama-mha', (c, rng) => ({ kind: 'orpo', alpha: 0.3, pairs: [0, 1].map(() => ({ chosen: randomRow(c, 7, rng, { ignore: 3 }), rejected: randomRow(c, 8, rng, { ignore: 2 }) })) }));
   });

@@ -395,7 +395,7 @@ export interface PrefPair { chosen: RefRow; rejected: RefRow }
 export type RefBatch =
   | { kind: 'lm'; rows: RefRow[] }
   /** refLora: the reference model is base + this frozen adapter (Axolotl rl_adapter_ref_model); absent = the base */
-  | { kind: 'dpo'; pairs: PrefPair[]; beta: number; refLora?: RefLoraParams }
+  | { kind: 'dpo'; pairs: PrefPair[]; beta: number; refLora?: RefLoraParams; rpoAlpha?: number }
   | { kind: 'orpo'; pairs: PrefPair[]; alpha: number };
 
 export interface RefLossResult {
@@ -424,16 +424,21 @@ export function objective(batch: RefBatch, logps: Float64Array[], ref?: Float64A
     // TRL sigmoid: logits = (πc − πr) − (refc − refr); loss = −logσ(β·logits); rewards β(π − ref)
     if (!ref) throw new Error('dpo needs reference log-probs');
     let loss = 0, rc = 0, rr = 0, acc = 0;
+    // TRL rpo_alpha: + α · nll, nll = CrossEntropy over the chosen completions' tokens (mean over all of them)
+    const a = batch.rpoAlpha ?? 0;
+    let cs = 0, cn = 0;
+    for (let i = 0; i < P; i++) { const r = sumValid(logps[2 * i]!); cs += r.s; cn += r.n; }
     for (let i = 0; i < P; i++) {
       const pc = sumValid(logps[2 * i]!).s, pr = sumValid(logps[2 * i + 1]!).s;
       const qc = sumValid(ref[2 * i]!).s, qr = sumValid(ref[2 * i + 1]!).s;
       const z = batch.beta * (pc - pr - (qc - qr));
       loss += -logsigmoid(z) / P;
       const g = (-(1 - sigmoid(z)) * batch.beta) / P; // dloss/dpc; dloss/dpr = −g
-      weights.push(mask(logps[2 * i]!, g), mask(logps[2 * i + 1]!, -g));
+      weights.push(mask(logps[2 * i]!, g - (a && cn ? a / cn : 0)), mask(logps[2 * i + 1]!, -g));
       const cr = batch.beta * (pc - qc), rj = batch.beta * (pr - qr);
       rc += cr / P; rr += rj / P; acc += (cr > rj ? 1 : 0) / P;
     }
+    if (a && cn) loss += a * (-cs / cn);
     return { loss, metrics: { 'rewards/chosen': rc, 'rewards/rejected': rr, 'rewards/margins': rc - rr, 'rewards/accuracies': acc }, weights, logps };
   }
   // ORPO (TRL): nll = CE over all chosen completion tokens (mean); log_odds from mean log-probs;

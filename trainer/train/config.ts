@@ -13,7 +13,7 @@
 //   optimizer: adamw (adamw_torch), adam_beta1, adam_beta2, adam_epsilon, weight_decay, max_grad_norm (0 = off)
 //   seed, shuffle, val_set_size (fraction < 1 or a row count), eval_steps, save_steps, logging_steps
 //   output_dir, dpo_beta, orpo_alpha, train_on_inputs, gradient_checkpointing
-//   rl_adapter_ref_model, precompute_ref_log_probs     # dpo: reference = the starting adapter; log-probs once
+//   rl_adapter_ref_model, precompute_ref_log_probs, rpo_alpha   # dpo: reference = the starting adapter; log-probs once; + α·NLL(chosen)
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { LorafleetError } from '../../shaders/lib/errors.ts';
@@ -83,6 +83,8 @@ export const trainConfigSchema = z
      * false) so that configs without it keep their hash (pipeline caches).
      */
     rl_adapter_ref_model: z.boolean().optional(),
+    /** dpo (TRL / Axolotl rpo_alpha): + α · NLL of the chosen completions (mean over their tokens), which keeps the chosen side from falling with the rejected one. */
+    rpo_alpha: z.number().positive().optional(),
     /** dpo (TRL precompute_ref_log_probs): the reference log-probs of every pair the run uses, once, before step 1. */
     precompute_ref_log_probs: z.boolean().optional(),
     /** Axolotl: loss on prompt tokens too (sft); default false = assistant tokens only. */
@@ -109,8 +111,8 @@ export function validateTrainConfig(raw: unknown, file = 'config'): TrainConfig 
   if (c.method === 'cpt' && c.datasets.some((d) => d.type && d.type !== 'completion' && d.type !== 'pretokenized')) {
     throw new TrainConfigError(`${file}: method cpt reads completion (text) or pretokenized datasets`, file);
   }
-  if (c.method !== 'dpo' && (c.rl_adapter_ref_model || c.precompute_ref_log_probs)) {
-    throw new TrainConfigError(`${file}: rl_adapter_ref_model and precompute_ref_log_probs are dpo settings (method is ${c.method}: it has no reference model)`, file);
+  if (c.method !== 'dpo' && (c.rl_adapter_ref_model || c.precompute_ref_log_probs || c.rpo_alpha)) {
+    throw new TrainConfigError(`${file}: rl_adapter_ref_model, precompute_ref_log_probs and rpo_alpha are dpo settings (method is ${c.method}: it has no reference model)`, file);
   }
   return c;
 }

@@ -10,6 +10,7 @@
 //                   starting adapter frozen with rl_adapter_ref_model)
 //                   rewards/chosen = β(πc − refc), rewards/rejected = β(πr − refr),
 //                   margins = chosen − rejected, accuracies = mean(chosen > rejected)
+//                   rpo_alpha α: loss += α·nll, nll = CE over the chosen completions' tokens (mean) (TRL)
 //   orpo:           nll = CE over the chosen completions' tokens (mean); lc, lr = mean log-probs;
 //                   log_odds = (lc − lr) − (log1p(−e^lc) − log1p(−e^lr));
 //                   loss = nll − α·mean(logσ(log_odds));  rewards = α·lc / α·lr
@@ -36,23 +37,31 @@ export function lmObjective(logps: RowLogps[]): ObjectiveResult {
 }
 
 /** rows: [chosen0, rejected0, chosen1, rejected1, …]; ref the same for the adapter-free model. */
-export function dpoObjective(logps: RowLogps[], ref: RowLogps[], beta: number): ObjectiveResult {
+export function dpoObjective(logps: RowLogps[], ref: RowLogps[], beta: number, rpoAlpha?: number): ObjectiveResult {
   const P = logps.length / 2;
   let loss = 0, rc = 0, rr = 0, acc = 0;
   const weights: Float64Array[] = [];
+  // rpo_alpha (TRL; RPO, Pang et al. 2024): + α · CE of the chosen completions, mean over all their tokens
+  let cs = 0, cn = 0;
+  if (rpoAlpha) for (let i = 0; i < P; i++) { cs += sum(logps[2 * i]!); cn += logps[2 * i]!.length; }
   for (let i = 0; i < P; i++) {
     const pc = sum(logps[2 * i]!), pr = sum(logps[2 * i + 1]!);
     const qc = sum(ref[2 * i]!), qr = sum(ref[2 * i + 1]!);
     const z = beta * (pc - pr - (qc - qr));
     loss += -logsigmoid(z) / P;
     const g = (-(1 - sigmoid(z)) * beta) / P;
-    weights.push(new Float64Array(logps[2 * i]!.length).fill(g), new Float64Array(logps[2 * i + 1]!.length).fill(-g));
+    weights.push(new Float64Array(logps[2 * i]!.length).fill(g - (rpoAlpha && cn ? rpoAlpha / cn : 0)), new Float64Array(logps[2 * i + 1]!.length).fill(-g));
     const c = beta * (pc - qc), r = beta * (pr - qr);
     rc += c / P;
     rr += r / P;
     acc += (c > r ? 1 : 0) / P;
   }
-  return { loss, metrics: { 'rewards/chosen': rc, 'rewards/rejected': rr, 'rewards/margins': rc - rr, 'rewards/accuracies': acc }, weights };
+  const metrics: Record<string, number> = { 'rewards/chosen': rc, 'rewards/rejected': rr, 'rewards/margins': rc - rr, 'rewards/accuracies': acc };
+  if (rpoAlpha && cn) {
+    metrics.nll_loss = -cs / cn;
+    loss += rpoAlpha * metrics.nll_loss;
+  }
+  return { loss, metrics, weights };
 }
 
 export function orpoObjective(logps: RowLogps[], alpha: number): ObjectiveResult {

@@ -141,9 +141,9 @@ describe('WebGPU trainer vs float64 reference (stories260K)', () => {
       modules: ['q_proj', 'v_proj', 'o_proj', 'down_proj'],
     },
     {
-      // the reference = the starting adapter, frozen (log-probs precomputed before step 1): step 1's loss is log 2
-      name: 'dpo, rl_adapter_ref_model',
-      cfg: { method: 'dpo', dpo_beta: 0.5, micro_batch_size: 2, learning_rate: 1e-2, lr_scheduler: 'cosine', max_grad_norm: 1, rl_adapter_ref_model: true },
+      // the reference = the starting adapter, frozen (log-probs precomputed before step 1), plus rpo_alpha's NLL of chosen
+      name: 'dpo, rl_adapter_ref_model, rpo_alpha',
+      cfg: { method: 'dpo', dpo_beta: 0.5, micro_batch_size: 2, learning_rate: 1e-2, lr_scheduler: 'cosine', max_grad_norm: 1, rl_adapter_ref_model: true, rpo_alpha: 0.5 },
       items: (rng, V) => ({ kind: 'pref', items: Array.from({ length: 5 }, () => { const p = rowOf(rng, 4, V, 4); const c = rowOf(rng, 6, V, 0).tokens; const r = rowOf(rng, 3, V, 0).tokens; return { chosen: { tokens: [...p.tokens, ...c], labels: [...p.labels, ...c], docStarts: [0] }, rejected: { tokens: [...p.tokens, ...r], labels: [...p.labels, ...r], docStarts: [0] } }; }) }),
       modules: ['q_proj', 'k_proj', 'up_proj', 'down_proj'],
     },
@@ -176,10 +176,10 @@ describe('WebGPU trainer vs float64 reference (stories260K)', () => {
           const b = microBatch(items, cfg, k * accum + a).batch;
           if (b.kind === 'lm') return { kind: 'lm', rows: b.rows.map(refRow) };
           const pairs = b.pairs.map((p) => ({ chosen: refRow(p.chosen), rejected: refRow(p.rejected) }));
-          return cfg.method === 'dpo' ? { kind: 'dpo', beta: cfg.dpo_beta, pairs, refLora: cfg.rl_adapter_ref_model ? toRef(init, scaling) : undefined } : { kind: 'orpo', alpha: cfg.orpo_alpha, pairs };
+          return cfg.method === 'dpo' ? { kind: 'dpo', beta: cfg.dpo_beta, pairs, refLora: cfg.rl_adapter_ref_model ? toRef(init, scaling) : undefined, rpoAlpha: cfg.rpo_alpha } : { kind: 'orpo', alpha: cfg.orpo_alpha, pairs };
         }));
         const lora = toRef(init, scaling);
-        if (cfg.rl_adapter_ref_model) expect(Math.abs(steps[0]!.loss - Math.LN2)).toBeLessThan(1e-6);
+        if (cfg.rl_adapter_ref_model && !cfg.rpo_alpha) expect(Math.abs(steps[0]!.loss - Math.LN2)).toBeLessThan(1e-6);
         const want = trainRun(ref.weights, ref.config, lora, refSteps, {
           lr: cfg.learning_rate, beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon, weightDecay: cfg.weight_decay,
           maxGradNorm: cfg.max_grad_norm, scheduler: cfg.lr_scheduler === 'constant_with_warmup' ? 'constant' : cfg.lr_scheduler, warmupSteps: cfg.warmup_steps,

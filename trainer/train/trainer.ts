@@ -119,7 +119,7 @@ export async function microStep(backend: TrainBackend, cfg: TrainConfig, b: Micr
     } else ref = await backend.logps(rows, { adapter: false, train: false });
   }
   const logps = await backend.logps(rows, { adapter: true, train, dropoutSeed });
-  const obj = cfg.method === 'dpo' ? dpoObjective(logps, ref!, cfg.dpo_beta) : cfg.method === 'orpo' ? orpoObjective(logps, cfg.orpo_alpha) : lmObjective(logps);
+  const obj = cfg.method === 'dpo' ? dpoObjective(logps, ref!, cfg.dpo_beta, cfg.rpo_alpha) : cfg.method === 'orpo' ? orpoObjective(logps, cfg.orpo_alpha) : lmObjective(logps);
   if (train) await backend.backward(obj.weights.map((w) => w.map((x) => x * backwardScale)));
   return obj;
 }
