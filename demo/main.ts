@@ -6,7 +6,7 @@
 // adapter-pool panel shows the worker's tiers (GPU pages, CPU copies, IndexedDB).
 import { createWorkerEngine, LorafleetError, type ChatCompletion, type ChatMessage, type RouteDecision, type WorkerEngine } from 'lorafleet';
 import { loadRouter, type Router } from 'lorafleet/router';
-import { esc, lastUser, pageRouteFn, renderAnswer, requestFor, type DomainInfo } from './tasks.ts';
+import { esc, lastUser, pageRouteFn, renderAnswer, requestFor, settleEach, type DomainInfo } from './tasks.ts';
 import { setupSimulator } from './sim.ts';
 import { setupTune } from './tune.ts';
 import type { Demo } from './demo.ts';
@@ -57,16 +57,19 @@ async function boot(): Promise<Demo | null> {
   const info = await serverInfo();
   const status = $('status');
   status.textContent = 'loading the engine in a WebGPU worker…';
-  let router: Router | null = null;
-  if (info?.router) router = await loadRouter(new URL(info.router, location.href).href);
+  // the router and each adapter load on their own: one that fails is left out and named, the rest boots
+  const routerUrl = info?.router ? new URL(info.router, location.href).href : null;
+  const routerLoad = await settleEach<Router>(routerUrl ? { router: () => loadRouter(routerUrl) } : {});
+  const router: Router | null = routerLoad.ok.router ?? null;
 
   // model "auto": the router's decision (decided once per message; see send()); an adapter the
   // worker does not hold falls back to the router's fallback adapter, else the base (the library does that)
   const decided = new Map<string, RouteDecision>();
   let engine: WorkerEngine;
   const routeFn = router ? pageRouteFn(router, decided) : null;
-  const adapters: Record<string, Record<string, Uint8Array>> = {};
-  for (const [name, files] of Object.entries(info?.adapters ?? {})) adapters[name] = await adapterBytes(files);
+  const adapterLoad = await settleEach(Object.fromEntries(Object.entries(info?.adapters ?? {}).map(([name, files]) => [name, () => adapterBytes(files)])));
+  const adapters: Record<string, Record<string, Uint8Array>> = adapterLoad.ok;
+  const failed = { ...routerLoad.failed, ...adapterLoad.failed };
   const worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
   try {
     engine = await createWorkerEngine(worker, {
@@ -97,6 +100,8 @@ async function boot(): Promise<Demo | null> {
   for (const m of engine.models()) addModel(m);
   const g = engine.gpu;
   status.textContent = `${base}${info?.model ? ' (from the server)' : ' (embedded)'} + ${Object.keys(adapters).length ? Object.keys(adapters).join(', ') : 'no adapters'} · router: ${router ? 'yes' : 'none'} · WebGPU in a worker: ${g.description || g.vendor || 'adapter'}${g.isCpu ? ' (CPU adapter)' : ''}`;
+  if (Object.keys(failed).length)
+    notice('partial', `<b>Started without ${Object.keys(failed).map(esc).join(', ')}</b> (they did not load): ${Object.entries(failed).map(([n, m]) => `${esc(n)}: ${esc(m)}`).join('; ')}`);
   if (!info) notice('standalone', 'Served without <code>lorafleet start</code>: the embedded stories260K, no adapters, no router. Run <code>npm start</code> for the pipeline’s adapters and router; the fine-tune tab works either way.');
   return { engine, base, domain: info?.domain ?? null, router, decided, addModel, refreshPool: () => refreshPool(engine) };
 }

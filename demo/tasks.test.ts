@@ -3,7 +3,7 @@
 // fallback adapter, as the library and the server do with Router.asRouteFn().
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage, RouteDecision } from 'lorafleet';
-import { pageRouteFn, type PageRouter } from './tasks.ts';
+import { pageRouteFn, settleEach, type PageRouter } from './tasks.ts';
 import { resolveRoute } from '../engine/api/route.ts';
 
 const user = (content: string): ChatMessage[] => [{ role: 'system', content: 'Call the tool.' }, { role: 'user', content }];
@@ -27,5 +27,17 @@ describe('demo pageRouteFn', () => {
     const d = await pageRouteFn(router, new Map([['HL-4031 on scheduler', taken]]))(user('HL-4031 on scheduler'));
     expect(calls).toEqual([]);
     expect(d).toEqual({ ...taken, fallback: 'chat_adapter' });
+  });
+});
+
+describe('demo settleEach (router and adapter loads at boot)', () => {
+  it('a load that fails is named with its error; the others still load', async () => {
+    const r = await settleEach({
+      router: async () => { throw new Error('router.json: HTTP 404'); },
+      tool_adapter: async () => 'tool bytes',
+      ner_adapter: async () => 'ner bytes',
+    });
+    expect(r.ok).toEqual({ tool_adapter: 'tool bytes', ner_adapter: 'ner bytes' });
+    expect(r.failed).toEqual({ router: 'router.json: HTTP 404' });
   });
 });

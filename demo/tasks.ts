@@ -35,6 +35,23 @@ export function pageRouteFn(router: PageRouter, decided: Map<string, RouteDecisi
   return async (messages) => ({ ...(decided.get(lastUser(messages)) ?? (await router.route(messages))), fallback: router.config.fallback.adapter });
 }
 
+/**
+ * Run independent loads (the router, each adapter's files) so that one failing loses only itself:
+ * what loaded, and for each failure its name and message (the page boots without it and says so).
+ */
+export async function settleEach<T>(jobs: Record<string, () => Promise<T>>): Promise<{ ok: Record<string, T>; failed: Record<string, string> }> {
+  const ok: Record<string, T> = {};
+  const failed: Record<string, string> = {};
+  for (const [name, job] of Object.entries(jobs)) {
+    try {
+      ok[name] = await job();
+    } catch (e) {
+      failed[name] = (e as Error)?.message ?? String(e);
+    }
+  }
+  return { ok, failed };
+}
+
 export const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 export function entityTypes(d: DomainInfo): string[] {
