@@ -110,6 +110,8 @@ export interface ModelResult {
   /** When this row was measured, and whether with --quick (rows of models not rerun are kept from the last results.json). */
   date: string;
   quick: boolean;
+  /** which LoRA path was measured: shrinks as matmul tails (the default) or separate shrink + expand dispatches (--separate) */
+  lora_path?: 'fused' | 'separate';
   requests: number;
   adapters: number;
   rank: number;
@@ -431,6 +433,7 @@ async function benchModel(rt: Runtime, dir: string, spec: Spec, steps: number, r
       model: spec.name,
       date: new Date().toISOString(),
       quick,
+      lora_path: separate ? 'separate' : 'fused',
       requests: N_REQ,
       adapters: N_ADAPTERS,
       rank: RANK,
@@ -514,11 +517,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const outDir = values.out ?? here;
+  // --separate measures the other LoRA path: its own files, so the default path's results are not overwritten
+  const stem = values.separate ? 'results-separate' : 'results';
   let models = rows;
   if (!values['no-write']) {
     // Keep the rows of models this run did not measure (each row carries its own date).
     try {
-      const old = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as { models?: ModelResult[] };
+      const old = JSON.parse(readFileSync(join(outDir, `${stem}.json`), 'utf8')) as { models?: ModelResult[] };
       const kept = (old.models ?? []).filter((m) => m.date && m.hetero_vs_base?.median !== undefined && !rows.some((r) => r.model === m.model));
       const order = (m: ModelResult) => Object.values(SPECS).findIndex((s) => s.name === m.model);
       models = [...rows, ...kept].sort((a, b) => order(a) - order(b));
@@ -543,8 +548,8 @@ export async function run(argv: string[]): Promise<number> {
     models,
   };
   if (!values['no-write']) {
-    writeFileSync(join(outDir, 'results.json'), JSON.stringify(result, null, 2) + '\n');
-    writeFileSync(join(outDir, 'results.md'), toMarkdown(result));
+    writeFileSync(join(outDir, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(join(outDir, `${stem}.md`), toMarkdown(result));
   }
   if (values.json) console.log(JSON.stringify(result, null, 2));
   else log(`done in ${seconds.toFixed(1)} s`);
@@ -564,7 +569,7 @@ function toMarkdown(r: Result): string {
   s += '| model | measured | steps × rounds | load (1 min) | base tok/s | hetero tok/s | hetero_vs_base | hetero_vs_base_gpu | LoRA GPU share | batch_scaling | vs_merge_swap | hot switch ms (plan) | hot switch e2e: changing ÷ fixed mix (paired) | swap ms | dispatches/step base → hetero (tiles + singletons) | cold load ms | CPU-tier load ms |\n';
   s += '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   for (const x of r.models) {
-    s += `| ${x.model} | ${x.date.slice(0, 16)}${x.quick ? ' --quick' : ''} | ${x.decode_steps} × ${x.rounds} | ${f(x.load_avg_1m, 1)} | ${f(x.base32_tok_s, 1)} | ${f(x.hetero32_tok_s, 1)} | ${f(x.hetero_vs_base, 3)} | ${f(x.hetero_vs_base_gpu, 3)} | ${f(x.lora_gpu_share, 3)} | ${f(x.batch_scaling)} | ${f(x.vs_merge_swap)} | ${f(x.hot_switch_ms, 3)} | ${x.hot_switch_e2e_ratio ? f(x.hot_switch_e2e_ratio, 3) : '–'} | ${f(x.merge_swap_ms_per_swap, 0)} | ${x.dispatches_per_step.base} → ${x.dispatches_per_step.hetero} (${x.dispatches_per_step.mixed ?? '–'}) | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
+    s += `| ${x.model} | ${x.date.slice(0, 16)}${x.quick ? ' --quick' : ''}${x.lora_path ? ` · ${x.lora_path}` : ''} | ${x.decode_steps} × ${x.rounds} | ${f(x.load_avg_1m, 1)} | ${f(x.base32_tok_s, 1)} | ${f(x.hetero32_tok_s, 1)} | ${f(x.hetero_vs_base, 3)} | ${f(x.hetero_vs_base_gpu, 3)} | ${f(x.lora_gpu_share, 3)} | ${f(x.batch_scaling)} | ${f(x.vs_merge_swap)} | ${f(x.hot_switch_ms, 3)} | ${x.hot_switch_e2e_ratio ? f(x.hot_switch_e2e_ratio, 3) : '–'} | ${f(x.merge_swap_ms_per_swap, 0)} | ${x.dispatches_per_step.base} → ${x.dispatches_per_step.hetero} (${x.dispatches_per_step.mixed ?? '–'}) | ${x.cold_load_ms.toFixed(1)} | ${x.cpu_tier_load_ms.toFixed(1)} |\n`;
   }
   for (const x of r.models) {
     if (!x.adapter_scaling.length && !x.rank_scaling.length) continue;
