@@ -140,8 +140,10 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const sets = join(out, 'sets');
   const keys: Record<string, string> = {};
   const trainStage = async (stage: TrainStage, base: { dir: string; key: string }, data: { train: string; val?: string; type: 'completion' | 'chat_template' | 'preference' }, from?: { dir: string; key: string }) => {
-    const defaults = { ...COMMON_DEFAULTS, ...STAGE_DEFAULTS[stage] };
+    const defaults: Record<string, unknown> = { ...COMMON_DEFAULTS, ...STAGE_DEFAULTS[stage] };
     const method = stage.startsWith('dpo') ? cfg.preference : (defaults.method as string);
+    // the DPO defaults' reference settings mean nothing to ORPO (no reference model): dropped with preference: orpo
+    if (method !== 'dpo') for (const k of ['rl_adapter_ref_model', 'precompute_ref_log_probs', 'rpo_alpha']) delete defaults[k];
     const raw: Record<string, unknown> = { ...defaults, method, ...cfg.train, ...(cfg.stages[stage] ?? {}) };
     const maxSteps = typeof raw.max_steps === 'number' ? raw.max_steps : undefined;
     const tc = validateTrainConfig(
