@@ -17,7 +17,7 @@ const rt = await Runtime.create();
 const dbase = join(out!, 'domain-base');
 const odir = `/tmp/exp-dpo/${name}`;
 if (name !== 'none') {
-  const tc = validateTrainConfig({ ...COMMON_DEFAULTS, ...STAGE_DEFAULTS.dpo_tool, method: 'dpo', ...extra, base_model: dbase, datasets: [{ path: join(sets!, 'dpo-tool.train.jsonl'), type: 'preference' }], test_datasets: [{ path: join(sets!, 'dpo-tool.val.jsonl'), type: 'preference' }], lora_model_dir: join(out!, 'tool'), output_dir: odir, eval_steps: 1000 });
+  const tc = validateTrainConfig({ ...COMMON_DEFAULTS, ...STAGE_DEFAULTS.dpo_tool, method: 'dpo', ...extra, base_model: dbase, datasets: [{ path: join(sets!, 'dpo-tool.train.jsonl'), type: 'preference' }], test_datasets: [{ path: join(sets!, 'dpo-tool.val.jsonl'), type: 'preference' }], lora_model_dir: process.env.SFT ?? join(out!, 'tool'), output_dir: odir, eval_steps: 1000 });
   const t0 = Date.now();
   await runTraining({ config: tc, baseDir: '', io: new NodeIO(), rt, openSource: (p) => openModelSource(p), resume: false, say: (m) => console.log(m) });
   const log = (await readFile(join(odir, 'train_log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
