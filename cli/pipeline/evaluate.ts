@@ -110,8 +110,7 @@ export function entityF1(pred: Ent[][], gold: Ent[][], key: (e: Ent) => string):
 /**
  * The entity list as a regex, spelled as the data engine writes it (compact JSON, keys in order):
  * [{"type":"SERVICE","text":"scheduler","start":10,"end":19}, …]. A regex rather than a JSON schema:
- * the structured-output schema check rejects a property named "type" (it reads properties.type as
- * the node's type keyword), and the regex pins the training spelling too.
+ * the schema grammar writes XGrammar's `", "` / `": "` separators, the regex pins the training spelling.
  */
 export function nerRegex(types: string[], maxItems = 6): string {
   const item = `\\{"type":"(${types.join('|')})","text":"[^"\\\\]{1,48}","start":[0-9]{1,4},"end":[0-9]{1,4}\\}`;
