@@ -37,7 +37,7 @@ describe('train config', () => {
       expect((e as Error).message).toMatch(/x\.json.*lr_scheduler/);
     }
     expect(() => parseTrainConfig('{"base_model":', 'c.json')).toThrowError(/c\.json: not valid JSON/);
-    expect(() => parseTrainConfig('base_model: m\nmethod: sft\ndatasets: [{path: d}]\nrl_adapter_ref_model: true\n', 's.yaml')).toThrowError(/s\.yaml: rl_adapter_ref_model and precompute_ref_log_probs are dpo settings \(method is sft/);
+    expect(() => parseTrainConfig('base_model: m\nmethod: sft\ndatasets: [{path: d}]\nrl_adapter_ref_model: true\n', 's.yaml')).toThrowError(/s\.yaml: rl_adapter_ref_model, precompute_ref_log_probs and rpo_alpha are dpo settings \(method is sft/);
     expect(parseTrainConfig('base_model: m\nmethod: dpo\ndatasets: [{path: d}]\nrl_adapter_ref_model: true\n', 'd.yaml').rl_adapter_ref_model).toBe(true);
   });
 });
