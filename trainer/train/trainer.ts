@@ -129,8 +129,9 @@ export async function microStep(backend: TrainBackend, cfg: TrainConfig, b: Micr
  * adapter on: rl_adapter_ref_model, called before step 1 so that is the starting adapter) or the base
  * (adapter off). TRL precompute_ref_log_probs.
  */
-export async function precomputeRefLogps(backend: TrainBackend, cfg: TrainConfig, pairs: PreferencePair[], into: RefLogps = new Map()): Promise<RefLogps> {
-  const todo = [...new Set(pairs)].filter((p) => !into.has(p));
+export async function precomputeRefLogps(backend: TrainBackend, cfg: TrainConfig, pairs: PreferencePair[]): Promise<RefLogps> {
+  const into: RefLogps = new Map();
+  const todo = [...new Set(pairs)];
   for (let i = 0; i < todo.length; i += cfg.micro_batch_size) {
     const ps = todo.slice(i, i + cfg.micro_batch_size);
     const lp = await backend.logps(ps.flatMap((p) => [p.chosen, p.rejected]), { adapter: cfg.rl_adapter_ref_model === true, train: false });
@@ -200,11 +201,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
 
   if (resumed) {
-    const r = resumed;
-    await backend.writeAdapter(r.adapter);
-    await backend.writeOptimizer(r.optimizer);
-    start = r.state.global_step;
-    tokensSeen = r.state.tokens;
+    await backend.writeAdapter(resumed.adapter);
+    await backend.writeOptimizer(resumed.optimizer);
+    start = resumed.state.global_step;
+    tokensSeen = resumed.state.tokens;
     resumedFrom = start;
     if (await io.exists(logPath)) {
       const kept = (await io.readText(logPath)).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as LogEntry).filter((e) => e.step <= start);
